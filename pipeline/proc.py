@@ -1,0 +1,63 @@
+"""The one place that starts subprocesses: timeouts, captured output and one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pipeline.errors import ToolError
+
+
+def venv_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for child processes: the venv's bin first on PATH (onnx2tf shells out to `onnxsim`)."""
+    env = dict(os.environ)
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    env.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run(
+    cmd: Sequence[str],
+    *,
+    what: str,
+    timeout: float | None = None,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    input: bytes | None = None,
+) -> subprocess.CompletedProcess:
+    """Run `cmd`, capturing output. `what` names the step in errors ("to_tflite: onnx2tf", "adb push").
+
+    On a non-zero exit (with check) or a timeout, raises ToolError with one line naming `what`; the captured
+    output's tail goes into the exception's `detail` for logs.
+    """
+    try:
+        proc = subprocess.run(
+            list(cmd), cwd=cwd, env=dict(env) if env is not None else venv_env(), capture_output=True,
+            timeout=timeout, check=False, input=input,
+        )
+    except subprocess.TimeoutExpired as exc:
+        err = ToolError(f"{what}: timed out after {timeout:g} s ({' '.join(map(str, cmd[:3]))} ...)")
+        err.detail = (exc.stderr or b"")[-4000:].decode(errors="replace")
+        raise err from None
+    except FileNotFoundError:
+        raise ToolError(f"{what}: command not found: {cmd[0]} (run `make setup`)") from None
+    if check and proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout or b"")[-4000:].decode(errors="replace").strip()
+        last = tail.splitlines()[-1] if tail else "no output"
+        err = ToolError(f"{what}: exit code {proc.returncode}: {last}")
+        err.detail = tail
+        raise err
+    return proc
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """Command line that runs `python -m module args` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
