@@ -61,3 +61,21 @@ def run(
 def python_module(module: str, *args: str) -> list[str]:
     """Command line that runs `python -m module args` with this interpreter."""
     return [sys.executable, "-m", module, *args]
+
+
+def start_daemon(
+    cmd: Sequence[str], *, what: str, log: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen:
+    """Start a long-running process (a device's adbd) in its own session, output appended to `log`.
+
+    Its own session keeps it alive after the caller exits and lets the caller stop it, and only it, by pid.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with log.open("ab") as out:
+            return subprocess.Popen(
+                list(cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                env=dict(env) if env is not None else venv_env(), start_new_session=True,
+            )
+    except FileNotFoundError:
+        raise ToolError(f"{what}: command not found: {cmd[0]} (run `make setup`)") from None

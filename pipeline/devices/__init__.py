@@ -1,0 +1,30 @@
+"""Devices: where artifacts run. `device_for` turns a target file's `[device]` table into a Device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.devices.adb import DEFAULT_WORKDIR, AdbDevice
+from pipeline.devices.base import Capabilities, CommandResult, Device
+from pipeline.devices.cache_dir import devices_cache
+from pipeline.devices.host import HostDevice
+from pipeline.errors import UserError
+
+__all__ = ["AdbDevice", "Capabilities", "CommandResult", "Device", "HostDevice", "device_for"]
+
+
+def device_for(target_device_table: dict, serial: str | None = None) -> Device:
+    """The Device a target's `[device]` table describes; `serial` (from --serial) overrides the table's."""
+    kind = target_device_table.get("kind")
+    name = target_device_table.get("name")
+    if kind == "host":
+        workdir = target_device_table.get("workdir") or str(devices_cache() / "host-workdir")
+        return HostDevice(Path(workdir), name=name or "host")
+    if kind == "adb":
+        chosen = serial or target_device_table.get("serial")
+        if not chosen:
+            raise UserError("device: no adb serial: set [device] serial in the target or pass --serial")
+        return AdbDevice(
+            chosen, workdir=target_device_table.get("workdir", DEFAULT_WORKDIR), name=name or chosen
+        )
+    raise UserError(f"device: unknown kind {kind!r}; expected 'host' or 'adb'")
