@@ -13,7 +13,6 @@ import importlib.metadata
 import importlib.util
 import shutil
 import sys
-import tarfile
 import zipfile
 from pathlib import Path
 
@@ -129,14 +128,3 @@ def build_et_runner(arch: str) -> Path:
         shutil.copy2(sdk / "lib" / f"lib{lib}.so", partial / "lib")
     partial.rename(out)
     return out
-
-
-def bundle(folder: Path) -> Path:
-    """The folder as one .tar.gz beside it (one push instead of one per file), made once."""
-    archive = folder.with_name(folder.name + ".tar.gz")
-    if not archive.exists():
-        tmp = archive.with_name(archive.name + ".partial")
-        with tarfile.open(tmp, "w:gz") as tar:
-            tar.add(folder, arcname=".")
-        tmp.rename(archive)
-    return archive
