@@ -1,0 +1,116 @@
+"""Command line: `python -m pipeline` or `phone-pipeline`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline.errors import UserError
+
+DEFAULT_RECIPE = "fashion-mnist-mobilenetv2"
+
+EXAMPLES = """examples:
+  phone-pipeline run                                   # default recipe on the host target
+  phone-pipeline run --recipe efficientnet-lite0 --target host
+  phone-pipeline run --from benchmark                  # rerun benchmark and report only
+  phone-pipeline run --only evaluate                   # just evaluation (earlier stages must be cached)
+  phone-pipeline stages                                # what each stage produces
+  phone-pipeline targets                               # the devices in targets/
+  phone-pipeline report build/runs/fashion-mnist-mobilenetv2__host   # rebuild the report, run nothing
+"""
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline import log, runner
+    from pipeline.config import load_recipe, load_target
+
+    log.setup(args.verbose)
+    recipe, target = load_recipe(args.recipe), load_target(args.target)
+    only = tuple(s for s in (args.only or "").split(",") if s)
+    opts = runner.RunOptions(build_dir=Path(args.build_dir), from_stage=args.from_stage, only=only,
+                             force=args.force, no_gates=args.no_gates, threads=args.threads)
+    out = runner.run(recipe, target, opts)
+    report = out / "report.md"
+    print(report if report.exists() else out / "manifest.json")
+    return 0
+
+
+def _cmd_stages(args: argparse.Namespace) -> int:
+    from pipeline.stages import STAGES
+
+    for s in STAGES:
+        needs = ", ".join(s.needs) or "-"
+        print(f"{s.name:14} {s.produces}  (reads: {needs}{'' if s.cached else '; not cached'})")
+    return 0
+
+
+def _cmd_targets(args: argparse.Namespace) -> int:
+    from pipeline.config import TARGETS_DIR, list_configs, load_target
+
+    for path in list_configs(TARGETS_DIR):
+        t = load_target(str(path))
+        d = t.data["device"]
+        print(f"{t.name:16} {d['kind']:5} {t.data['target']['description']}")
+    return 0
+
+
+def _cmd_recipes(args: argparse.Namespace) -> int:
+    from pipeline.config import RECIPES_DIR, list_configs, load_recipe
+
+    for path in list_configs(RECIPES_DIR):
+        r = load_recipe(str(path))
+        print(f"{path.stem:28} {r.data['recipe']['description']}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pipeline import report
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "manifest.json").exists():
+        raise UserError(f"{run_dir}: no manifest.json here; give a run folder such as build/runs/<recipe>__<target>")
+    print(report.write(run_dir))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="phone-pipeline", description="Turn a PyTorch model into small, fast, "
+                                "validated TFLite and ExecuTorch artifacts.", epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run the pipeline for a recipe and a target", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe name (pipeline/recipes) or path to a .toml")
+    r.add_argument("--target", default="host", help="target name (targets/) or path to a .toml")
+    r.add_argument("--from", dest="from_stage", metavar="STAGE", help="rerun this stage and every later one")
+    r.add_argument("--only", metavar="STAGE[,STAGE]", help="run only these stages (earlier ones must be cached)")
+    r.add_argument("--force", action="store_true", help="ignore the cache and rerun everything")
+    r.add_argument("--no-gates", action="store_true", help="finish the run and the report even if a gate fails")
+    r.add_argument("--threads", type=int, help="torch threads for host work (default: the target's compute.threads)")
+    r.add_argument("--build-dir", default="build", help="where the cache and runs live (default: build)")
+    r.add_argument("-v", "--verbose", action="store_true")
+    r.set_defaults(func=_cmd_run)
+    sub.add_parser("stages", help="list the stages in run order").set_defaults(func=_cmd_stages)
+    sub.add_parser("targets", help="list the targets in targets/").set_defaults(func=_cmd_targets)
+    sub.add_parser("recipes", help="list the bundled recipes").set_defaults(func=_cmd_recipes)
+    rep = sub.add_parser("report", help="rebuild report.md/json/png from a run's manifest, running nothing")
+    rep.add_argument("run_dir")
+    rep.set_defaults(func=_cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Narrow adapters around third-party converters: our artifact in, files out, nothing else leaks."""

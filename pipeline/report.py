@@ -1,0 +1,162 @@
+"""Reports built from the run manifest alone: report.json (stable schema), report.md and a Pareto plot PNG.
+
+`pipeline report RUN_DIR` rebuilds them without rerunning anything.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline.artifact import atomic_write_bytes, atomic_write_json
+
+SCHEMA = "phone-pipeline/report/1"
+
+
+def _stage_data(manifest: dict, name: str) -> dict:
+    for rec in manifest["stages"]:
+        if rec["name"] == name:
+            return rec["data"]
+    return {}
+
+
+def _artifacts(manifest: dict) -> list[dict]:
+    return [a for rec in manifest["stages"] for a in rec["artifacts"]]
+
+
+def build(manifest: dict) -> dict:
+    """The report.json document (see README, 'report.json schema')."""
+    metrics = _stage_data(manifest, "evaluate").get("metrics", {})
+    violations = _stage_data(manifest, "evaluate").get("gate_violations", [])
+    bench = _stage_data(manifest, "benchmark")
+    device = manifest["target"]["name"]
+    rows = []
+    for art in _artifacts(manifest):
+        m = metrics.get(art["name"], {})
+        b = bench.get("results", {}).get(art["name"], {})
+        lat = b.get("latency_ms")
+        own = [v for v in violations if v.startswith(art["name"] + ":")]
+        rows.append({
+            "name": art["name"],
+            "format": art["format"],
+            "precision": art["precision"],
+            "path": art["path"],
+            "sha256": art["sha256"],
+            "size_bytes": art["size_bytes"],
+            "device": device,
+            "runtime": m.get("runtime") or b.get("runtime"),
+            "layout": art["layout"],
+            "input_shape": art["input_shape"],
+            "accuracy": m.get("accuracy"),
+            "top1_agreement": m.get("top1_agreement"),
+            "max_abs_diff": m.get("max_abs_diff"),
+            "mean_abs_diff": m.get("mean_abs_diff"),
+            "accuracy_delta": m.get("accuracy_delta"),
+            "latency_ms": None if lat is None else {k: lat[k] for k in ("p50", "p90", "p99", "mean", "std", "cv")},
+            "load_ms": b.get("load_ms"),
+            "peak_rss_mb": b.get("peak_rss_mb"),
+            "threads": b.get("threads"),
+            "gate": "fail" if own else ("pass" if m else "not evaluated"),
+            "violations": own,
+            "tools": art.get("tools", {}),
+        })
+    return {
+        "schema": SCHEMA,
+        "created": manifest["created"],
+        "recipe": {"name": manifest["recipe"]["name"], "version": manifest["recipe"]["settings"]["recipe"]["version"],
+                   "path": manifest["recipe"]["path"], "sha256": manifest["recipe"]["sha256"]},
+        "target": {"name": device, "path": manifest["target"]["path"]},
+        "host": manifest["host"],
+        "tools": manifest["tools"],
+        "evaluation": {"samples": _stage_data(manifest, "evaluate").get("samples"),
+                       "labelled": _stage_data(manifest, "evaluate").get("labelled"),
+                       "threads": _stage_data(manifest, "evaluate").get("threads")},
+        "benchmark": {"settings": bench.get("settings"), "device": device},
+        "gates": {"enforced": not manifest["options"]["no_gates"], "violations": violations},
+        "artifacts": rows,
+        "stages": [{"name": r["name"], "cached": r["cached"], "seconds": r["seconds"]} for r in manifest["stages"]],
+    }
+
+
+def _fmt(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def markdown(rep: dict) -> str:
+    """A human-readable report with what was run, on which runtime and device, with which settings."""
+    b = rep["benchmark"]["settings"] or {}
+    h = rep["host"]
+    lines = [
+        f"# {rep['recipe']['name']} {rep['recipe']['version']} on {rep['target']['name']}",
+        "",
+        f"Created {rep['created']} on {h['processor']} ({h['cpu_count']} cores, {h['system']}), Python {h['python']}.",
+        f"Evaluation: {rep['evaluation']['samples']} samples, {rep['evaluation']['threads']} thread(s). "
+        f"Benchmark: {b.get('warmup', '-')} warm-up + {b.get('runs', '-')} timed runs per artifact, "
+        f"{b.get('threads', '-')} thread(s), batch 1, each runtime in a fresh process, on the host CPU.",
+        "",
+        "| artifact | runtime | precision | size KB | accuracy | agreement | max abs diff | p50 ms | p90 ms "
+        "| p99 ms | cv | load ms | peak RSS MB | gate |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for a in rep["artifacts"]:
+        lat = a["latency_ms"] or {}
+        lines.append(
+            f"| {a['name']} | {a['runtime'] or '-'} | {a['precision']} | {a['size_bytes'] / 1024:.1f} | "
+            f"{_fmt(a['accuracy'], '.4f')} | {_fmt(a['top1_agreement'], '.4f')} | {_fmt(a['max_abs_diff'], '.2e')} | "
+            f"{_fmt(lat.get('p50'), '.3f')} | {_fmt(lat.get('p90'), '.3f')} | {_fmt(lat.get('p99'), '.3f')} | "
+            f"{_fmt(lat.get('cv'), '.2f')} | {_fmt(a['load_ms'], '.0f')} | {_fmt(a['peak_rss_mb'], '.0f')} | "
+            f"{a['gate']} |")
+    lines += ["", "Agreement: top-1 agreement with the PyTorch fp32 model on the same inputs. Peak RSS includes the "
+              "runtime's own libraries (torch for ExecuTorch's Python bindings).", ""]
+    if rep["gates"]["violations"]:
+        state = "enforced" if rep["gates"]["enforced"] else "NOT enforced (--no-gates)"
+        lines += [f"## Gate violations ({state})", ""] + [f"- {v}" for v in rep["gates"]["violations"]] + [""]
+    lines += ["## Stages", "", "| stage | cached | seconds |", "|---|---|---:|"]
+    lines += [f"| {s['name']} | {'yes' if s['cached'] else 'no'} | {s['seconds']:.1f} |" for s in rep["stages"]]
+    lines += ["", "## Artifacts", ""]
+    lines += [f"- `{a['name']}`: `{a['path']}` sha256 `{a['sha256']}`, input {a['layout']} {a['input_shape']}"
+              for a in rep["artifacts"]]
+    tools = ", ".join(f"{k} {v}" for k, v in sorted(rep["tools"].items()))
+    lines += ["", f"Tools: {tools}.", "", "![accuracy against latency](report.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(rep: dict, path: Path) -> None:
+    """Accuracy (or agreement, for unlabelled sets) against p50 latency; marker area follows file size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labelled = bool(rep["evaluation"]["labelled"])
+    key = "accuracy" if labelled else "top1_agreement"
+    pts = [a for a in rep["artifacts"] if a["latency_ms"] and a[key] is not None]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    if pts:
+        biggest = max(a["size_bytes"] for a in pts)
+        for a in pts:
+            ax.scatter(a["latency_ms"]["p50"], 100 * a[key], s=40 + 600 * a["size_bytes"] / biggest, alpha=0.6)
+            ax.annotate(f"{a['name']} ({a['size_bytes'] / 1024:.0f} KB)", (a["latency_ms"]["p50"], 100 * a[key]),
+                        textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.set_xlabel(f"p50 latency, ms (batch 1, {rep['target']['name']})")
+    ax.set_ylabel("top-1 accuracy, %" if labelled else "top-1 agreement with PyTorch, %")
+    ax.set_title(f"{rep['recipe']['name']}: accuracy against latency (marker area ~ file size)", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write(run_dir: Path, manifest: dict | None = None) -> Path:
+    """Write report.json, report.md and report.png into `run_dir`; returns report.md's path."""
+    if manifest is None:
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+    rep = build(manifest)
+    atomic_write_json(run_dir / "report.json", rep)
+    atomic_write_bytes(run_dir / "report.md", markdown(rep).encode())
+    plot(rep, run_dir / "report.png")
+    return run_dir / "report.md"

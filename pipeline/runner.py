@@ -1,0 +1,146 @@
+"""Compose the stages for a recipe and a target: resolve the cache, run what changed, record the manifest."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline.artifact import atomic_write_json, sha256_file, tool_versions
+from pipeline.cache import Cache, stage_key
+from pipeline.config import Config
+from pipeline.errors import GateError, UserError
+from pipeline.stage import Context, Stage, StageOutput
+from pipeline.stages import STAGES, stage_names
+
+log = logging.getLogger("pipeline")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    build_dir: Path = Path("build")
+    from_stage: str | None = None  # rerun this stage and every later one
+    only: tuple[str, ...] = ()  # run just these; earlier ones must be cached
+    force: bool = False
+    no_gates: bool = False
+    threads: int | None = None  # overrides the target's compute threads
+
+
+def run_dir(build_dir: Path, recipe: Config, target: Config) -> Path:
+    return build_dir / "runs" / f"{recipe.name}__{target.name}"
+
+
+def _check_stage_names(opts: RunOptions) -> None:
+    names = stage_names()
+    for n in ([opts.from_stage] if opts.from_stage else []) + list(opts.only):
+        if n not in names:
+            raise UserError(f"unknown stage {n!r}: the stages are {', '.join(names)}")
+
+
+def _forced(stage: Stage, opts: RunOptions) -> bool:
+    if opts.force:
+        return True
+    if opts.from_stage:
+        names = stage_names()
+        return names.index(stage.name) >= names.index(opts.from_stage)
+    return False
+
+
+def _host_info(threads: int) -> dict:
+    import os
+
+    return {
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+        "compute_threads": threads,
+    }
+
+
+def run(recipe: Config, target: Config, opts: RunOptions) -> Path:
+    """Run the pipeline; returns the run folder (manifest.json, report.*). Raises GateError on a failed gate."""
+    _check_stage_names(opts)
+    threads = opts.threads or target.data["compute"]["threads"]
+    import torch
+
+    torch.set_num_threads(threads)
+    cache = Cache(opts.build_dir / "cache")
+    out_dir = run_dir(opts.build_dir, recipe, target)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs: dict[str, StageOutput] = {}
+    keys: dict[str, str] = {}
+    records: list[dict] = []
+    manifest = {
+        "schema": "phone-pipeline/manifest/1",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "recipe": {"name": recipe.name, "path": str(recipe.path), "sha256": sha256_file(recipe.path),
+                   "settings": recipe.data},
+        "target": {"name": target.name, "path": str(target.path), "sha256": sha256_file(target.path),
+                   "settings": target.data},
+        "host": _host_info(threads),
+        "tools": tool_versions(),
+        "options": {"no_gates": opts.no_gates, "force": opts.force, "from": opts.from_stage, "only": list(opts.only)},
+        "stages": records,
+        "run_dir": str(out_dir),
+    }
+    gate_failure: GateError | None = None
+    for stage in STAGES:
+        settings = stage.settings(recipe, target)
+        key = stage_key(stage, settings, {n: keys[n] for n in stage.needs})
+        keys[stage.name] = key
+        inputs = {n: outputs[n] for n in stage.needs}
+        selected = not opts.only or stage.name in opts.only
+        cached = None if (_forced(stage, opts) and selected) or not stage.cached else cache.load(stage.name, key)
+        if cached is None and not selected:
+            if opts.only and stage_names().index(stage.name) > max(stage_names().index(n) for n in opts.only):
+                break
+            raise UserError(f"--only {','.join(opts.only)}: stage {stage.name!r} has no cached result for these "
+                            "settings; run without --only first")
+        if cached is not None:
+            outputs[stage.name] = cached
+            log.info("[%s] cached (%s)", stage.name, key[:12])
+            records.append(_record(stage, key, cached, True, 0.0))
+        else:
+            ctx_dir = cache.new_folder(stage.name, key) if stage.cached else out_dir
+            ctx = Context(recipe, target, inputs, ctx_dir, threads, log.getChild(stage.name),
+                          {"no_gates": opts.no_gates, "manifest": manifest})
+            log.info("[%s] running: %s", stage.name, stage.produces)
+            start = time.perf_counter()
+            try:
+                produced = stage.run(ctx)
+            except BaseException:
+                if stage.cached:
+                    cache.discard(ctx_dir)
+                manifest["failed_stage"] = stage.name
+                atomic_write_json(out_dir / "manifest.json", manifest)
+                raise
+            seconds = time.perf_counter() - start
+            outputs[stage.name] = cache.commit(stage.name, key, ctx_dir, produced) if stage.cached else produced
+            log.info("[%s] done in %.1f s", stage.name, seconds)
+            records.append(_record(stage, key, outputs[stage.name], False, seconds))
+        atomic_write_json(out_dir / "manifest.json", manifest)
+        violations = outputs[stage.name].data.get("gate_violations", [])
+        if violations and not opts.no_gates and gate_failure is None:
+            gate_failure = GateError(violations[0] + (f" (+{len(violations) - 1} more)" if len(violations) > 1 else "")
+                                     + "; rerun with --no-gates to finish the report anyway")
+            break
+    atomic_write_json(out_dir / "manifest.json", manifest)
+    if gate_failure is not None:
+        raise gate_failure
+    return out_dir
+
+
+def _record(stage: Stage, key: str, out: StageOutput, cached: bool, seconds: float) -> dict:
+    return {
+        "name": stage.name,
+        "key": key,
+        "cached": cached,
+        "seconds": round(seconds, 2),
+        "artifacts": [a.to_dict() for a in out.artifacts],
+        "data": out.data,
+    }

@@ -1,0 +1,72 @@
+"""Runtime adapters: load an artifact, run batches. One small interface, one file per runtime.
+
+Every session takes float32 NCHW input (the reference preprocessing's output) and returns float32 logits; the
+adapter converts to the artifact's layout and integer input type from the artifact's metadata, never from names.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from pipeline.artifact import Artifact
+from pipeline.preprocess import quantize_int8
+
+RUNTIME_OF_FORMAT = {"torch": "torch", "onnx": "onnxruntime", "tflite": "litert", "pte": "executorch"}
+
+
+class Session(Protocol):
+    runtime: str
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """float32 NCHW batch (of the artifact's batch size) -> float32 logits."""
+        ...
+
+
+def to_artifact_input(x: np.ndarray, artifact: Artifact) -> np.ndarray:
+    """Reference-layout float32 input -> what the artifact's input tensor expects (layout, dtype)."""
+    if artifact.layout == "NHWC":
+        x = x.transpose(0, 2, 3, 1)
+    if artifact.input_dtype == "int8":
+        q = artifact.input_quantization or {}
+        return quantize_int8(x, q["scale"], q["zero_point"])
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def from_artifact_output(y: np.ndarray, artifact: Artifact) -> np.ndarray:
+    if artifact.output_quantization:
+        q = artifact.output_quantization
+        return ((y.astype(np.float32) - q["zero_point"]) * np.float32(q["scale"])).astype(np.float32)
+    return y.astype(np.float32, copy=False)
+
+
+def session_class(fmt: str) -> type:
+    """The adapter class for an artifact format; importing it loads the runtime library (slow for torch)."""
+    if fmt == "torch":
+        from pipeline.runtimes.torch_eager import TorchSession
+
+        return TorchSession
+    if fmt == "onnx":
+        from pipeline.runtimes.onnxruntime_session import OnnxRuntimeSession
+
+        return OnnxRuntimeSession
+    if fmt == "tflite":
+        from pipeline.runtimes.litert import LiteRTSession
+
+        return LiteRTSession
+    if fmt == "pte":
+        from pipeline.runtimes.executorch_session import ExecuTorchSession
+
+        return ExecuTorchSession
+    raise ValueError(f"no runtime for format {fmt!r}")
+
+
+def open_session(artifact: Artifact, threads: int = 1) -> Session:
+    """Load `artifact` in its own runtime."""
+    return session_class(artifact.format)(artifact, threads)
+
+
+def run_all(session: Session, x: np.ndarray, batch: int = 1) -> np.ndarray:
+    """Run every sample of `x` through `session` in batches of the artifact's batch size."""
+    return np.concatenate([session.run(x[i : i + batch]) for i in range(0, len(x), batch)])

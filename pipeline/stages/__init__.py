@@ -1,0 +1,20 @@
+"""The pipeline's stages in run order. A new stage is one new module with a STAGE and one line here."""
+
+from __future__ import annotations
+
+from pipeline.stage import Stage
+from pipeline.stages import benchmark, evaluate, report, to_executorch, to_onnx, to_tflite, train
+
+STAGES: tuple[Stage, ...] = (
+    train.STAGE,
+    to_onnx.STAGE,
+    to_tflite.STAGE,
+    to_executorch.STAGE,
+    evaluate.STAGE,
+    benchmark.STAGE,
+    report.STAGE,
+)
+
+
+def stage_names() -> list[str]:
+    return [s.name for s in STAGES]
