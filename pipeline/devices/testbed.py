@@ -98,13 +98,17 @@ def down(name: str) -> None:
     """Stop our adbd for the device (by its recorded pid), disconnect it and unmount its chroot."""
     dev = device_named(name)
     AdbDevice(dev.serial, name=dev.name).disconnect()
-    pid = adbd_pid(dev)
-    if pid is not None:
-        os.kill(pid, signal.SIGTERM)
-        _wait_gone(pid, 10) or os.kill(pid, signal.SIGKILL)
+    _stop_adbd(dev)
     dev.pidfile.unlink(missing_ok=True)
     unmount_all(dev.root)
     say(f"{dev.name}: down")
+
+
+def restart_adbd(name: str) -> None:
+    """Stop and start the device's adbd without touching adb: the serial stays `offline` until reconnected."""
+    dev = device_named(name)
+    _stop_adbd(dev)
+    _start_adbd(dev, dev.root)
 
 
 def status(name: str) -> str:
@@ -124,6 +128,14 @@ def adbd_pid(dev: TestDevice) -> int | None:
     except (OSError, ValueError):
         return None
     return pid if b"adbd" in cmdline else None
+
+
+def _stop_adbd(dev: TestDevice) -> None:
+    pid = adbd_pid(dev)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        if not _wait_gone(pid, 10):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _start_adbd(dev: TestDevice, root: Path) -> None:
