@@ -29,9 +29,9 @@ import java.io.File;
 import java.io.FileOutputStream;
 import java.io.InputStream;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 
@@ -46,7 +46,8 @@ public final class MainActivity extends Activity {
 
     /** One worker thread: runtimes are not thread-safe and inference must stay off the UI thread. */
     private final ExecutorService worker = Executors.newSingleThreadExecutor();
-    private final Map<String, Classifier> classifiers = new HashMap<String, Classifier>();
+    // written by the worker, read by the UI thread
+    private final Map<String, Classifier> classifiers = new ConcurrentHashMap<String, Classifier>();
     private BundleReader reader;
     private BundleMetadata bundle;
     private List<Artifact> shown = new ArrayList<Artifact>();
