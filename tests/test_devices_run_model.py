@@ -133,6 +133,15 @@ def test_lack_of_space_is_reported_before_pushing(loopback, tmp_path):
     assert Upload(big, "big.bin").entry not in loopback.check(["ls", RemoteCache(loopback).root], timeout=30, step="ls")
 
 
+def test_runner_for_another_abi_is_refused_before_pushing(emulated, tiny_pte):
+    with pytest.raises(ToolError) as err:
+        run_model(
+            emulated, tiny_pte[0], "pte", SAMPLES, threads=1, warmup=0, runs=1, et_runner=build_et_runner("x86_64")
+        )
+    message = str(err.value)
+    assert "emulated-arm64: check runner" in message and "built for x86_64, device is aarch64" in message
+
+
 def test_runners_are_built_per_architecture_and_unknown_abis_are_refused():
     assert elf_arch(build_et_runner("x86_64") / "et_runner") == "x86_64"
     assert elf_arch(build_et_runner("aarch64") / "et_runner") == "aarch64"

@@ -24,7 +24,5 @@ def device_for(target_device_table: dict, serial: str | None = None) -> Device:
         chosen = serial or target_device_table.get("serial")
         if not chosen:
             raise UserError("device: no adb serial: set [device] serial in the target or pass --serial")
-        return AdbDevice(
-            chosen, workdir=target_device_table.get("workdir", DEFAULT_WORKDIR), name=name or chosen
-        )
+        return AdbDevice(chosen, workdir=target_device_table.get("workdir", DEFAULT_WORKDIR), name=name or chosen)
     raise UserError(f"device: unknown kind {kind!r}; expected 'host' or 'adb'")

@@ -87,9 +87,7 @@ class AdbDevice(Device):
             raise ToolError(f"device {self.name}: connect: only host:port serials can be connected by adb")
         deadline = time.monotonic() + timeout
         while True:
-            out = adb(
-                ["connect", self.serial], what=f"device {self.name}: adb connect", timeout=30, check=False
-            )
+            out = adb(["connect", self.serial], what=f"device {self.name}: adb connect", timeout=30, check=False)
             text = (out.stdout + out.stderr).decode(errors="replace").strip()
             if self.state() == "device":
                 return
@@ -113,9 +111,7 @@ class AdbDevice(Device):
 
     def _adb(self, args: list[str], *, step: str, timeout: float, check: bool = True):
         for attempt in (1, 2):
-            proc = adb(
-                ["-s", self.serial, *args], what=f"device {self.name}: {step}", timeout=timeout, check=False
-            )
+            proc = adb(["-s", self.serial, *args], what=f"device {self.name}: {step}", timeout=timeout, check=False)
             err = proc.stderr.decode(errors="replace").strip()
             unreachable = proc.returncode != 0 and _NOT_REACHABLE.search(err)
             if not unreachable:

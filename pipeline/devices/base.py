@@ -69,9 +69,7 @@ class Device(ABC):
         """Read ABI, CPUs, core frequencies, thermal zones, free space and optional tools from the device."""
         result = self.run(probe_script(self.workdir), timeout=timeout, step="probe")
         if result.exit_code != 0:
-            raise ToolError(
-                f"device {self.name}: probe: exit code {result.exit_code}: {result.stderr.strip()}"
-            )
+            raise ToolError(f"device {self.name}: probe: exit code {result.exit_code}: {result.stderr.strip()}")
         return parse_probe(result.stdout)
 
     def check(self, cmd: Command, *, timeout: float, step: str) -> str:

@@ -22,9 +22,7 @@ def arch_of(abi: str) -> str:
     """`aarch64` or `x86_64` for a device ABI string; ToolError for one the project has no runner for."""
     arch = _ARCH_OF.get(abi.strip().lower())
     if arch is None:
-        raise ToolError(
-            f"device ABI {abi!r} is not supported: runners exist for {sorted(set(_ARCH_OF.values()))}"
-        )
+        raise ToolError(f"device ABI {abi!r} is not supported: runners exist for {sorted(set(_ARCH_OF.values()))}")
     return arch
 
 

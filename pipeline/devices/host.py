@@ -33,6 +33,6 @@ class HostDevice(Device):
     def _copy(self, src: Path, dst: Path, step: str) -> None:
         try:
             dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
+            shutil.copy(src, dst)  # keeps the mode: pushed runners must stay executable
         except OSError as exc:
             raise ToolError(f"device {self.name}: {step} {src} -> {dst}: {exc.strerror or exc}") from None

@@ -52,8 +52,13 @@ def run_model(
     runs: int,
     core_mask: str | None = None,
     timeout: float = 600,
+    et_runner: Path | None = None,
 ) -> OnDeviceResult:
-    """Run `model_path` on `device` for all `inputs` (N, ...), then time `runs` runs after `warmup`."""
+    """Run `model_path` on `device` for all `inputs` (N, ...), then time `runs` runs after `warmup`.
+
+    `et_runner` replaces the runner built here for .pte files: a folder with `et_runner` (and `lib/`), or one
+    static executable, such as the NDK build a target's `[device.benchmark_binaries] executorch` names.
+    """
     if inputs.dtype not in (np.float32, np.int8):
         raise ToolError(f"device {device.name}: inputs must be float32 or int8, not {inputs.dtype}")
     caps = device.probe()
@@ -61,7 +66,7 @@ def run_model(
         arch = arch_of(caps.abi)
     except ToolError as exc:
         raise ToolError(f"device {device.name}: check ABI: {exc}") from None
-    uploads, runner = _runner_uploads(device, caps, arch, fmt)
+    uploads, runner = _runner_uploads(device, caps, arch, fmt, et_runner)
     uploads.append(Upload(Path(model_path), "model." + fmt))
     paths, pushed = RemoteCache(device).ensure(uploads, free_bytes=caps.free_bytes)
 
@@ -107,20 +112,24 @@ def run_model(
     return OnDeviceResult(outputs=outputs, latencies_ms=list(report["latencies_ms"]), device_info=info)
 
 
-def _runner_uploads(device: Device, caps: Capabilities, arch: str, fmt: str):
+def _runner_uploads(device: Device, caps: Capabilities, arch: str, fmt: str, et_runner: Path | None):
     """What must be on the device to run `fmt`, and a function making the command line from their paths."""
     if fmt == "pte":
-        folder = build_et_runner(arch)
-        built_for = elf_arch(folder / "et_runner")
+        given = Path(et_runner) if et_runner else build_et_runner(arch)
+        executable = given / "et_runner" if given.is_dir() else given
+        built_for = elf_arch(executable)
         if built_for != arch:
             raise ToolError(
-                f"device {device.name}: check runner: et_runner is built for {built_for}, device is {arch}"
+                f"device {device.name}: check runner: {executable.name} is built for {built_for}, device is {arch}"
             )
 
         def et_command(paths: dict[str, str], argv: list[str], pin: list[str]) -> str:
-            return shlex.join([*pin, f"{paths['et_runner']}/et_runner", *argv])
+            where = f"{paths['et_runner']}/et_runner" if given.is_dir() else paths["et_runner"]
+            return shlex.join([*pin, where, *argv])
 
-        return [Upload(tar_gz_of(folder), "et_runner", unpack=True)], et_command
+        if given.is_dir():
+            return [Upload(tar_gz_of(given), "et_runner", unpack=True)], et_command
+        return [Upload(given, "et_runner")], et_command
     if fmt == "tflite":
         if not caps.has("python3"):
             raise ToolError(
@@ -147,9 +156,7 @@ def _runner_uploads(device: Device, caps: Capabilities, arch: str, fmt: str):
 
 
 def _failure(code: int, text: str, arch: str) -> str:
-    lines = [
-        line for line in text.strip().splitlines() if line.strip() and not line.startswith(("I ", "INFO:"))
-    ]
+    lines = [line for line in text.strip().splitlines() if line.strip() and not line.startswith(("I ", "INFO:"))]
     last = lines[-1] if lines else "no output"
     if code in (126, 127) or "Exec format error" in text:
         return f"exit code {code}: the runner does not start on this device ({arch}?): {last}"

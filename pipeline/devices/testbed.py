@@ -61,9 +61,7 @@ TEST_DEVICES = {
     d.name: d
     for d in (
         TestDevice("adb-loopback", 6520, RootfsRecipe("trixie", "amd64", ("adbd",)), emulated=False),
-        TestDevice(
-            "emulated-arm64", 6522, RootfsRecipe("trixie", "arm64", ("adbd", "python3")), emulated=True
-        ),
+        TestDevice("emulated-arm64", 6522, RootfsRecipe("trixie", "arm64", ("adbd", "python3")), emulated=True),
     )
 }
 
