@@ -77,7 +77,21 @@ def ensure_venv() -> None:
     _run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", str(ROOT)])
 
 
+def write_lock() -> None:
+    """Regenerate requirements.lock from what .venv holds now (the project itself left out)."""
+    py = VENV / "bin" / "python"
+    out = subprocess.run([str(py), "-m", "pip", "freeze", "--exclude-editable"], check=True, capture_output=True,
+                         text=True).stdout
+    pins = [line for line in out.splitlines() if line and not line.startswith(("-e", "#"))]
+    header = LOCK.read_text().splitlines()[:2] if LOCK.exists() else []
+    LOCK.write_text("\n".join([*header, *pins]) + "\n")
+    _say(f"wrote {LOCK} ({len(pins)} packages)")
+
+
 def main() -> int:
+    if "--lock" in sys.argv[1:]:
+        write_lock()
+        return 0
     want = _stamp_value()
     if STAMP.exists() and STAMP.read_text() == want and not missing_system_packages(list(system_packages())):
         _say("environment up to date")

@@ -74,6 +74,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_clean(args: argparse.Namespace) -> int:
+    import shutil
+
+    build = Path(args.build_dir)
+    for sub in ("cache", "runs"):
+        shutil.rmtree(build / sub, ignore_errors=True)
+    print(f"removed {build / 'cache'} and {build / 'runs'}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="phone-pipeline", description="Turn a PyTorch model into small, fast, "
                                 "validated TFLite and ExecuTorch artifacts.", epilog=EXAMPLES,
@@ -97,6 +107,9 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="rebuild report.md/json/png from a run's manifest, running nothing")
     rep.add_argument("run_dir")
     rep.set_defaults(func=_cmd_report)
+    cl = sub.add_parser("clean", help="remove the stage cache and the runs (build/cache, build/runs)")
+    cl.add_argument("--build-dir", default="build")
+    cl.set_defaults(func=_cmd_clean)
     return p
 
 

@@ -69,8 +69,9 @@ def run(recipe: Config, target: Config, opts: RunOptions) -> Path:
     import torch
 
     torch.set_num_threads(threads)
-    cache = Cache(opts.build_dir / "cache")
-    out_dir = run_dir(opts.build_dir, recipe, target)
+    build_dir = opts.build_dir.resolve()
+    cache = Cache(build_dir / "cache")
+    out_dir = run_dir(build_dir, recipe, target)
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs: dict[str, StageOutput] = {}
     keys: dict[str, str] = {}

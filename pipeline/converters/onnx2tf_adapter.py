@@ -30,6 +30,7 @@ VARIANTS = {
 def convert(onnx_path: Path, work_dir: Path, calibration_nhwc: np.ndarray | None, int8: bool,
             timeout: float = 1800) -> dict[str, Path]:
     """Convert `onnx_path`; returns {precision: tflite path}. `calibration_nhwc`: float32, already normalised."""
+    work_dir = work_dir.resolve()  # the child runs with work_dir as its cwd
     work_dir.mkdir(parents=True, exist_ok=True)
     model_copy = work_dir / "model.onnx"  # onnx2tf simplifies its input in place: give it a copy
     shutil.copyfile(onnx_path, model_copy)

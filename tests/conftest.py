@@ -1,0 +1,108 @@
+"""Shared fixtures: a reduced recipe and target, and one end-to-end run shared by the tests that read its results."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RECIPE = ROOT / "pipeline" / "recipes" / "fashion-mnist-mobilenetv2.toml"
+
+os.environ.setdefault("PIPELINE_NO_PROGRESS", "1")
+os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def write_recipe(folder: Path, name: str = "tiny", **overrides: str) -> Path:
+    """The default recipe, reduced to seconds of work: 4,000 training images, 1 epoch, 400 test images.
+
+    `overrides` maps 'table.key' to a TOML value text, e.g. {'data.eval_samples': '200'}.
+    """
+    text = DEFAULT_RECIPE.read_text().replace('name = "fashion-mnist-mobilenetv2"', f'name = "{name}"')
+    values = {"train.epochs": "1", "train.max_train_samples": "4000", "data.eval_samples": "400",
+              "data.calibration_samples": "64", **overrides}
+    lines, table = [], ""
+    pending = dict(values)
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            lines += _leftovers(pending, table)
+            table = stripped.strip("[]")
+        key = stripped.split("=")[0].strip() if "=" in stripped and not stripped.startswith("#") else None
+        full = f"{table}.{key}" if key else None
+        if full in pending:
+            line = f"{key} = {pending.pop(full)}"
+        lines.append(line)
+    lines += _leftovers(pending, table)
+    path = folder / f"{name}.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _leftovers(pending: dict, table: str) -> list[str]:
+    out = [f"{k.split('.')[-1]} = {v}" for k, v in list(pending.items()) if k.rsplit(".", 1)[0] == table]
+    for k in [k for k in pending if k.rsplit(".", 1)[0] == table]:
+        pending.pop(k)
+    return out
+
+
+def write_target(folder: Path, runs: int = 20, build: str | None = None) -> Path:
+    artifacts = build or '["onnx-fp32", "tflite-fp32", "tflite-fp16", "pte-fp32"]'
+    path = folder / "test-host.toml"
+    path.write_text(f"""[target]
+name = "test-host"
+description = "host, few benchmark runs (tests)"
+[device]
+kind = "host"
+[compute]
+threads = 1
+[artifacts]
+build = {artifacts}
+[benchmark]
+warmup = 3
+runs = {runs}
+threads = 1
+""")
+    return path
+
+
+def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run the CLI in a fresh process, as a user would."""
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=1200)
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("pipeline")
+
+
+@pytest.fixture(scope="session")
+def tiny_recipe(workspace: Path) -> Path:
+    return write_recipe(workspace)
+
+
+@pytest.fixture(scope="session")
+def test_target(workspace: Path) -> Path:
+    return write_target(workspace)
+
+
+@pytest.fixture(scope="session")
+def e2e(workspace: Path, tiny_recipe: Path, test_target: Path) -> dict:
+    """One whole run of the reduced recipe through every stage; returns paths and the parsed outputs."""
+    build = workspace / "build"
+    proc = cli("run", "--recipe", str(tiny_recipe), "--target", str(test_target), "--build-dir", str(build))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = build / "runs" / "tiny__test-host"
+    return {
+        "proc": proc,
+        "build": build,
+        "run_dir": run_dir,
+        "manifest": json.loads((run_dir / "manifest.json").read_text()),
+        "report": json.loads((run_dir / "report.json").read_text()),
+    }

@@ -1,0 +1,51 @@
+"""Stage caching: the same run does no work; one changed setting reruns that stage and the ones after it."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import cli, write_target
+
+
+def _stages(build, name="tiny__test-host") -> dict[str, bool]:
+    manifest = json.loads((build / "runs" / name / "manifest.json").read_text())
+    return {s["name"]: s["cached"] for s in manifest["stages"]}
+
+
+def test_second_run_is_fully_cached_and_says_so(e2e, tiny_recipe, test_target):
+    proc = cli("run", "--recipe", str(tiny_recipe), "--target", str(test_target), "--build-dir", str(e2e["build"]))
+    assert proc.returncode == 0, proc.stderr
+    cached = _stages(e2e["build"])
+    assert all(cached[s] for s in ("train", "to_onnx", "to_tflite", "to_executorch", "evaluate", "benchmark"))
+    assert "[train] cached" in proc.stderr and "[benchmark] cached" in proc.stderr
+
+
+def test_changed_benchmark_setting_reruns_only_the_benchmark(e2e, tiny_recipe, workspace, tmp_path):
+    target = write_target(tmp_path, runs=7)
+    proc = cli("run", "--recipe", str(tiny_recipe), "--target", str(target), "--build-dir", str(e2e["build"]))
+    assert proc.returncode == 0, proc.stderr
+    cached = _stages(e2e["build"])
+    assert cached["train"] and cached["to_onnx"] and cached["to_tflite"] and cached["evaluate"]
+    assert not cached["benchmark"]
+
+
+def test_from_reruns_that_stage_and_later_ones(e2e, tiny_recipe, test_target):
+    proc = cli("run", "--recipe", str(tiny_recipe), "--target", str(test_target), "--build-dir", str(e2e["build"]),
+               "--from", "evaluate")
+    assert proc.returncode == 0, proc.stderr
+    cached = _stages(e2e["build"])
+    assert cached["to_executorch"] and not cached["evaluate"] and not cached["benchmark"]
+
+
+def test_only_needs_cached_inputs(tmp_path, tiny_recipe, test_target):
+    proc = cli("run", "--recipe", str(tiny_recipe), "--target", str(test_target), "--build-dir", str(tmp_path),
+               "--only", "evaluate")
+    assert proc.returncode == 2
+    assert "stage 'train' has no cached result" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_stage_name_is_a_clear_error(tiny_recipe, test_target, tmp_path):
+    proc = cli("run", "--recipe", str(tiny_recipe), "--target", str(test_target), "--build-dir", str(tmp_path),
+               "--from", "quantise")
+    assert proc.returncode == 2 and "unknown stage 'quantise'" in proc.stderr

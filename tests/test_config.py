@@ -1,0 +1,56 @@
+"""Recipes and targets are validated at the door: exit code 2 and one line naming the file and the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.config import load_recipe, load_target
+from pipeline.errors import ConfigError
+from tests.conftest import DEFAULT_RECIPE, cli, write_recipe
+
+
+def test_bundled_recipes_and_targets_validate():
+    assert load_recipe("fashion-mnist-mobilenetv2").data["train"]["epochs"] == 3.0
+    assert load_target("host").data["device"]["kind"] == "host"
+
+
+@pytest.mark.parametrize("override,key,words", [
+    ({"train.epochs": "-1"}, "train.epochs", "must be > 0"),
+    ({"train.schedule": '"linear"'}, "train.schedule", "is not one of"),
+    ({"train.epocs": "2"}, "train.epocs", "did you mean 'epochs'"),
+    ({"model.arch": '"vgg"'}, "model.arch", "is not one of"),
+    ({"train.batch_size": '"64"'}, "train.batch_size", "expected an integer"),
+    ({"weights.source": '"state_dict"'}, "weights.path", "required"),
+])
+def test_bad_recipe_exits_2_naming_the_key(tmp_path, override, key, words):
+    recipe = write_recipe(tmp_path, "bad", **override)
+    proc = cli("run", "--recipe", str(recipe), "--build-dir", str(tmp_path / "b"))
+    assert proc.returncode == 2
+    line = proc.stderr.strip().splitlines()[-1]
+    assert str(recipe) in line and key in line and words in line, line
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "b" / "cache").exists()  # nothing started, nothing half-written
+
+
+def test_toml_syntax_error_names_the_file(tmp_path):
+    bad = tmp_path / "broken.toml"
+    bad.write_text(DEFAULT_RECIPE.read_text() + "\n[train\n")
+    with pytest.raises(ConfigError, match="broken.toml: not valid TOML"):
+        load_recipe(str(bad))
+
+
+def test_unknown_target_lists_the_known_ones():
+    proc = cli("run", "--target", "pixel-9-pro-max")
+    assert proc.returncode == 2 and "no such target" in proc.stderr and "host" in proc.stderr
+
+
+def test_bad_target_value_names_the_key(tmp_path):
+    t = tmp_path / "t.toml"
+    t.write_text('[target]\nname = "x"\n[benchmark]\nruns = 0\n')
+    with pytest.raises(ConfigError, match=r"t.toml: benchmark.runs: 0 is not allowed \(must be > 0\)"):
+        load_target(str(t))
+
+
+def test_help_shows_examples():
+    proc = cli("run", "--help")
+    assert proc.returncode == 0 and "examples:" in proc.stdout and "--from" in proc.stdout

@@ -1,0 +1,30 @@
+"""Tolerances from the recipe: a violation fails the run naming artifact, metric, value and limit."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import cli, write_recipe
+
+
+def test_violated_tolerance_fails_with_one_line(e2e, tmp_path, test_target):
+    # Same model as the shared run (so training is cached); only the fp16 tolerance is impossible.
+    recipe = write_recipe(tmp_path, "tiny", **{"tolerances.fp16.max_abs_diff": "1e-9"})
+    proc = cli("run", "--recipe", str(recipe), "--target", str(test_target), "--build-dir", str(e2e["build"]))
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "tflite-fp16: max_abs_diff" in line and "> 1e-09 (tolerances.fp16.max_abs_diff)" in line
+    assert "Traceback" not in proc.stderr
+    manifest = json.loads((e2e["build"] / "runs" / "tiny__test-host" / "manifest.json").read_text())
+    assert [s["name"] for s in manifest["stages"]][-1] == "evaluate"  # stopped at the gate
+
+
+def test_no_gates_finishes_and_marks_the_failure(e2e, tmp_path, test_target):
+    recipe = write_recipe(tmp_path, "tiny", **{"tolerances.fp16.max_abs_diff": "1e-9"})
+    proc = cli("run", "--recipe", str(recipe), "--target", str(test_target), "--build-dir", str(e2e["build"]),
+               "--no-gates")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rep = json.loads((e2e["build"] / "runs" / "tiny__test-host" / "report.json").read_text())
+    rows = {r["name"]: r for r in rep["artifacts"]}
+    assert rows["tflite-fp16"]["gate"] == "fail" and rows["tflite-fp32"]["gate"] == "pass"
+    assert rep["gates"]["enforced"] is False and rep["gates"]["violations"]

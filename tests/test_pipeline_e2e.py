@@ -1,0 +1,116 @@
+"""The whole chain on a reduced recipe: every artifact exists, runs in its own runtime and matches PyTorch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from pipeline.artifact import Artifact
+from pipeline.runtimes import open_session
+
+REPORT_ARTIFACT_KEYS = {"name", "format", "precision", "path", "sha256", "size_bytes", "device", "accuracy",
+                        "top1_agreement", "max_abs_diff", "latency_ms"}
+LATENCY_KEYS = {"p50", "p90", "p99", "mean", "std", "cv"}
+
+
+def _artifacts(e2e: dict) -> dict[str, Artifact]:
+    return {a["name"]: Artifact.from_dict(a) for s in e2e["manifest"]["stages"] for a in s["artifacts"]}
+
+
+def test_run_prints_the_report_path_as_its_last_line(e2e):
+    last = e2e["proc"].stdout.strip().splitlines()[-1]
+    assert last.endswith("report.md") and Path(last).exists()
+
+
+def test_every_requested_artifact_is_built_with_metadata(e2e):
+    arts = _artifacts(e2e)
+    assert set(arts) == {"torch-fp32", "onnx-fp32", "tflite-fp32", "tflite-fp16", "pte-fp32"}
+    for a in arts.values():
+        data = Path(a.path).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == a.sha256 and len(data) == a.size_bytes
+        assert a.tools, a.name
+    assert arts["tflite-fp32"].layout == "NHWC" and arts["tflite-fp32"].input_shape == (1, 28, 28, 1)
+    assert arts["onnx-fp32"].layout == "NCHW" and arts["pte-fp32"].layout == "NCHW"
+
+
+def test_onnx_is_one_self_contained_file_that_passes_the_checker(e2e):
+    path = Path(_artifacts(e2e)["onnx-fp32"].path)
+    assert not list(path.parent.glob("*.data")), "external weight data written beside the model"
+    onnx.checker.check_model(str(path), full_check=True)
+
+
+def test_tflite_input_really_is_nhwc(e2e):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=_artifacts(e2e)["tflite-fp32"].path)
+    assert list(interp.get_input_details()[0]["shape"]) == [1, 28, 28, 1]
+
+
+@pytest.mark.parametrize("name,max_diff", [("onnx-fp32", 1e-4), ("tflite-fp32", 1e-4), ("pte-fp32", 1e-4),
+                                           ("tflite-fp16", 5e-2)])
+def test_artifact_matches_pytorch_in_its_own_runtime(e2e, name, max_diff):
+    arts = _artifacts(e2e)
+    from pipeline.data import fashion_mnist as fm
+    from pipeline.preprocess import InputSpec, normalise_batch
+
+    images, _ = fm.load("test")
+    x = normalise_batch(images[-64:], InputSpec(28, 28, 1, (fm.MEAN,), (fm.STD,)))  # samples the run never saw
+    ref = np.concatenate([open_session(arts["torch-fp32"]).run(x[i : i + 1]) for i in range(len(x))])
+    session = open_session(arts[name])
+    got = np.concatenate([session.run(x[i : i + 1]) for i in range(len(x))])
+    assert np.abs(got - ref).max() < max_diff
+    assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.98
+    assert np.abs(ref).max() > 1.0, "reference logits too small for the comparison to mean anything"
+
+
+def test_evaluation_covers_every_artifact_with_parity_metrics(e2e):
+    metrics = next(s for s in e2e["manifest"]["stages"] if s["name"] == "evaluate")["data"]["metrics"]
+    assert set(metrics) == {"torch-fp32", "onnx-fp32", "tflite-fp32", "tflite-fp16", "pte-fp32"}
+    for name in ("onnx-fp32", "tflite-fp32", "pte-fp32"):
+        m = metrics[name]
+        assert m["samples"] == 400 and m["top1_agreement"] == 1.0 and m["max_abs_diff"] < 1e-4
+        assert abs(m["accuracy"] - metrics["torch-fp32"]["accuracy"]) < 1e-9
+    assert metrics["torch-fp32"]["accuracy"] > 0.5  # the reduced recipe still learns
+
+
+def test_report_json_has_the_documented_schema(e2e):
+    rep = e2e["report"]
+    assert rep["schema"] == "phone-pipeline/report/1"
+    for row in rep["artifacts"]:
+        assert REPORT_ARTIFACT_KEYS <= set(row), row["name"]
+        assert set(row["latency_ms"]) == LATENCY_KEYS
+        assert row["latency_ms"]["p50"] > 0 and row["format"] in {"torch", "onnx", "tflite", "pte"}
+        assert row["precision"] in {"fp32", "fp16", "int8"}
+    assert [s["name"] for s in rep["stages"]][:6] == ["train", "to_onnx", "to_tflite", "to_executorch", "evaluate",
+                                                      "benchmark"]
+    assert all({"name", "cached", "seconds"} <= set(s) for s in rep["stages"])
+
+
+def test_benchmark_records_settings_memory_and_load_time(e2e):
+    bench = next(s for s in e2e["manifest"]["stages"] if s["name"] == "benchmark")["data"]
+    assert bench["settings"]["runs"] == 20
+    for name, res in bench["results"].items():
+        assert res["latency_ms"]["runs"] == 20, name
+        assert res["peak_rss_mb"] > 10 and res["load_ms"] > 0 and res["threads"] == 1
+
+
+def test_report_is_rebuilt_from_the_manifest_alone(e2e, tmp_path):
+    import shutil
+
+    from tests.conftest import cli
+
+    copy = tmp_path / "run"
+    shutil.copytree(e2e["run_dir"], copy)
+    before = json.loads((copy / "report.json").read_text())
+    for f in ("report.json", "report.md", "report.png"):
+        (copy / f).unlink()
+    proc = cli("report", str(copy))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((copy / "report.json").read_text()) == before
+    assert (copy / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| tflite-fp16 | litert | fp16 |" in (copy / "report.md").read_text()
