@@ -18,6 +18,8 @@ EXAMPLES = """examples:
   phone-pipeline stages                                # what each stage produces
   phone-pipeline targets                               # the devices in targets/
   phone-pipeline report build/runs/fashion-mnist-mobilenetv2__host   # rebuild the report, run nothing
+  phone-pipeline release --target host                 # run (cached) and bundle; prints the .tar.gz path
+  phone-pipeline verify build/release/fashion-mnist-mobilenetv2-0.1.0-host.tar.gz
 """
 
 
@@ -74,6 +76,29 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_release(args: argparse.Namespace) -> int:
+    from pipeline import log, runner
+    from pipeline.config import load_recipe, load_target
+    from pipeline.release import bundle
+
+    log.setup(args.verbose)
+    recipe, target = load_recipe(args.recipe), load_target(args.target)
+    build_dir = Path(args.build_dir)
+    run_dir = runner.run(recipe, target, runner.RunOptions(build_dir=build_dir, threads=args.threads))
+    release = bundle.build(run_dir, recipe, Path(args.out) if args.out else build_dir / "release")
+    print(f"bundle {release.directory} ships {', '.join(release.artifacts)}")
+    print(release.archive)
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from pipeline.release.verify import verify
+
+    for line in verify(Path(args.bundle)).summary():
+        print(line)
+    return 0
+
+
 def _cmd_clean(args: argparse.Namespace) -> int:
     import shutil
 
@@ -107,6 +132,17 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="rebuild report.md/json/png from a run's manifest, running nothing")
     rep.add_argument("run_dir")
     rep.set_defaults(func=_cmd_report)
+    rel = sub.add_parser("release", help="run the pipeline (cached), then bundle the chosen artifacts for a target")
+    rel.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe name (pipeline/recipes) or path to a .toml")
+    rel.add_argument("--target", default="host", help="target name (targets/) or path to a .toml")
+    rel.add_argument("--out", help="where bundles go (default: BUILD_DIR/release)")
+    rel.add_argument("--threads", type=int, help="torch threads for host work (default: the target's)")
+    rel.add_argument("--build-dir", default="build", help="where the cache and runs live (default: build)")
+    rel.add_argument("-v", "--verbose", action="store_true")
+    rel.set_defaults(func=_cmd_release)
+    ver = sub.add_parser("verify", help="check a release bundle (.tar.gz or folder): files, metadata, model outputs")
+    ver.add_argument("bundle")
+    ver.set_defaults(func=_cmd_verify)
     cl = sub.add_parser("clean", help="remove the stage cache and the runs (build/cache, build/runs)")
     cl.add_argument("--build-dir", default="build")
     cl.set_defaults(func=_cmd_clean)

@@ -1,0 +1,100 @@
+"""metadata.json and VERSIONS.json of a bundle, built from the run's manifest and report alone (no paths, no clock)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from pipeline.artifact import Artifact
+from pipeline.preprocess import InputSpec
+from pipeline.release.schema import SCHEMA
+from pipeline.release.select import RULE, Candidate
+from pipeline.runtimes import RUNTIME_OF_FORMAT
+
+ARTIFACT_FIELDS = {f.name for f in dataclasses.fields(Artifact)}
+
+
+def manifest_artifacts(manifest: dict) -> dict[str, dict]:
+    """name -> the artifact's record in the manifest (extra keys such as `quantization` or `pruned` kept)."""
+    return {a["name"]: a for rec in manifest["stages"] for a in rec["artifacts"]}
+
+
+def to_artifact(record: dict, path: Path) -> Artifact:
+    """The runtime-facing Artifact of a manifest record, pointing at `path`; keys Artifact lacks are ignored."""
+    known = {k: v for k, v in record.items() if k in ARTIFACT_FIELDS}
+    return Artifact.from_dict({**known, "path": str(path)})
+
+
+def bundle_file(record: dict) -> str:
+    return f"models/{record['name']}.{record['format']}"
+
+
+def outputs_file(record: dict) -> str:
+    return f"samples/outputs/{record['name']}.npy"
+
+
+def _no_absolute_paths(d: dict) -> dict:
+    return {k: v for k, v in d.items() if not (isinstance(v, str) and v.startswith("/"))}
+
+
+def artifact_entry(record: dict) -> dict:
+    """One `artifacts[]` entry: the keys the Android parser reads, then the pipeline's own."""
+    entry = {
+        "name": record["name"],
+        "file": bundle_file(record),
+        "format": record["format"],
+        "precision": record["precision"],
+        "layout": record["layout"],
+        "input_shape": list(record["input_shape"]),
+        "input_dtype": record["input_dtype"],
+        "input_quantization": record["input_quantization"],
+        "output_quantization": record["output_quantization"],
+        "sha256": record["sha256"],
+        "size_bytes": record["size_bytes"],
+        "runtime": RUNTIME_OF_FORMAT[record["format"]],
+        "sample_outputs": outputs_file(record),
+        "details": _no_absolute_paths(record.get("extra", {})),
+    }
+    # Stages added later (pruning, quantization) record their own keys; carry them over as they are.
+    entry.update({k: v for k, v in sorted(record.items()) if k not in ARTIFACT_FIELDS and k not in entry})
+    return entry
+
+
+def metadata(manifest: dict, report: dict, chosen: list[dict], candidates: list[Candidate], spec: InputSpec,
+             labels: tuple[str, ...], samples: list[dict], measured_on: str) -> dict:
+    """The bundle's metadata.json document (schema phone-pipeline/bundle/1)."""
+    return {
+        "schema": SCHEMA,
+        "model": {"name": report["recipe"]["name"], "version": report["recipe"]["version"],
+                  "task": "image-classification"},
+        "input": spec.to_dict(),
+        "labels": list(labels),
+        "output": {"kind": "logits", "classes": len(labels)},
+        "artifacts": [artifact_entry(r) for r in chosen],
+        "samples": samples,
+        "release": {"recipe": report["recipe"]["name"], "recipe_sha256": manifest["recipe"]["sha256"],
+                    "version": report["recipe"]["version"], "target": report["target"]["name"],
+                    "device_kind": manifest["target"]["settings"]["device"]["kind"]},
+        "selection": {"rule": RULE, "measured_on": measured_on, "candidates": [c.to_dict() for c in candidates]},
+    }
+
+
+def versions(manifest: dict, chosen: list[dict]) -> dict:
+    """VERSIONS.json: every tool version the manifest recorded, overall and per shipped artifact."""
+    return {
+        "python": manifest["host"]["python"],
+        "tools": manifest["tools"],
+        "artifacts": {r["name"]: r.get("tools", {}) for r in chosen},
+    }
+
+
+def measured_on(manifest: dict, report: dict) -> str:
+    """Where the latencies were measured, in words, for the selection and the model card."""
+    kind = manifest["target"]["settings"]["device"]["kind"]
+    name = report["target"]["name"]
+    if kind == "host":
+        h = manifest["host"]
+        return (f"the host CPU of the build machine ({h['processor']}, {h['cpu_count']} cores, {h['system']}), "
+                f"target {name!r}; not a phone")
+    description = manifest["target"]["settings"]["target"].get("description", "")
+    return f"target {name!r} ({description}; reached over {kind})"
