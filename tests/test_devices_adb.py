@@ -93,3 +93,9 @@ def test_missing_device_gives_one_line_naming_it(serial, tmp_path):
 def test_device_for_needs_a_serial_for_adb():
     with pytest.raises(Exception, match="serial"):
         device_for({"kind": "adb"}, None)
+
+
+def test_forgotten_connection_is_restored_by_itself(loopback):
+    loopback.disconnect()
+    assert loopback.state() == "absent"
+    assert loopback.run(["echo", "again"], timeout=60).stdout == "again\n"

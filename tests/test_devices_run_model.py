@@ -153,3 +153,14 @@ def test_runners_are_built_per_architecture_and_unknown_abis_are_refused():
 def test_unknown_format_is_one_line(loopback, tiny_pte):
     with pytest.raises(ToolError, match="unknown artifact format"):
         run_model(loopback, tiny_pte[0], "onnx", SAMPLES, threads=1, warmup=0, runs=1)
+
+
+def test_lost_device_is_one_line_naming_device_and_step(loopback, tiny_pte):
+    testbed.down("adb-loopback")
+    try:
+        with pytest.raises(ToolError) as err:
+            run_model(loopback, tiny_pte[0], "pte", SAMPLES, threads=1, warmup=0, runs=1, timeout=60)
+        message = str(err.value)
+        assert message.startswith("device adb-loopback: probe: not reachable through adb") and "\n" not in message
+    finally:
+        testbed.up("adb-loopback")

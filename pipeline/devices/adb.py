@@ -24,7 +24,11 @@ _NOT_REACHABLE = re.compile(
     r"device still (connecting|authorizing)|cannot connect to daemon|closed$|protocol fault)",
     re.MULTILINE,
 )
-_OFFLINE = re.compile(r"device offline|device still connecting|closed$|protocol fault", re.MULTILINE)
+# Worth one reconnect for a host:port serial: adbd restarted (offline), or the adb server restarted and forgot
+# the connection (not found).
+_RECONNECTABLE = re.compile(
+    r"device offline|device still connecting|closed$|protocol fault|device '[^']*' not found", re.MULTILINE
+)
 
 
 def adb_binary() -> str:
@@ -116,8 +120,11 @@ class AdbDevice(Device):
             unreachable = proc.returncode != 0 and _NOT_REACHABLE.search(err)
             if not unreachable:
                 break
-            if attempt == 1 and self.is_network and _OFFLINE.search(err):
-                self.reconnect()
+            if attempt == 1 and self.is_network and _RECONNECTABLE.search(err):
+                try:
+                    self.reconnect(timeout=5)
+                except ToolError:
+                    pass
                 continue
             raise ToolError(f"device {self.name}: {step}: not reachable through adb ({err.splitlines()[-1]})")
         if check and proc.returncode != 0:
