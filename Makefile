@@ -43,3 +43,24 @@ apk: setup                  ## hand-build the Android demo into a signed, verifi
 
 android-demo: setup         ## copy a release bundle into the app's assets: make android-demo BUNDLE=dir
 	$(PY) -m pipeline.apk copy-bundle $(BUNDLE)
+
+.PHONY: release verify
+release: setup              ## run (cached) and bundle a target's artifacts: make release TARGET=host; prints the .tar.gz
+	$(CLI) release --recipe $(RECIPE) --target $(TARGET) $(ARGS)
+
+verify: setup               ## check a release bundle end to end: make verify BUNDLE=build/release/<name>.tar.gz
+	$(CLI) verify $(BUNDLE)
+
+.PHONY: devices-up devices-down adb-loopback emulated-arm64 pixel-8 galaxy-s24
+devices-up: setup           ## start both test devices (adbd in chroots; needs root; built once): docs/devices.md
+	$(PY) -m pipeline.devices.testbed up
+
+devices-down: setup         ## stop the test devices
+	$(PY) -m pipeline.devices.testbed down
+
+adb-loopback emulated-arm64: setup  ## the pipeline on a test device, which is started first (idempotent)
+	$(PY) -m pipeline.devices.testbed up $@
+	$(CLI) run --recipe $(RECIPE) --target $@ $(if $(SERIAL),--serial $(SERIAL)) $(ARGS)
+
+pixel-8 galaxy-s24: setup   ## the pipeline on a phone over USB adb: make pixel-8 SERIAL=<serial from adb devices>
+	$(CLI) run --recipe $(RECIPE) --target $@ $(if $(SERIAL),--serial $(SERIAL)) $(ARGS)
