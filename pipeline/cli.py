@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from pipeline.errors import UserError
@@ -29,6 +30,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     log.setup(args.verbose)
     recipe, target = load_recipe(args.recipe), load_target(args.target)
+    if args.serial:  # another phone of the same model: the target's settings, this serial
+        target = replace(target, data={**target.data, "device": {**target.data["device"], "serial": args.serial}})
     only = tuple(s for s in (args.only or "").split(",") if s)
     opts = runner.RunOptions(build_dir=Path(args.build_dir), from_stage=args.from_stage, only=only,
                              force=args.force, no_gates=args.no_gates, threads=args.threads)
@@ -124,6 +127,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--no-gates", action="store_true", help="finish the run and the report even if a gate fails")
     r.add_argument("--threads", type=int, help="torch threads for host work (default: the target's compute.threads)")
     r.add_argument("--build-dir", default="build", help="where the cache and runs live (default: build)")
+    r.add_argument("--serial", help="adb serial of the device (overrides the target's [device] serial)")
     r.add_argument("-v", "--verbose", action="store_true")
     r.set_defaults(func=_cmd_run)
     sub.add_parser("stages", help="list the stages in run order").set_defaults(func=_cmd_stages)
