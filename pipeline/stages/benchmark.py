@@ -33,14 +33,14 @@ def run(ctx: Context) -> StageOutput:
                                what=f"benchmark: {art.name}", timeout=1800)
             res = json.loads(proc.stdout.decode().strip().splitlines()[-1])
             res.update({"format": art.format, "precision": art.precision, "size_bytes": art.size_bytes,
-                        "device": ctx.target.name})
+                        "device": "host"})  # measured here; a device target's own numbers come from on_device
             results[art.name] = res
             lat = res["latency_ms"]
             ctx.log.info("%-12s p50 %.3f ms  p90 %.3f  cv %.2f  load %.0f ms  peak RSS %.0f MB", art.name,
                          lat["p50"], lat["p90"], lat["cv"], res["load_ms"], res["peak_rss_mb"])
             bar.update(1)
     input_path.unlink()
-    return StageOutput((), {"results": results, "settings": bench, "device": ctx.target.name})
+    return StageOutput((), {"results": results, "settings": bench, "device": "host"})
 
 
 STAGE = Stage("benchmark", "host latency (p50/p90/p99, cv), load time and peak RSS per artifact",
