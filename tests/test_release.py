@@ -228,3 +228,21 @@ def test_bundle_metadata_parses_with_the_android_demo_parser(released: dict, tmp
 def test_verify_accepts_the_archive_written_without_gzip_name_or_time(released: dict) -> None:
     with gzip.open(released["archive"]) as f:
         assert f.read(512)[:len(NAME)] == NAME.encode()
+
+
+def test_a_failed_release_leaves_no_bundle_and_no_temporary_folder(e2e: dict, tiny_recipe: Path,
+                                                                   tmp_path: Path) -> None:
+    from pipeline.config import load_recipe
+    from pipeline.release import bundle
+
+    run_dir = Path(shutil.copytree(e2e["run_dir"], tmp_path / "run"))
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    for rec in manifest["stages"]:
+        for a in rec["artifacts"]:
+            if a["format"] == "pte":
+                a["sha256"] = "0" * 64  # the cached file no longer matches its record: release must stop
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match="sha256 differs from the manifest"):
+        bundle.build(run_dir, load_recipe(str(tiny_recipe)), out)
+    assert list(out.iterdir()) == []

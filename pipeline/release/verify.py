@@ -101,7 +101,10 @@ def verify_tree(root: Path, label: str) -> Verdict:
     for s in meta["samples"]:
         if not (root / s["file"]).is_file():
             raise UserError(f"{label}: {s['file']}: missing")
-    x = samples.inputs(root, meta["samples"], spec)
+    try:
+        x = samples.inputs(root, meta["samples"], spec)
+    except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
+        raise UserError(f"{label}: a sample picture is unreadable ({exc})") from None
     checks = tuple(_check_artifact(root, a, spec, x, label) for a in meta["artifacts"])
     return Verdict(label, files, checks)
 

@@ -1,0 +1,53 @@
+"""The release's selection rule and metadata entries on synthetic reports: gates, ties, and extra stage keys."""
+
+from __future__ import annotations
+
+from pipeline.release.metadata import artifact_entry, to_artifact
+from pipeline.release.select import choose
+
+
+def _row(name: str, fmt: str, p50: float | None, gate: str = "pass", size: int = 1000, precision: str = "fp32"):
+    return {"name": name, "format": fmt, "precision": precision, "size_bytes": size, "gate": gate,
+            "latency_ms": None if p50 is None else {"p50": p50}}
+
+
+def test_the_fastest_passing_artifact_of_each_format_is_chosen_and_failures_are_not() -> None:
+    report = {"artifacts": [
+        _row("torch-fp32", "torch", 0.01),
+        _row("tflite-fp32", "tflite", 0.07),
+        _row("tflite-int8", "tflite", 0.03, precision="int8"),
+        _row("tflite-int8-pruned", "tflite", 0.02, gate="fail", precision="int8"),
+        _row("pte-fp32", "pte", 0.08),
+        _row("pte-int8", "pte", None, precision="int8"),
+    ]}
+    chosen = {c.name for c in choose(report) if c.chosen}
+    assert chosen == {"tflite-int8", "pte-fp32"}
+    assert [c.name for c in choose(report)] == ["tflite-fp32", "tflite-int8", "tflite-int8-pruned", "pte-fp32",
+                                                "pte-int8"]
+
+
+def test_equal_latency_goes_to_the_smaller_file() -> None:
+    report = {"artifacts": [_row("tflite-fp32", "tflite", 0.05, size=400), _row("tflite-fp16", "tflite", 0.05,
+                                                                               size=200)]}
+    assert [c.name for c in choose(report) if c.chosen] == ["tflite-fp16"]
+
+
+def test_a_format_with_no_passing_artifact_ships_nothing_for_it() -> None:
+    report = {"artifacts": [_row("tflite-fp32", "tflite", 0.05, gate="fail"), _row("pte-fp32", "pte", 0.08)]}
+    assert [c.name for c in choose(report) if c.chosen] == ["pte-fp32"]
+
+
+def test_extra_keys_of_later_stages_are_carried_into_the_metadata_entry() -> None:
+    record = {"name": "tflite-int8", "path": "/abs/cache/model_int8.tflite", "format": "tflite", "precision": "int8",
+              "layout": "NHWC", "input_shape": [1, 28, 28, 1], "input_dtype": "int8",
+              "input_quantization": {"scale": 0.02, "zero_point": -3},
+              "output_quantization": {"scale": 0.1, "zero_point": 5}, "sha256": "a" * 64, "size_bytes": 10,
+              "tools": {}, "extra": {"source": "/abs/cache/model.onnx", "calibration": 64},
+              "quantization": {"scheme": "static", "per_channel": True}, "pruned": {"ratio": 0.3}}
+    entry = artifact_entry(record)
+    assert entry["file"] == "models/tflite-int8.tflite"
+    assert entry["quantization"] == {"scheme": "static", "per_channel": True} and entry["pruned"] == {"ratio": 0.3}
+    assert entry["details"] == {"calibration": 64}  # absolute paths stay out of bundles
+    assert "path" not in entry
+    art = to_artifact(record, "/bundle/models/tflite-int8.tflite")
+    assert art.path == "/bundle/models/tflite-int8.tflite" and art.input_quantization["zero_point"] == -3
