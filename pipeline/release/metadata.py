@@ -89,12 +89,10 @@ def versions(manifest: dict, chosen: list[dict]) -> dict:
 
 
 def measured_on(manifest: dict, report: dict) -> str:
-    """Where the latencies were measured, in words, for the selection and the model card."""
+    """Where the selection's latencies were measured, in words: the benchmark stage always runs on the host."""
+    h = manifest["host"]
+    where = f"the host CPU of the build machine ({h['processor']}, {h['cpu_count']} cores, {h['system']}); not a phone"
     kind = manifest["target"]["settings"]["device"]["kind"]
-    name = report["target"]["name"]
-    if kind == "host":
-        h = manifest["host"]
-        return (f"the host CPU of the build machine ({h['processor']}, {h['cpu_count']} cores, {h['system']}), "
-                f"target {name!r}; not a phone")
-    description = manifest["target"]["settings"]["target"].get("description", "")
-    return f"target {name!r} ({description}; reached over {kind})"
+    if kind != "host":
+        where += f" (target {report['target']['name']!r}'s own numbers, if measured, are in report.json on_device[])"
+    return where

@@ -56,11 +56,11 @@ def model_card(manifest: dict, report: dict, meta: dict) -> str:
     lines += [f"- {c['name']} ({c['format']} {c['precision']}): p50 {_fmt(c['p50_ms'], '.4f')} ms, gate {c['gate']}"
               f"{' -> **shipped**' if c['chosen'] else ''}" for c in sel["candidates"]]
     lines += ["", "## Limitations", ""]
-    if on_host:
-        lines.append("- Latency and memory were measured on the host CPU of the build machine, **not on a phone**; "
-                     "expect other numbers on a device, and possibly another ranking between formats.")
-    else:
-        lines.append(f"- Latency was measured on {sel['measured_on']}; other devices will differ.")
+    lines.append("- Latency and memory were measured on the host CPU of the build machine, **not on a phone**; "
+                 "expect other numbers on a device, and possibly another ranking between formats.")
+    if not on_host:
+        lines.append(f"- Target {meta['release']['target']!r}: its on-device results, where the on_device stage ran, "
+                     "are in `report.json` (`on_device[]`; emulated latencies must not be compared with a phone's).")
     lines += ["- Accuracy holds for pictures preprocessed exactly as `pipeline/preprocess.py` does (grey/RGB mix, "
               "half-pixel bilinear resize, `(v/255 - mean)/std`); other preprocessing changes the results.",
               "- The sample outputs in `samples/outputs/` were recorded with the host runtimes (LiteRT, ExecuTorch) "
