@@ -19,9 +19,9 @@ TOOL_PACKAGES = ("torch", "onnx", "onnxruntime", "onnxscript", "onnx2tf", "tenso
 class Artifact:
     """A model file and what a consumer needs to feed it correctly."""
 
-    name: str  # e.g. "tflite-fp32"; unique within a run
+    name: str  # e.g. "tflite-pruned-int8-qat"; unique within a run (see `artifact_name`)
     path: str  # absolute path of the file
-    format: str  # torch | onnx | tflite | pte
+    format: str  # torch (state_dict) | pt2 (torch.export program) | onnx | tflite | pte
     precision: str  # fp32 | fp16 | int8
     layout: str  # NCHW | NHWC: the input layout the file expects
     input_shape: tuple[int, ...]
@@ -31,6 +31,12 @@ class Artifact:
     sha256: str = ""
     size_bytes: int = 0
     tools: dict = field(default_factory=dict)
+    pruned: bool = False
+    quantization: str = "none"  # none | ptq | qat
+    params: int = 0  # of the PyTorch model it was made from
+    macs: int = 0  # multiply-accumulates per inference, same source
+    reference: str = ""  # the artifact whose outputs this one must reproduce; "" for the trained model itself
+    role: str = "model"  # model: shipped and measured | intermediate: only an input of a later conversion
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -43,6 +49,21 @@ class Artifact:
         d = dict(d)
         d["input_shape"] = tuple(d["input_shape"])
         return cls(**d)
+
+
+def artifact_name(fmt: str, precision: str, pruned: bool = False, quantization: str = "none",
+                  suffix: str = "") -> str:
+    """The naming rule: format, 'pruned' if so, precision, quantization method, e.g. 'pte-pruned-int8-qat'."""
+    parts = [fmt, "pruned" if pruned else "", precision, quantization if quantization != "none" else "", suffix]
+    return "-".join(p for p in parts if p)
+
+
+def derived(source: Artifact, **changes: Any) -> Artifact:
+    """A new artifact made from `source`: it inherits what describes the model (compression, size in MACs)."""
+    base = {"pruned": source.pruned, "quantization": source.quantization, "params": source.params,
+            "macs": source.macs, "role": source.role, "input_shape": source.input_shape}
+    base.update(changes)
+    return Artifact(**base)
 
 
 def sha256_file(path: Path | str) -> str:

@@ -37,8 +37,12 @@ def stage_key(stage: Stage, settings: dict, input_keys: dict[str, str]) -> str:
 
 
 class Cache:
-    def __init__(self, root: Path):
+    """Stage outputs under `root`. With `scratch`, new entries go there instead (torchrun ranks other than 0 read
+    the shared cache but never write into it)."""
+
+    def __init__(self, root: Path, scratch: Path | None = None):
         self.root = root
+        self.scratch = scratch
 
     def entry(self, stage: str, key: str) -> Path:
         return self.root / stage / key
@@ -60,7 +64,7 @@ class Cache:
         return StageOutput(tuple(arts), raw["data"])
 
     def new_folder(self, stage: str, key: str) -> Path:
-        tmp = self.root / stage / f".tmp-{key}-{os.getpid()}"
+        tmp = (self.scratch or self.root) / stage / f".tmp-{key}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         return tmp
@@ -72,7 +76,7 @@ class Cache:
             if a.path.startswith(".."):
                 raise ValueError(f"stage {stage} returned an artifact outside its folder: {a.path}")
         atomic_write_json(tmp / "output.json", {"artifacts": [a.to_dict() for a in rel], "data": output.data})
-        final = self.entry(stage, key)
+        final = (self.scratch / stage / key) if self.scratch else self.entry(stage, key)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

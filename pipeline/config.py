@@ -15,7 +15,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 RECIPES_DIR = PACKAGE_DIR / "recipes"
 TARGETS_DIR = PACKAGE_DIR.parent / "targets"
 
-ARTIFACT_KINDS = ("onnx-fp32", "tflite-fp32", "tflite-fp16", "pte-fp32")
+ARTIFACT_KINDS = ("onnx-fp32", "tflite-fp32", "tflite-fp16", "tflite-int8", "pte-fp32", "pte-int8")
+IMPORTANCES = ("l1", "l2", "taylor", "bn_scale")
 
 
 def _positive(v: Any) -> bool:
@@ -71,9 +72,40 @@ RECIPE_SCHEMA: dict = {
     "export": {
         "opset": Field(int, 20, check=lambda v: 17 <= v <= 23, hint="between 17 and 23"),
     },
+    "prune": {
+        "enabled": Field(bool, False),
+        "ratio": Field(float, 0.0, check=lambda v: 0.0 <= v < 1.0, hint="in [0, 1); 0: use macs_factor"),
+        "macs_factor": Field(float, 2.0, check=lambda v: v >= 1.0, hint=">= 1"),
+        "importance": Field(str, "l2", choices=IMPORTANCES),
+        "global_pruning": Field(bool, False),
+        "round_to": Field(int, 8, check=_non_negative, hint=">= 0 (0: no rounding)"),
+        "ignore": Field(list, lambda: ["classifier"]),
+        "iterative_steps": Field(int, 1, check=_positive, hint="> 0"),
+        "max_accuracy_drop": Field(float, 1.0, check=_non_negative, hint=">= 0 (points against the fp32 model)"),
+        "finetune": {
+            "epochs": Field(float, 1.5, check=_non_negative, hint=">= 0"),
+            "lr": Field(float, 0.03, check=_positive, hint="> 0"),
+            "distill": Field(bool, True),
+            "distill_temperature": Field(float, 4.0, check=_positive, hint="> 0"),
+            "distill_weight": Field(float, 0.7, check=_fraction, hint="between 0 and 1"),
+        },
+    },
+    "quantize": {
+        "methods": Field(list, list, choices=("ptq", "qat")),
+        "max_accuracy_drop": Field(float, 1.0, check=_non_negative, hint=">= 0 (points against the fp32 model)"),
+        "qat": {
+            "epochs": Field(float, 0.3, check=_positive, hint="> 0"),
+            "lr": Field(float, 0.005, check=_positive, hint="> 0"),
+            "distill": Field(bool, True),
+            "distill_temperature": Field(float, 4.0, check=_positive, hint="> 0"),
+            "distill_weight": Field(float, 0.5, check=_fraction, hint="between 0 and 1"),
+        },
+    },
     "tolerances": {
         "fp32": _tolerance(0.999, 0.1, 1e-3),
         "fp16": _tolerance(0.995, 0.3, 5e-2),
+        # int8 artifacts against their own PyTorch reference (the .pte) or float source (TFLite): a few steps
+        "int8": _tolerance(0.97, 1.0, 2.0),
     },
 }
 

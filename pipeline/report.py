@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pipeline import report_devices
 from pipeline.artifact import atomic_write_bytes, atomic_write_json
 
 SCHEMA = "phone-pipeline/report/1"
@@ -32,6 +33,8 @@ def build(manifest: dict) -> dict:
     device = manifest["target"]["name"]
     rows = []
     for art in _artifacts(manifest):
+        if art.get("role", "model") != "model":
+            continue  # conversion inputs (e.g. the QAT-tuned float model) are in the manifest, not measured
         m = metrics.get(art["name"], {})
         b = bench.get("results", {}).get(art["name"], {})
         lat = b.get("latency_ms")
@@ -43,7 +46,7 @@ def build(manifest: dict) -> dict:
             "path": art["path"],
             "sha256": art["sha256"],
             "size_bytes": art["size_bytes"],
-            "device": device,
+            "device": bench.get("device") or device,  # evaluate and benchmark run on the host
             "runtime": m.get("runtime") or b.get("runtime"),
             "layout": art["layout"],
             "input_shape": art["input_shape"],
@@ -52,6 +55,13 @@ def build(manifest: dict) -> dict:
             "max_abs_diff": m.get("max_abs_diff"),
             "mean_abs_diff": m.get("mean_abs_diff"),
             "accuracy_delta": m.get("accuracy_delta"),
+            "reference": m.get("reference"),
+            "pruned": bool(art.get("pruned", False)),
+            "params": art.get("params"),
+            "macs": art.get("macs"),
+            "quantization": art.get("quantization", "none"),
+            "quantized_by": art.get("extra", {}).get("quantized_by"),
+            "accuracy_drop": m.get("accuracy_drop"),
             "latency_ms": None if lat is None else {k: lat[k] for k in ("p50", "p90", "p99", "mean", "std", "cv")},
             "load_ms": b.get("load_ms"),
             "peak_rss_mb": b.get("peak_rss_mb"),
@@ -69,11 +79,13 @@ def build(manifest: dict) -> dict:
         "host": manifest["host"],
         "tools": manifest["tools"],
         "evaluation": {"samples": _stage_data(manifest, "evaluate").get("samples"),
+                       "fp32_accuracy": _stage_data(manifest, "evaluate").get("fp32_accuracy"),
                        "labelled": _stage_data(manifest, "evaluate").get("labelled"),
                        "threads": _stage_data(manifest, "evaluate").get("threads")},
-        "benchmark": {"settings": bench.get("settings"), "device": device},
+        "benchmark": {"settings": bench.get("settings"), "device": bench.get("device") or device},
         "gates": {"enforced": not manifest["options"]["no_gates"], "violations": violations},
         "artifacts": rows,
+        "on_device": report_devices.rows(manifest),
         "stages": [{"name": r["name"], "cached": r["cached"], "seconds": r["seconds"]} for r in manifest["stages"]],
     }
 
@@ -106,8 +118,12 @@ def markdown(rep: dict) -> str:
             f"{_fmt(lat.get('p50'), '.3f')} | {_fmt(lat.get('p90'), '.3f')} | {_fmt(lat.get('p99'), '.3f')} | "
             f"{_fmt(lat.get('cv'), '.2f')} | {_fmt(a['load_ms'], '.0f')} | {_fmt(a['peak_rss_mb'], '.0f')} | "
             f"{a['gate']} |")
-    lines += ["", "Agreement: top-1 agreement with the PyTorch fp32 model on the same inputs. Peak RSS includes the "
-              "runtime's own libraries (torch for ExecuTorch's Python bindings).", ""]
+    lines += ["", "Agreement and max abs diff: against the artifact's reference (the PyTorch model it was made from; "
+              "for int8 .pte files the PyTorch quantized reference; for int8 TFLite files the float model onnx2tf "
+              "calibrated). Peak RSS includes the runtime's own libraries (torch for ExecuTorch's Python bindings).",
+              ""]
+    lines += compression_table(rep)
+    lines += report_devices.markdown(rep.get("on_device", []))
     if rep["gates"]["violations"]:
         state = "enforced" if rep["gates"]["enforced"] else "NOT enforced (--no-gates)"
         lines += [f"## Gate violations ({state})", ""] + [f"- {v}" for v in rep["gates"]["violations"]] + [""]
@@ -119,6 +135,28 @@ def markdown(rep: dict) -> str:
     tools = ", ".join(f"{k} {v}" for k, v in sorted(rep["tools"].items()))
     lines += ["", f"Tools: {tools}.", "", "![accuracy against latency](report.png)", ""]
     return "\n".join(lines)
+
+
+def compression_table(rep: dict) -> list[str]:
+    """Parameters, MACs, size, accuracy, drop against the fp32 model and host p50 per artifact, and how each int8
+    artifact was quantized."""
+    rows = rep["artifacts"]
+    if not any(r["pruned"] or r["quantization"] != "none" for r in rows):
+        return []
+    lines = ["## Compression", "", f"Drop: accuracy points lost against the PyTorch fp32 model "
+             f"({_fmt(rep['evaluation'].get('fp32_accuracy'), '.4f')}).", "",
+             "| artifact | pruned | quantization | params | MACs | size KB | accuracy | drop (points) | p50 ms |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lat = r["latency_ms"] or {}
+        lines.append(f"| {r['name']} | {'yes' if r['pruned'] else 'no'} | {r['quantization']} | "
+                     f"{_fmt(r['params'], ',d')} | {_fmt(r['macs'], ',d')} | {r['size_bytes'] / 1024:.1f} | "
+                     f"{_fmt(r['accuracy'], '.4f')} | {_fmt(r['accuracy_drop'], '.2f')} | "
+                     f"{_fmt(lat.get('p50'), '.3f')} |")
+    how = [f"- `{r['name']}`: {r['quantized_by']}" for r in rows if r["quantized_by"]]
+    if how:
+        lines += ["", "How each int8 artifact was quantized:", "", *how]
+    return lines + [""]
 
 
 def plot(rep: dict, path: Path) -> None:
@@ -134,10 +172,16 @@ def plot(rep: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     if pts:
         biggest = max(a["size_bytes"] for a in pts)
-        for a in pts:
-            ax.scatter(a["latency_ms"]["p50"], 100 * a[key], s=40 + 600 * a["size_bytes"] / biggest, alpha=0.6)
-            ax.annotate(f"{a['name']} ({a['size_bytes'] / 1024:.0f} KB)", (a["latency_ms"]["p50"], 100 * a[key]),
-                        textcoords="offset points", xytext=(6, 6), fontsize=8)
+        markers = "osD^vP*Xh<>"
+        for i, a in enumerate(pts):
+            ax.scatter(a["latency_ms"]["p50"], 100 * a[key], s=40 + 600 * a["size_bytes"] / biggest, alpha=0.55,
+                       marker=markers[i % len(markers)],
+                       label=f"{a['name']} ({a['runtime']}, {a['size_bytes'] / 1024:.0f} KB)")
+        ys = [100 * a[key] for a in pts]
+        mid, half = (max(ys) + min(ys)) / 2, max((max(ys) - min(ys)) / 2 * 1.3, 0.5)
+        ax.set_ylim(mid - half, mid + half)  # at least 1 point of range: tiny differences stay visibly tiny
+        ax.set_xscale("log")
+        ax.legend(fontsize=7, loc="best", markerscale=0.5)
     ax.set_xlabel(f"p50 latency, ms (batch 1, {rep['target']['name']})")
     ax.set_ylabel("top-1 accuracy, %" if labelled else "top-1 agreement with PyTorch, %")
     ax.set_title(f"{rep['recipe']['name']}: accuracy against latency (marker area ~ file size)", fontsize=9)

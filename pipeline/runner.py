@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import platform
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipeline import distributed
 from pipeline.artifact import atomic_write_json, sha256_file, tool_versions
 from pipeline.cache import Cache, stage_key
 from pipeline.config import Config
@@ -70,7 +73,19 @@ def run(recipe: Config, target: Config, opts: RunOptions) -> Path:
 
     torch.set_num_threads(threads)
     build_dir = opts.build_dir.resolve()
-    cache = Cache(build_dir / "cache")
+    distributed.init()
+    writer = distributed.is_writer()
+    scratch = None if writer else Path(tempfile.mkdtemp(prefix=f"pipeline-rank{distributed.rank_and_world()[0]}-"))
+    try:
+        return _run(recipe, target, opts, threads, build_dir, Cache(build_dir / "cache", scratch), writer)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(recipe: Config, target: Config, opts: RunOptions, threads: int, build_dir: Path, cache: Cache,
+         writer: bool) -> Path:
+    last_training = max(i for i, s in enumerate(STAGES) if s.trains)
     out_dir = run_dir(build_dir, recipe, target)
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs: dict[str, StageOutput] = {}
@@ -90,7 +105,9 @@ def run(recipe: Config, target: Config, opts: RunOptions) -> Path:
         "run_dir": str(out_dir),
     }
     gate_failure: GateError | None = None
-    for stage in STAGES:
+    for index, stage in enumerate(STAGES):
+        if not writer and index > last_training:
+            break  # other torchrun ranks only help train; rank 0 converts, measures and writes
         settings = stage.settings(recipe, target)
         key = stage_key(stage, settings, {n: keys[n] for n in stage.needs})
         keys[stage.name] = key
@@ -118,19 +135,25 @@ def run(recipe: Config, target: Config, opts: RunOptions) -> Path:
                 if stage.cached:
                     cache.discard(ctx_dir)
                 manifest["failed_stage"] = stage.name
-                atomic_write_json(out_dir / "manifest.json", manifest)
+                if writer:
+                    atomic_write_json(out_dir / "manifest.json", manifest)
                 raise
             seconds = time.perf_counter() - start
             outputs[stage.name] = cache.commit(stage.name, key, ctx_dir, produced) if stage.cached else produced
             log.info("[%s] done in %.1f s", stage.name, seconds)
             records.append(_record(stage, key, outputs[stage.name], False, seconds))
+        if stage.trains:
+            distributed.barrier()  # every rank sees the same cache before deciding on the next stage
+        if not writer:
+            continue
         atomic_write_json(out_dir / "manifest.json", manifest)
         violations = outputs[stage.name].data.get("gate_violations", [])
         if violations and not opts.no_gates and gate_failure is None:
             gate_failure = GateError(violations[0] + (f" (+{len(violations) - 1} more)" if len(violations) > 1 else "")
                                      + "; rerun with --no-gates to finish the report anyway")
             break
-    atomic_write_json(out_dir / "manifest.json", manifest)
+    if writer:
+        atomic_write_json(out_dir / "manifest.json", manifest)
     if gate_failure is not None:
         raise gate_failure
     return out_dir

@@ -56,3 +56,4 @@ class Stage:
     run: Callable[[Context], StageOutput]
     tools: tuple[str, ...] = ()
     cached: bool = True  # False for cheap stages rebuilt every time (the report)
+    trains: bool = False  # True where every torchrun process takes part (DistributedDataParallel training)

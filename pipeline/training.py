@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from pipeline import distributed
 from pipeline.progress import progress
 
 
@@ -63,24 +64,28 @@ def train(
     *,
     distill: Distillation | None = None,
     desc: str = "train",
-    on_step: Callable[[int], None] | None = None,
-    shard: tuple[int, int] = (0, 1),
+    modes: tuple[Callable[[nn.Module], object], Callable[[nn.Module], object]] | None = None,
 ) -> dict:
     """Train `model` in place with SGD+Nesterov; returns a summary (steps, seconds, last loss).
 
-    `shard` = (rank, world size): each rank draws a disjoint slice of every shuffled epoch (DistributedDataParallel).
+    Under torchrun (an initialised process group) the model is wrapped in DistributedDataParallel: every rank
+    shuffles with the same seed and takes its own slice of each global batch, and gradients are averaged, so the
+    schedule and the effective batch size match a single-process run. `modes` replaces (train, eval) mode switches
+    for exported graphs, which do not support .train()/.eval().
     """
+    to_train, to_eval = modes or (lambda m: m.train(), lambda m: m.eval())
     gen = torch.Generator().manual_seed(settings.seed)
     n = len(images) if not settings.max_train_samples else min(len(images), settings.max_train_samples)
-    rank, world = shard
+    rank, world = distributed.rank_and_world()
     per_rank_batch = max(1, settings.batch_size // world)
+    forward = distributed.wrap(model)
     steps_per_epoch = max(1, n // settings.batch_size)
     total = max(1, int(round(settings.epochs * steps_per_epoch)))
     opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum, nesterov=True,
                           weight_decay=settings.weight_decay)
     if distill is not None:
         distill.teacher.eval()
-    model.train()
+    to_train(model)
     start, step, loss_value = time.perf_counter(), 0, float("nan")
     with progress(total=total, desc=desc, unit="step") as bar:
         while step < total:
@@ -96,7 +101,7 @@ def train(
                     x = torch.where(flip[:, None, None, None], x.flip(3), x)
                 for group in opt.param_groups:
                     group["lr"] = _lr_at(step, total, settings.lr, settings.schedule)
-                logits = model(x)
+                logits = forward(x)
                 loss = F.cross_entropy(logits, y, label_smoothing=settings.label_smoothing)
                 if distill is not None:
                     with torch.no_grad():
@@ -110,15 +115,14 @@ def train(
                 loss_value = loss.item()
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
-                if on_step is not None:
-                    on_step(step)
-    model.eval()
+    to_eval(model)
     return {"steps": total, "seconds": round(time.perf_counter() - start, 2), "final_loss": round(loss_value, 4)}
 
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> np.ndarray:
-    """Eval-mode logits for all images, batched."""
-    model.eval()
+    """Eval-mode logits for all images, batched (exported graphs are already in eval mode: they refuse .eval())."""
+    if not isinstance(model, torch.fx.GraphModule):
+        model.eval()
     outs = [model(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
     return torch.cat(outs).numpy()

@@ -13,7 +13,7 @@ import numpy as np
 from pipeline.artifact import Artifact
 from pipeline.preprocess import quantize_int8
 
-RUNTIME_OF_FORMAT = {"torch": "torch", "onnx": "onnxruntime", "tflite": "litert", "pte": "executorch"}
+RUNTIME_OF_FORMAT = {"torch": "torch", "pt2": "torch", "onnx": "onnxruntime", "tflite": "litert", "pte": "executorch"}
 
 
 class Session(Protocol):
@@ -47,6 +47,10 @@ def session_class(fmt: str) -> type:
         from pipeline.runtimes.torch_eager import TorchSession
 
         return TorchSession
+    if fmt == "pt2":
+        from pipeline.runtimes.torch_export import TorchExportSession
+
+        return TorchExportSession
     if fmt == "onnx":
         from pipeline.runtimes.onnxruntime_session import OnnxRuntimeSession
 
@@ -67,6 +71,6 @@ def open_session(artifact: Artifact, threads: int = 1) -> Session:
     return session_class(artifact.format)(artifact, threads)
 
 
-def run_all(session: Session, x: np.ndarray, batch: int = 1) -> np.ndarray:
-    """Run every sample of `x` through `session` in batches of the artifact's batch size."""
-    return np.concatenate([session.run(x[i : i + batch]) for i in range(0, len(x), batch)])
+def batch_size(artifact: Artifact) -> int:
+    """The largest batch the artifact accepts (programs exported with a dynamic batch record it in extra)."""
+    return int(artifact.extra.get("max_batch", artifact.input_shape[0]))

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from pipeline.stage import Stage
-from pipeline.stages import benchmark, evaluate, report, to_executorch, to_onnx, to_tflite, train
+from pipeline.stages import (
+    benchmark,
+    evaluate,
+    prune,
+    quantize,
+    report,
+    to_executorch,
+    to_onnx,
+    to_tflite,
+    train,
+)
 
 STAGES: tuple[Stage, ...] = (
     train.STAGE,
+    prune.STAGE,
+    quantize.STAGE,
     to_onnx.STAGE,
     to_tflite.STAGE,
     to_executorch.STAGE,

@@ -23,7 +23,7 @@ def run(ctx: Context) -> StageOutput:
     x = data.to_tensor(data.eval_split(ctx.recipe, 1).images, data.input_spec(ctx.recipe))
     input_path = ctx.out_dir / "input.npy"
     np.save(input_path, x)
-    artifacts = ctx.upstream_artifacts()
+    artifacts = [a for a in ctx.upstream_artifacts() if a.role == "model"]
     results = {}
     with progress(total=len(artifacts), desc="benchmark", unit="model") as bar:
         for art in artifacts:
@@ -44,5 +44,5 @@ def run(ctx: Context) -> StageOutput:
 
 
 STAGE = Stage("benchmark", "host latency (p50/p90/p99, cv), load time and peak RSS per artifact",
-              ("train", "to_onnx", "to_tflite", "to_executorch"), settings, run,
+              ("train", "prune", "quantize", "to_onnx", "to_tflite", "to_executorch"), settings, run,
               tools=("torch", "onnxruntime", "ai-edge-litert", "executorch"))

@@ -15,13 +15,14 @@ from pipeline.artifact import Artifact
 from pipeline.config import Config
 from pipeline.models.checkpoint import load_model
 from pipeline.progress import progress
-from pipeline.runtimes import RUNTIME_OF_FORMAT, open_session
+from pipeline.runtimes import RUNTIME_OF_FORMAT, batch_size, open_session
 from pipeline.stage import Context, Stage, StageOutput
 from pipeline.training import predict_logits
 
 
 def settings(recipe: Config, target: Config) -> dict:
-    return {"data": recipe.data["data"], "tolerances": recipe.data["tolerances"]}
+    return {"data": recipe.data["data"], "tolerances": recipe.data["tolerances"],
+            "limits": {k: recipe.data[k]["max_accuracy_drop"] for k in ("prune", "quantize")}}
 
 
 def compare(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray | None) -> dict:
@@ -41,62 +42,82 @@ def compare(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray | None
     return out
 
 
-def violations(name: str, precision: str, metrics: dict, tolerances: dict) -> list[str]:
-    """One line per broken tolerance: artifact, metric, value and limit."""
-    tol = tolerances.get(precision)
-    if tol is None:
-        return []
-    found = []
-    if metrics["top1_agreement"] < tol["min_top1_agreement"]:
-        found.append(f"{name}: top1_agreement {metrics['top1_agreement']:.4f} < "
-                     f"{tol['min_top1_agreement']} (tolerances.{precision}.min_top1_agreement)")
-    if "accuracy_delta" in metrics and metrics["accuracy_delta"] > tol["max_accuracy_drop"]:
-        found.append(f"{name}: accuracy drop {metrics['accuracy_delta']:.2f} points > "
-                     f"{tol['max_accuracy_drop']} (tolerances.{precision}.max_accuracy_drop)")
-    if metrics["max_abs_diff"] > tol["max_abs_diff"]:
-        found.append(f"{name}: max_abs_diff {metrics['max_abs_diff']:.3g} > {tol['max_abs_diff']:g} "
-                     f"(tolerances.{precision}.max_abs_diff)")
+def violations(art: Artifact, metrics: dict, recipe: dict) -> list[str]:
+    """One line per broken limit: artifact, metric, value and limit.
+
+    Parity (agreement, max diff, accuracy change) is checked against the artifact's own reference with the
+    tolerances of its precision; compression (pruning, int8) against the fp32 model with the compression limits.
+    """
+    name, found = art.name, []
+    tol = recipe["tolerances"].get(art.precision)
+    if tol is not None and art.reference:
+        if metrics["top1_agreement"] < tol["min_top1_agreement"]:
+            found.append(f"{name}: top1_agreement {metrics['top1_agreement']:.4f} < "
+                         f"{tol['min_top1_agreement']} (tolerances.{art.precision}.min_top1_agreement)")
+        if "accuracy_delta" in metrics and metrics["accuracy_delta"] > tol["max_accuracy_drop"]:
+            found.append(f"{name}: accuracy {metrics['accuracy_delta']:.2f} points below its reference "
+                         f"{art.reference} > {tol['max_accuracy_drop']} (tolerances.{art.precision}.max_accuracy_drop)")
+        if metrics["max_abs_diff"] > tol["max_abs_diff"]:
+            found.append(f"{name}: max_abs_diff {metrics['max_abs_diff']:.3g} > {tol['max_abs_diff']:g} "
+                         f"(tolerances.{art.precision}.max_abs_diff)")
+    drop = metrics.get("accuracy_drop")
+    for applies, key in ((art.precision == "int8", "quantize"), (art.pruned and art.precision != "int8", "prune")):
+        if applies and drop is not None and drop > recipe[key]["max_accuracy_drop"]:
+            found.append(f"{name}: accuracy drop {drop:.2f} points against the fp32 model > "
+                         f"{recipe[key]['max_accuracy_drop']} ({key}.max_accuracy_drop)")
     return found
 
 
 def run_artifact(artifact: Artifact, x: np.ndarray, threads: int) -> np.ndarray:
     session = open_session(artifact, threads)
-    batch = artifact.input_shape[0]
+    batch = batch_size(artifact)
     outs = []
     with progress(total=len(x), desc=f"evaluate {artifact.name}", unit="img") as bar:
         for i in range(0, len(x), batch):
             outs.append(session.run(x[i : i + batch]))
-            bar.update(batch)
+            bar.update(len(x[i : i + batch]))
     return np.concatenate(outs)
 
 
 def run(ctx: Context) -> StageOutput:
-    ref_art = ctx.inputs["train"].artifact("torch-fp32")
     split = data.eval_split(ctx.recipe)
     x = data.to_tensor(split.images, data.input_spec(ctx.recipe))
     torch.set_num_threads(ctx.threads)
-    reference = predict_logits(load_model(ref_art), torch.from_numpy(x))
-    np.save(ctx.out_dir / "logits_torch-fp32.npy", reference)
-    results = {ref_art.name: {**compare(reference, reference, split.labels), "runtime": "torch",
-                              "format": "torch", "precision": "fp32"}}
-    found: list[str] = []
-    tolerances = ctx.recipe.data["tolerances"]
-    for art in ctx.upstream_artifacts():
-        if art.format == "torch":
+    arts = {a.name: a for a in ctx.upstream_artifacts()}
+    logits: dict[str, np.ndarray] = {}
+
+    def outputs(name: str) -> np.ndarray:
+        if name not in logits:
+            art = arts[name]
+            logits[name] = (predict_logits(load_model(art), torch.from_numpy(x)) if art.format == "torch"
+                            else run_artifact(art, x, ctx.threads))
+            np.save(ctx.out_dir / f"logits_{name}.npy", logits[name])
+        return logits[name]
+
+    fp32 = outputs("torch-fp32")
+    fp32_accuracy = None if split.labels is None else float((fp32.argmax(1) == split.labels).mean())
+    results, found = {}, []
+    for art in arts.values():
+        if art.role != "model":
             continue
-        logits = run_artifact(art, x, ctx.threads)
-        np.save(ctx.out_dir / f"logits_{art.name}.npy", logits)
-        m = {**compare(logits, reference, split.labels), "runtime": RUNTIME_OF_FORMAT[art.format],
-             "format": art.format, "precision": art.precision}
+        got = outputs(art.name)
+        m = compare(got, outputs(art.reference or art.name), split.labels)
+        m.update({"runtime": RUNTIME_OF_FORMAT[art.format], "format": art.format, "precision": art.precision,
+                  "reference": art.reference or art.name, "pruned": art.pruned, "quantization": art.quantization})
+        if fp32_accuracy is not None:
+            m["accuracy_drop"] = round(100 * (fp32_accuracy - m["accuracy"]), 4)
+        if art.output_quantization:
+            m["max_abs_diff_in_output_steps"] = m["max_abs_diff"] / art.output_quantization["scale"]
         results[art.name] = m
-        found += violations(art.name, art.precision, m, tolerances)
-        ctx.log.info("%-12s %s agreement %.4f, max |diff| %.3g", art.name,
-                     f"accuracy {m['accuracy']:.4f}," if "accuracy" in m else "", m["top1_agreement"],
-                     m["max_abs_diff"])
+        found += violations(art, m, ctx.recipe.data)
+        ctx.log.info("%-26s %s agreement with %s %.4f, max |diff| %.3g", art.name,
+                     f"accuracy {m['accuracy']:.4f}," if "accuracy" in m else "", m["reference"],
+                     m["top1_agreement"], m["max_abs_diff"])
     return StageOutput((), {"metrics": results, "gate_violations": found, "samples": int(len(x)),
-                            "labelled": split.labels is not None, "threads": ctx.threads})
+                            "labelled": split.labels is not None, "threads": ctx.threads,
+                            "fp32_accuracy": fp32_accuracy})
 
 
-STAGE = Stage("evaluate", "accuracy and parity of every artifact in its own runtime", ("train", "to_onnx",
-              "to_tflite", "to_executorch"), settings, run, tools=("onnxruntime", "ai-edge-litert", "executorch",
-                                                                    "torch", "numpy"))
+STAGE = Stage("evaluate", "accuracy and parity of every artifact in its own runtime",
+              ("train", "prune", "quantize", "to_onnx", "to_tflite", "to_executorch"), settings, run,
+              tools=("onnxruntime", "ai-edge-litert", "executorch", "torch", "numpy"))

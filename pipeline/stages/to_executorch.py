@@ -1,73 +1,58 @@
-"""to_executorch: an XNNPACK-delegated ExecuTorch program (.pte), with a count of what was delegated."""
+"""to_executorch: XNNPACK-delegated ExecuTorch programs (.pte fp32) of every float model, with delegation counts."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
-from pipeline.artifact import Artifact, atomic_write_bytes, finalize
+from pipeline.artifact import artifact_name, atomic_write_bytes, derived, finalize
 from pipeline.config import Config
+from pipeline.converters.executorch_lowering import lower
 from pipeline.errors import ToolError
 from pipeline.models.checkpoint import load_model
 from pipeline.stage import Context, Stage, StageOutput
 
 
-def wanted(target: Config) -> list[str]:
-    return [k.split("-")[1] for k in target.data["artifacts"]["build"] if k.startswith("pte-")]
+def wanted(target: Config) -> bool:
+    return "pte-fp32" in target.data["artifacts"]["build"]
 
 
 def settings(recipe: Config, target: Config) -> dict:
-    return {"precisions": wanted(target)}
+    return {"fp32": wanted(target)}
 
 
-def delegation_summary(edge_program) -> dict:
-    """How many operators XNNPACK took, and the names of those it left to the portable CPU kernels."""
-    from executorch.devtools.backend_debug import get_delegation_info
-
-    info = get_delegation_info(edge_program.exported_program().graph_module)
-    # getitem only unpacks the delegate's outputs: it is structure, not an operator left to slow kernels.
-    left = {op: b.non_delegated for op, b in sorted(info.delegation_by_operator.items())
-            if b.non_delegated > 0 and op != "getitem"}
-    return {
-        "delegated_ops": int(info.num_delegated_nodes),
-        "non_delegated_ops": int(sum(left.values())),
-        "delegated_subgraphs": int(info.num_delegated_subgraphs),
-        "not_delegated": left,
-    }
-
-
-def lower(model: torch.nn.Module, example: torch.Tensor) -> tuple[bytes, dict]:
-    """torch.export -> edge dialect with the XNNPACK partitioner -> ExecuTorch program bytes."""
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
-
-    exported = torch.export.export(model, (example,))
-    edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
-    summary = delegation_summary(edge)
-    return edge.to_executorch().buffer, summary
-
-
-def run(ctx: Context) -> StageOutput:
-    if "fp32" not in wanted(ctx.target):
-        return StageOutput((), {"skipped": "the target builds no ExecuTorch artifact"})
-    src = ctx.inputs["train"].artifact("torch-fp32")
-    model = load_model(src)
+def write_program(model: torch.nn.Module, example: torch.Tensor, path: Path, what: str, log) -> dict:
+    """Lower and write one .pte atomically; returns the delegation summary (warns about ops left out)."""
     try:
-        buffer, summary = lower(model, torch.zeros(src.input_shape))
+        buffer, summary = lower(model, example)
     except Exception as exc:
-        raise ToolError(f"to_executorch: lowering failed: {type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0][:200]}") from None
-    path = ctx.out_dir / "model_fp32.pte"
+        raise ToolError(f"{what}: lowering failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
     atomic_write_bytes(path, buffer)
     if summary["not_delegated"]:
         left = ", ".join(f"{k} x{v}" for k, v in summary["not_delegated"].items())
-        ctx.log.warning("ops left outside XNNPACK (portable kernels, slower): %s", left)
-    ctx.log.info("XNNPACK took %d ops in %d subgraphs; %d left to portable kernels", summary["delegated_ops"],
-                 summary["delegated_subgraphs"], summary["non_delegated_ops"])
-    art = finalize(Artifact(name="pte-fp32", path=str(path), format="pte", precision="fp32", layout="NCHW",
-                            input_shape=src.input_shape, extra={"backend": "xnnpack", "delegation": summary}),
-                   ("torch", "executorch"))
-    return StageOutput((art,), {"delegation": summary})
+        log.warning("%s: ops left outside XNNPACK (portable kernels, slower): %s", path.name, left)
+    log.info("%s: XNNPACK took %d ops in %d subgraph(s); %d left to portable kernels", path.name,
+             summary["delegated_ops"], summary["delegated_subgraphs"], summary["non_delegated_ops"])
+    return summary
 
 
-STAGE = Stage("to_executorch", "ExecuTorch .pte fp32, XNNPACK-delegated", ("train",), settings, run,
-              tools=("torch", "executorch"))
+def run(ctx: Context) -> StageOutput:
+    if not wanted(ctx.target):
+        return StageOutput((), {"skipped": "the target builds no fp32 ExecuTorch artifact"})
+    arts = []
+    for src in ctx.upstream_artifacts():
+        if src.format != "torch" or src.role != "model":
+            continue
+        name = artifact_name("pte", "fp32", src.pruned)
+        path = ctx.out_dir / f"{name}.pte"
+        summary = write_program(load_model(src), torch.zeros(src.input_shape), path, f"to_executorch: {name}",
+                                ctx.log)
+        arts.append(finalize(derived(src, name=name, path=str(path), format="pte", precision="fp32", layout="NCHW",
+                                     reference=src.name, extra={"backend": "xnnpack", "delegation": summary}),
+                             ("torch", "executorch")))
+    return StageOutput(tuple(arts), {"delegation": {a.name: a.extra["delegation"] for a in arts}})
+
+
+STAGE = Stage("to_executorch", "ExecuTorch .pte fp32 of every float model, XNNPACK-delegated", ("train", "prune"),
+              settings, run, tools=("torch", "executorch"))

@@ -11,7 +11,7 @@ import onnx
 import torch
 
 from pipeline import data
-from pipeline.artifact import Artifact, finalize
+from pipeline.artifact import Artifact, artifact_name, derived, finalize
 from pipeline.config import Config
 from pipeline.errors import ToolError
 from pipeline.models.checkpoint import load_model
@@ -34,34 +34,46 @@ def export(model: torch.nn.Module, example: torch.Tensor, path, opset: int) -> N
     program.save(str(path), external_data=False)
 
 
-def run(ctx: Context) -> StageOutput:
-    src = ctx.inputs["train"].artifact("torch-fp32")
+def convert(ctx: Context, src: Artifact) -> tuple[Artifact, float]:
+    """Export one torch artifact and check it against ONNX Runtime on real inputs; returns (artifact, max diff)."""
     model = load_model(src)
-    example = torch.zeros(src.input_shape)
-    path = ctx.out_dir / "model.onnx"
+    name = artifact_name("onnx", src.precision, src.pruned, src.quantization,
+                         suffix="float" if src.role == "intermediate" else "")
+    path = ctx.out_dir / f"{name}.onnx"
+    opset = ctx.recipe.data["export"]["opset"]
     try:
-        export(model, example, path, ctx.recipe.data["export"]["opset"])
+        export(model, torch.zeros(src.input_shape), path, opset)
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:
-        raise ToolError(f"to_onnx: export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
-    art = finalize(Artifact(name="onnx-fp32", path=str(path), format="onnx", precision="fp32", layout="NCHW",
-                            input_shape=src.input_shape, extra={"opset": ctx.recipe.data["export"]["opset"],
-                                                                "exporter": "torch.onnx dynamo"}),
+        raise ToolError(f"to_onnx: {name}: export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") \
+            from None
+    art = finalize(derived(src, name=name, path=str(path), format="onnx", precision=src.precision, layout="NCHW",
+                           reference=src.name, extra={**src.extra, "opset": opset, "exporter": "torch.onnx dynamo"}),
                    ("torch", "onnx", "onnxscript"))
     # Parity on real inputs right at the door: a broken export should fail here, not three stages later.
-    spec = data.input_spec(ctx.recipe)
-    x = data.to_tensor(data.eval_split(ctx.recipe, PARITY_SAMPLES).images, spec)
+    x = data.to_tensor(data.eval_split(ctx.recipe, PARITY_SAMPLES).images, data.input_spec(ctx.recipe))
     session = open_session(art, threads=ctx.threads)
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
     got = np.concatenate([session.run(x[i : i + 1]) for i in range(len(x))])
     diff = float(np.abs(got - ref).max())
-    ctx.log.info("ONNX Runtime vs PyTorch on %d inputs: max abs diff %.3g", len(x), diff)
-    if diff > ctx.recipe.data["tolerances"]["fp32"]["max_abs_diff"]:
-        raise ToolError(f"to_onnx: ONNX Runtime output differs from PyTorch by {diff:.3g} "
-                        f"(tolerances.fp32.max_abs_diff = {ctx.recipe.data['tolerances']['fp32']['max_abs_diff']:g})")
-    return StageOutput((art,), {"ort_max_abs_diff": diff, "parity_samples": len(x)})
+    ctx.log.info("%s: ONNX Runtime vs PyTorch on %d inputs: max abs diff %.3g", name, len(x), diff)
+    limit = ctx.recipe.data["tolerances"]["fp32"]["max_abs_diff"]
+    if diff > limit:
+        raise ToolError(f"to_onnx: {name}: ONNX Runtime output differs from PyTorch by {diff:.3g} "
+                        f"(tolerances.fp32.max_abs_diff = {limit:g})")
+    return art, diff
 
 
-STAGE = Stage("to_onnx", "ONNX fp32 (dynamo exporter), checked against ONNX Runtime", ("train",), settings, run,
+def run(ctx: Context) -> StageOutput:
+    arts, diffs = [], {}
+    for src in ctx.upstream_artifacts():
+        if src.format == "torch":
+            art, diffs[art.name] = convert(ctx, src)
+            arts.append(art)
+    return StageOutput(tuple(arts), {"ort_max_abs_diff": diffs, "parity_samples": PARITY_SAMPLES})
+
+
+STAGE = Stage("to_onnx", "ONNX fp32 of every float model (dynamo exporter), checked against ONNX Runtime",
+              ("train", "prune", "quantize"), settings, run,
               tools=("torch", "onnx", "onnxscript", "onnxruntime"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import data
-from pipeline.artifact import Artifact, finalize
+from pipeline.artifact import Artifact, artifact_name, derived, finalize
 from pipeline.config import Config
 from pipeline.converters import onnx2tf_adapter
 from pipeline.errors import ToolError
@@ -20,7 +20,7 @@ def wanted(target: Config) -> list[str]:
 
 
 def settings(recipe: Config, target: Config) -> dict:
-    return {"precisions": wanted(target)}
+    return {"precisions": wanted(target), "calibration_samples": recipe.data["data"]["calibration_samples"]}
 
 
 def calibration_nhwc(recipe: Config) -> np.ndarray:
@@ -29,30 +29,65 @@ def calibration_nhwc(recipe: Config) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
 
 
-def run(ctx: Context) -> StageOutput:
-    precisions = wanted(ctx.target)
-    if not precisions:
-        return StageOutput((), {"skipped": "the target builds no TFLite artifact"})
-    src = ctx.inputs["to_onnx"].artifact("onnx-fp32")
-    work = ctx.out_dir / "onnx2tf"
-    files = onnx2tf_adapter.convert(Path(src.path), work,
-                                    calibration_nhwc(ctx.recipe), int8=False)
+def io_quantization(path: Path) -> tuple[str, dict | None, dict | None]:
+    """(input dtype, input scale/zero point, output scale/zero point) as the TFLite file declares them."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+
+    def qparams(detail: dict) -> dict | None:
+        scale, zero = detail["quantization"]
+        return {"scale": float(scale), "zero_point": int(zero)} if scale else None
+
+    return np.dtype(inp["dtype"]).name, qparams(inp), qparams(out)
+
+
+def _outputs(src: Artifact, precisions: list[str]) -> list[str]:
+    """Which TFLite precisions to make from this ONNX file."""
+    if src.role == "intermediate":
+        return ["int8"] if src.quantization != "none" and "int8" in precisions else []
+    return [p for p in precisions if p in ("fp32", "fp16")]
+
+
+def convert(ctx: Context, src: Artifact, precisions: list[str], calib: np.ndarray) -> list[Artifact]:
+    work = ctx.out_dir / f"onnx2tf-{src.name}"
+    files = onnx2tf_adapter.convert(Path(src.path), work, calib, int8="int8" in precisions)
     n, c, h, w = src.input_shape
     arts = []
     for precision in precisions:
         if precision not in files:
-            raise ToolError(f"to_tflite: onnx2tf wrote no {precision} model (looked for *"
+            raise ToolError(f"to_tflite: {src.name}: onnx2tf wrote no {precision} model (looked for *"
                             f"{onnx2tf_adapter.VARIANTS[precision]} in {work / 'tf'})")
-        dest = ctx.out_dir / f"model_{precision}.tflite"
+        name = artifact_name("tflite", precision, src.pruned, src.quantization)
+        dest = ctx.out_dir / f"{name}.tflite"
         shutil.move(files[precision], dest)
-        arts.append(finalize(Artifact(
-            name=f"tflite-{precision}", path=str(dest), format="tflite", precision=precision, layout="NHWC",
-            input_shape=(n, h, w, c), extra={"converter": "onnx2tf", "source": src.name,
-                                             "weights": "float16" if precision == "fp16" else "float32"},
+        dtype, in_q, out_q = io_quantization(dest)
+        extra = {"converter": "onnx2tf", "source": src.name}
+        if precision == "int8":
+            extra["quantized_by"] = (f"onnx2tf full-integer quantization (per-channel weights, int8 input and output) "
+                                     f"calibrated on {len(calib)} training images, of "
+                                     f"{src.extra.get('quantized_by', 'the float model')}")
+        arts.append(finalize(derived(
+            src, name=name, path=str(dest), format="tflite", precision=precision, layout="NHWC",
+            input_shape=(n, h, w, c), input_dtype=dtype, input_quantization=in_q, output_quantization=out_q,
+            reference=src.reference, role="model", extra=extra,
         ), ("onnx2tf", "tensorflow-cpu", "onnx")))
     shutil.rmtree(work, ignore_errors=True)  # SavedModel and the other variants: not artifacts of this run
-    return StageOutput(tuple(arts), {"precisions": precisions})
+    return arts
 
 
-STAGE = Stage("to_tflite", "TFLite fp32/fp16 via onnx2tf (NHWC input)", ("to_onnx",), settings, run,
+def run(ctx: Context) -> StageOutput:
+    precisions = wanted(ctx.target)
+    jobs = [(src, _outputs(src, precisions)) for src in ctx.upstream_artifacts() if src.format == "onnx"]
+    jobs = [(src, p) for src, p in jobs if p]
+    if not jobs:
+        return StageOutput((), {"skipped": "the target builds no TFLite artifact"})
+    calib = calibration_nhwc(ctx.recipe)
+    arts = [a for src, p in jobs for a in convert(ctx, src, p, calib)]
+    return StageOutput(tuple(arts), {"precisions": precisions, "converted": [a.name for a in arts]})
+
+
+STAGE = Stage("to_tflite", "TFLite fp32/fp16, and int8 from the quantized float models, via onnx2tf (NHWC input)",
+              ("to_onnx",), settings, run,
               tools=("onnx2tf", "tensorflow-cpu", "tf-keras", "onnx", "onnxsim", "onnx-graphsurgeon"))

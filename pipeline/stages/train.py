@@ -9,6 +9,7 @@ import torch
 
 from pipeline import data
 from pipeline.artifact import Artifact, finalize
+from pipeline.compression.pruning import count
 from pipeline.config import Config, weights_path
 from pipeline.models import build
 from pipeline.models.checkpoint import load_state_dict, save_state_dict
@@ -61,9 +62,11 @@ def run(ctx: Context) -> StageOutput:
     settings_for_rebuild = copy.deepcopy(recipe.data["model"]["settings"])
     if recipe.data["model"]["arch"] == "efficientnet_lite0":
         settings_for_rebuild["pretrained"] = False  # the state_dict carries the weights
+    example = torch.zeros(1, spec.channels, spec.height, spec.width)
+    size = count(model, example)
     art = Artifact(
         name="torch-fp32", path=str(path), format="torch", precision="fp32", layout="NCHW",
-        input_shape=(1, spec.channels, spec.height, spec.width),
+        input_shape=tuple(example.shape), params=size["params"], macs=size["macs"],
         extra={"arch": recipe.data["model"]["arch"], "settings": settings_for_rebuild, "input": spec.to_dict(),
                "labels": list(data.label_names(recipe))},
     )
@@ -72,4 +75,5 @@ def run(ctx: Context) -> StageOutput:
     return StageOutput((finalize(art, ("torch",)),), summary)
 
 
-STAGE = Stage("train", "the fp32 PyTorch model (trained or loaded)", (), settings, run, tools=("torch", "numpy"))
+STAGE = Stage("train", "the fp32 PyTorch model (trained or loaded)", (), settings, run, tools=("torch", "numpy"),
+              trains=True)

@@ -1,0 +1,128 @@
+"""quantize: int8 by post-training quantization and by quantization-aware training (PT2E, XNNPACK quantizer).
+
+For each method it writes the PyTorch quantized reference (.pt2), the int8 ExecuTorch program (.pte) that must
+reproduce it, and the float model that TFLite's int8 conversion calibrates (role "intermediate": for PTQ the
+compressed model itself, for QAT its QAT-tuned weights). The quantized source is the pruned model when the recipe
+prunes, else the trained one.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import torch
+
+from pipeline import data
+from pipeline.artifact import Artifact, artifact_name, derived, finalize
+from pipeline.compression.quantization import MAX_BATCH, ptq, qat
+from pipeline.config import Config
+from pipeline.errors import ToolError
+from pipeline.models.checkpoint import load_model, save_state_dict
+from pipeline.stage import Context, Stage, StageOutput
+from pipeline.stages.to_executorch import write_program
+from pipeline.training import Distillation, TrainSettings, predict_logits
+
+WEIGHTS = "per-channel symmetric int8 weights, per-tensor int8 activations (XNNPACKQuantizer)"
+
+
+def wanted(target: Config) -> dict[str, bool]:
+    build = target.data["artifacts"]["build"]
+    return {"pte": "pte-int8" in build, "tflite": "tflite-int8" in build}
+
+
+def settings(recipe: Config, target: Config) -> dict:
+    return {"quantize": recipe.data["quantize"], "train": recipe.data["train"], "wanted": wanted(target),
+            "calibration_samples": recipe.data["data"]["calibration_samples"]}
+
+
+def _source(ctx: Context) -> Artifact:
+    pruned = [a for a in ctx.inputs["prune"].artifacts if a.format == "torch"]
+    return pruned[0] if pruned else ctx.inputs["train"].artifact("torch-fp32")
+
+
+def qat_settings(recipe: Config) -> TrainSettings:
+    q = recipe.data["quantize"]["qat"]
+    base = recipe.data["train"]
+    return TrainSettings(epochs=q["epochs"], batch_size=base["batch_size"], lr=q["lr"], weight_decay=0.0,
+                         schedule="cosine", flip=base["flip"], seed=base["seed"] + 2,
+                         max_train_samples=base["max_train_samples"])
+
+
+def _save_reference(converted: torch.nn.Module, example_batch: torch.Tensor, path) -> None:
+    program = torch.export.export(converted, (example_batch,),
+                                  dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},))
+    torch.export.save(program, str(path))
+
+
+def _quantize(ctx: Context, method: str, model: torch.nn.Module, calib: torch.Tensor):
+    recipe = ctx.recipe
+    if method == "ptq":
+        return ptq(model, calib), model, f"PT2E post-training quantization, {len(calib)} calibration images"
+    cfg = recipe.data["quantize"]["qat"]
+    split = data.train_split(recipe)
+    x = torch.from_numpy(data.to_tensor(split.images, data.input_spec(recipe)))
+    y = torch.from_numpy(split.labels)
+    teacher = load_model(ctx.inputs["train"].artifact("torch-fp32")) if cfg["distill"] else None
+    distill = Distillation(teacher, cfg["distill_temperature"], cfg["distill_weight"]) if teacher else None
+    converted, tuned = qat(model, x, y, qat_settings(recipe), distill=distill)
+    how = f"PT2E quantization-aware training, {cfg['epochs']:g} epochs" + (", distilled from fp32" if distill else "")
+    return converted, tuned, how
+
+
+def run(ctx: Context) -> StageOutput:
+    cfg = ctx.recipe.data["quantize"]
+    want = wanted(ctx.target)
+    if not cfg["methods"] or not any(want.values()):
+        return StageOutput((), {"skipped": "no quantization method in the recipe or no int8 artifact in the target"})
+    src = _source(ctx)
+    model = load_model(src)
+    spec = data.input_spec(ctx.recipe)
+    calib = torch.from_numpy(data.to_tensor(data.calibration_images(ctx.recipe), spec))
+    evals = data.eval_split(ctx.recipe)
+    ex = torch.from_numpy(data.to_tensor(evals.images, spec))
+    example = torch.zeros(src.input_shape)
+    arts: list[Artifact] = []
+    summary: dict = {"source": src.name, "methods": {}}
+    for method in cfg["methods"]:
+        try:
+            converted, float_model, how = _quantize(ctx, method, model, calib)
+        except Exception as exc:
+            raise ToolError(f"quantize: {method} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") \
+                from None
+        acc = None
+        if evals.labels is not None:
+            acc = float((predict_logits(converted, ex).argmax(1) == evals.labels).mean())
+        summary["methods"][method] = {"how": how, "reference_accuracy": acc}
+        ctx.log.info("%s: %s; PyTorch int8 reference accuracy %s", method, how, f"{acc:.4f}" if acc else "-")
+        common = {"pruned": src.pruned, "quantization": method, "params": src.params, "macs": src.macs}
+        ref_name = artifact_name("pt2", "int8", src.pruned, method)
+        ref_path = ctx.out_dir / f"{ref_name}.pt2"
+        _save_reference(converted, calib[:2], ref_path)
+        arts.append(Artifact(name=ref_name, path=str(ref_path), format="pt2", precision="int8", layout="NCHW",
+                             input_shape=src.input_shape, **common,
+                             extra={"quantized_by": f"{how}; {WEIGHTS}", "max_batch": MAX_BATCH,
+                                    "source": src.name}))
+        if want["pte"]:
+            name = artifact_name("pte", "int8", src.pruned, method)
+            path = ctx.out_dir / f"{name}.pte"
+            delegation = write_program(converted, example, path, f"quantize: {name}", ctx.log)
+            arts.append(Artifact(name=name, path=str(path), format="pte", precision="int8", layout="NCHW",
+                                 input_shape=src.input_shape, reference=ref_name, **common,
+                                 extra={"quantized_by": f"{how}; {WEIGHTS}; lowered to ExecuTorch XNNPACK",
+                                        "backend": "xnnpack", "delegation": delegation}))
+        if want["tflite"]:
+            name = artifact_name("torch", "fp32", src.pruned, method, suffix="float")
+            path = ctx.out_dir / f"{name}.pt"
+            if float_model is model:
+                shutil.copyfile(src.path, path)
+            else:
+                save_state_dict(float_model, path)
+            arts.append(derived(src, name=name, path=str(path), format="torch", precision="fp32", layout="NCHW",
+                                quantization=method, role="intermediate", reference="",
+                                extra={**src.extra, "int8_via": method, "quantized_by": how}))
+    tools = ("torch", "torchao", "executorch")
+    return StageOutput(tuple(finalize(a, tools) for a in arts), summary)
+
+
+STAGE = Stage("quantize", "int8 by PTQ and QAT (PT2E, XNNPACK quantizer): .pte programs and their references",
+              ("train", "prune"), settings, run, tools=("torch", "torchao", "executorch"), trains=True)
