@@ -6,6 +6,7 @@ from pipeline.stage import Stage
 from pipeline.stages import (
     benchmark,
     evaluate,
+    on_device,
     prune,
     quantize,
     report,
@@ -24,6 +25,7 @@ STAGES: tuple[Stage, ...] = (
     to_executorch.STAGE,
     evaluate.STAGE,
     benchmark.STAGE,
+    on_device.STAGE,
     report.STAGE,
 )
 

@@ -1,0 +1,164 @@
+"""on_device: every shipped .tflite and .pte run on the target's device, checked against the host's outputs.
+
+For an adb target, each model artifact runs on the first `[validation] samples` test images (the reference
+preprocessing, in the artifact's layout and input type) through `pipeline.devices.run_model`; its outputs come
+back and are compared with the same artifact's outputs on the host (top-1 agreement, max abs difference), and
+its latency is timed on the device ([benchmark] warmup, runs, threads, the [device] core_mask through taskset
+where the device has it, an optional cool-down between models, thermal zones before and after where readable).
+Latencies measured under emulation carry `emulated: true` and must never be compared with a phone's.
+
+Each artifact's result is kept in build/cache/on_device_parts/ as soon as it is measured, keyed by the artifact's
+hash and every setting that changes it: when the device is lost halfway, the stage fails with one line naming the
+device and the stage, and a rerun measures only what is missing. A host target skips this stage.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import data
+from pipeline.artifact import Artifact
+from pipeline.config import Config
+from pipeline.devices import Device, device_for
+from pipeline.devices.on_device import run_model
+from pipeline.errors import ToolError
+from pipeline.partial_results import PartialResults, part_key
+from pipeline.runtimes import RUNTIME_OF_FORMAT, from_artifact_output, open_session, to_artifact_input
+from pipeline.stage import Context, Stage, StageOutput
+from pipeline.stats import latency_summary
+
+DEVICE_FORMATS = ("tflite", "pte")
+RUN_TIMEOUT_S = 1200  # one artifact: all samples once, then warm-up and timed runs; emulation is slow
+
+
+def settings(recipe: Config, target: Config) -> dict:
+    t = target.data
+    return {"device": t["device"], "validation": t["validation"], "benchmark": t["benchmark"],
+            "data": recipe.data["data"]}
+
+
+def device_artifacts(ctx: Context) -> tuple[list[Artifact], dict[str, str]]:
+    """The shipped .tflite/.pte artifacts this device runs, and why the others are left out."""
+    runtimes = ctx.target.data["device"]["runtimes"]
+    chosen, left_out = [], {}
+    for art in ctx.upstream_artifacts():
+        if art.format not in DEVICE_FORMATS or getattr(art, "role", "model") != "model":
+            continue
+        if runtimes and RUNTIME_OF_FORMAT[art.format] not in runtimes:
+            left_out[art.name] = f"runtime {RUNTIME_OF_FORMAT[art.format]} not in the target's [device] runtimes"
+            continue
+        chosen.append(art)
+    return chosen, left_out
+
+
+def host_outputs(art: Artifact, x: np.ndarray, threads: int) -> np.ndarray:
+    """The same artifact's float32 outputs on this machine, batch by batch."""
+    session = open_session(art, threads)
+    batch = art.input_shape[0] or 1
+    return np.concatenate([session.run(x[i : i + batch]) for i in range(0, len(x), batch)])
+
+
+def et_runner_of(target: Config) -> Path | None:
+    """A prebuilt ExecuTorch runner the target names (a phone's NDK build), or None to build one here."""
+    given = target.data["device"]["benchmark_binaries"].get("executorch", "auto")
+    return None if given in ("", "auto") else Path(given)
+
+
+def compare(device_out: np.ndarray, host_out: np.ndarray, labels: np.ndarray | None, art: Artifact) -> dict:
+    """Agreement of the device's outputs with the host's outputs of the same artifact."""
+    diff = float(np.abs(device_out.astype(np.float64) - host_out.astype(np.float64)).max())
+    scale = (art.output_quantization or {}).get("scale")
+    return {
+        "samples": int(len(device_out)),
+        "accuracy": None if labels is None else float((device_out.argmax(1) == labels).mean()),
+        "host_accuracy": None if labels is None else float((host_out.argmax(1) == labels).mean()),
+        "host_agreement": float((device_out.argmax(1) == host_out.argmax(1)).mean()),
+        "max_abs_diff": diff,
+        "max_rel_diff": diff / max(float(np.abs(host_out).max()), 1e-30),
+        "max_diff_steps": None if not scale else diff / float(scale),  # in output quantization steps
+    }
+
+
+def measure(device: Device, art: Artifact, x: np.ndarray, labels: np.ndarray | None, ctx: Context) -> dict:
+    """Run one artifact on the device, time it, and compare it with the host."""
+    dev, bench = ctx.target.data["device"], ctx.target.data["benchmark"]
+    result = run_model(device, Path(art.path), art.format, to_artifact_input(x, art), threads=bench["threads"],
+                       warmup=bench["warmup"], runs=bench["runs"], core_mask=dev["core_mask"] or None,
+                       timeout=RUN_TIMEOUT_S, et_runner=et_runner_of(ctx.target) if art.format == "pte" else None)
+    host = host_outputs(art, x, ctx.threads)
+    outputs = from_artifact_output(result.outputs, art).reshape(host.shape)
+    info = result.device_info
+    try:
+        thermal_after = device.probe().thermal_millicelsius
+    except ToolError:
+        thermal_after = None  # measured; a device lost right now fails on the next artifact instead
+    return {
+        "format": art.format,
+        "precision": art.precision,
+        "sha256": art.sha256,
+        **compare(outputs, host, labels, art),
+        "device": ctx.target.name,
+        "serial": getattr(device, "serial", ""),
+        "emulated": bool(dev["emulated"]),
+        "abi": info["arch"],
+        "runtime": info["runtime"],
+        "threads": info["threads"],
+        "warmup": bench["warmup"],
+        "latency_ms": latency_summary(result.latencies_ms),
+        "load_ms": info["load_ms"],
+        "core_mask": info["core_mask"],
+        "core_mask_applied": info["core_mask_applied"],
+        "thermal_before": info["thermal_millicelsius"] or None,
+        "thermal_after": thermal_after or None,
+        "cooldown_s": bench["cooldown_s"],
+    }
+
+
+def run(ctx: Context) -> StageOutput:
+    dev = ctx.target.data["device"]
+    if dev["kind"] == "host":
+        return StageOutput((), {"skipped": "host target"})
+    artifacts, left_out = device_artifacts(ctx)
+    split = data.eval_split(ctx.recipe, ctx.target.data["validation"]["samples"])
+    x = data.to_tensor(split.images, data.input_spec(ctx.recipe))
+    # Kept beside the stage cache (out_dir is build/cache/on_device/<tmp>), outliving a failed stage.
+    parts = PartialResults(ctx.out_dir.parent.parent / "on_device_parts")
+    common = settings(ctx.recipe, ctx.target)
+    device = device_for({**dev, "name": ctx.target.name})
+    serial = getattr(device, "serial", "")
+    results, resumed = {}, []
+    bench = ctx.target.data["benchmark"]
+    for art in artifacts:
+        key = part_key(art.sha256, art.layout, art.input_dtype, art.input_quantization, art.output_quantization,
+                       common)
+        done = parts.load(key)
+        if done is not None:
+            results[art.name] = done
+            resumed.append(art.name)
+            ctx.log.info("%-14s measured before (kept from an earlier run)", art.name)
+            continue
+        if len(results) > len(resumed) and bench["cooldown_s"]:
+            time.sleep(bench["cooldown_s"])  # a phone heated by the previous model throttles the next one
+        try:
+            res = measure(device, art, x, split.labels, ctx)
+        except ToolError as exc:
+            raise ToolError(f"stage on_device, {art.name} on {ctx.target.name} ({serial}): {exc} "
+                            f"[{len(results)} of {len(artifacts)} artifacts measured and kept; rerun to continue]"
+                            ) from None
+        parts.save(key, res)
+        results[art.name] = res
+        lat = res["latency_ms"]
+        ctx.log.info("%-14s %s agreement with host %.4f, max |diff| %.3g, %s p50 %.2f ms cv %.2f", art.name,
+                     "" if res["accuracy"] is None else f"accuracy {res['accuracy']:.4f},", res["host_agreement"],
+                     res["max_abs_diff"], "EMULATED" if res["emulated"] else "", lat["p50"], lat["cv"])
+    return StageOutput((), {"device": ctx.target.name, "serial": serial, "emulated": bool(dev["emulated"]),
+                            "samples": int(len(x)), "results": results, "left_out": left_out,
+                            "resumed": resumed, "settings": bench})
+
+
+STAGE = Stage("on_device", "outputs, accuracy and latency of each .tflite/.pte on the target's device, against "
+              "the host's", ("quantize", "to_tflite", "to_executorch"), settings, run,
+              tools=("ai-edge-litert", "executorch", "numpy"))
