@@ -43,12 +43,18 @@ def settings(recipe: Config, target: Config) -> dict:
 def device_artifacts(ctx: Context) -> tuple[list[Artifact], dict[str, str]]:
     """The shipped .tflite/.pte artifacts this device runs, and why the others are left out."""
     runtimes = ctx.target.data["device"]["runtimes"]
+    binaries = ctx.target.data["device"]["benchmark_binaries"]
     chosen, left_out = [], {}
     for art in ctx.upstream_artifacts():
         if art.format not in DEVICE_FORMATS or getattr(art, "role", "model") != "model":
             continue
         if runtimes and RUNTIME_OF_FORMAT[art.format] not in runtimes:
             left_out[art.name] = f"runtime {RUNTIME_OF_FORMAT[art.format]} not in the target's [device] runtimes"
+            continue
+        if art.format == "tflite" and binaries.get("litert", "auto") not in ("", "auto"):
+            # A phone's TFLite benchmark_model times a model but returns no outputs to validate.
+            left_out[art.name] = ("the target's litert binary is benchmark_model (timings only); validating .tflite "
+                                  "outputs needs the python3 LiteRT runner, which Android lacks")
             continue
         chosen.append(art)
     return chosen, left_out
