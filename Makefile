@@ -64,3 +64,7 @@ adb-loopback emulated-arm64: setup  ## the pipeline on a test device, which is s
 
 pixel-8 galaxy-s24: setup   ## the pipeline on a phone over USB adb: make pixel-8 SERIAL=<serial from adb devices>
 	$(CLI) run --recipe $(RECIPE) --target $@ $(if $(SERIAL),--serial $(SERIAL)) $(ARGS)
+
+.PHONY: evidence-qdq
+evidence-qdq: setup         ## measure whether QAT ranges survive Q/DQ ONNX -> onnx2tf (run `make demo` first)
+	$(PY) -m pipeline.experiments.qdq_through_onnx2tf build/runs/$(RECIPE)__$(TARGET)

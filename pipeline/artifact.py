@@ -91,11 +91,16 @@ def finalize(artifact: Artifact, tools: tuple[str, ...]) -> Artifact:
     return replace(artifact, sha256=sha256_file(p), size_bytes=p.stat().st_size, tools=tool_versions(tools))
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temp file in the same folder, then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts are ordinary files
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

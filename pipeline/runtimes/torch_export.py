@@ -13,6 +13,8 @@ class TorchExportSession:
 
     def __init__(self, artifact: Artifact, threads: int):
         torch.set_num_threads(threads)
+        import torchao.quantization.pt2e  # noqa: F401  registers the quantized_decomposed ops the program calls
+
         self.module = torch.export.load(artifact.path).module()
 
     def run(self, x: np.ndarray) -> np.ndarray:

@@ -17,7 +17,9 @@ from pipeline.training import Distillation, TrainSettings, predict_logits, train
 
 
 def settings(recipe: Config, target: Config) -> dict:
-    return {"prune": recipe.data["prune"], "train": recipe.data["train"]}
+    # The accuracy limit is a gate checked by evaluate: changing it must not redo the pruning.
+    prune_cfg = {k: v for k, v in recipe.data["prune"].items() if k != "max_accuracy_drop"}
+    return {"prune": prune_cfg, "train": recipe.data["train"], "data": recipe.data["data"]}
 
 
 def prune_settings(cfg: dict) -> PruneSettings:

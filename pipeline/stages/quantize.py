@@ -31,7 +31,8 @@ def wanted(target: Config) -> dict[str, bool]:
 
 
 def settings(recipe: Config, target: Config) -> dict:
-    return {"quantize": recipe.data["quantize"], "train": recipe.data["train"], "wanted": wanted(target),
+    quantize_cfg = {k: v for k, v in recipe.data["quantize"].items() if k != "max_accuracy_drop"}  # a gate only
+    return {"quantize": quantize_cfg, "train": recipe.data["train"], "wanted": wanted(target),
             "calibration_samples": recipe.data["data"]["calibration_samples"]}
 
 
