@@ -39,6 +39,17 @@ def _tolerance(agreement: float, acc_drop: float, max_abs: float) -> dict:
     }
 
 
+def _distilled_training(epochs: float, lr: float, weight: float) -> dict:
+    """A short training run that can learn from the fp32 model (pruning fine-tune, QAT)."""
+    return {
+        "epochs": Field(float, epochs, check=_non_negative, hint=">= 0"),
+        "lr": Field(float, lr, check=_positive, hint="> 0"),
+        "distill": Field(bool, True),
+        "distill_temperature": Field(float, 4.0, check=_positive, hint="> 0"),
+        "distill_weight": Field(float, weight, check=_fraction, hint="between 0 and 1"),
+    }
+
+
 RECIPE_SCHEMA: dict = {
     "recipe": {
         "name": Field(str, check=lambda v: bool(v.strip()) and "/" not in v, hint="a non-empty name without '/'"),
@@ -82,24 +93,12 @@ RECIPE_SCHEMA: dict = {
         "ignore": Field(list, lambda: ["classifier"]),
         "iterative_steps": Field(int, 1, check=_positive, hint="> 0"),
         "max_accuracy_drop": Field(float, 1.0, check=_non_negative, hint=">= 0 (points against the fp32 model)"),
-        "finetune": {
-            "epochs": Field(float, 1.5, check=_non_negative, hint=">= 0"),
-            "lr": Field(float, 0.03, check=_positive, hint="> 0"),
-            "distill": Field(bool, True),
-            "distill_temperature": Field(float, 4.0, check=_positive, hint="> 0"),
-            "distill_weight": Field(float, 0.7, check=_fraction, hint="between 0 and 1"),
-        },
+        "finetune": _distilled_training(epochs=1.5, lr=0.03, weight=0.7),
     },
     "quantize": {
         "methods": Field(list, list, choices=("ptq", "qat")),
         "max_accuracy_drop": Field(float, 1.0, check=_non_negative, hint=">= 0 (points against the fp32 model)"),
-        "qat": {
-            "epochs": Field(float, 0.3, check=_positive, hint="> 0"),
-            "lr": Field(float, 0.005, check=_positive, hint="> 0"),
-            "distill": Field(bool, True),
-            "distill_temperature": Field(float, 4.0, check=_positive, hint="> 0"),
-            "distill_weight": Field(float, 0.5, check=_fraction, hint="between 0 and 1"),
-        },
+        "qat": _distilled_training(epochs=0.3, lr=0.005, weight=0.5),
     },
     "tolerances": {
         "fp32": _tolerance(0.999, 0.1, 1e-3),
