@@ -10,7 +10,7 @@ from pipeline.config import load_recipe, load_target
 from pipeline.partial_results import PartialResults, part_key
 from pipeline.report_devices import markdown, rows
 from pipeline.stage import Context, StageOutput
-from pipeline.stages.on_device import device_artifacts
+from pipeline.stages.on_device import device_artifacts, remeasure
 
 
 def artifact(name: str, fmt: str, role: str = "model") -> Artifact:
@@ -47,6 +47,14 @@ def test_partial_results_survive_and_keys_follow_every_setting(tmp_path):
     parts.save(key, {"host_agreement": 1.0})
     assert PartialResults(tmp_path).load(key) == {"host_agreement": 1.0}
     assert part_key("sha", {"runs": 6}) != key
+
+
+def test_force_or_from_measures_again_while_a_plain_rerun_continues():
+    def opts(force: bool = False, start: str | None = None) -> dict:
+        return {"manifest": {"options": {"force": force, "from": start}}}
+
+    assert not remeasure(opts()) and not remeasure(opts(start="report")) and not remeasure({})
+    assert remeasure(opts(force=True)) and remeasure(opts(start="on_device")) and remeasure(opts(start="benchmark"))
 
 
 def on_device_manifest(emulated: bool) -> dict:

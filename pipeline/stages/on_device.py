@@ -14,6 +14,7 @@ device and the stage, and a rerun measures only what is missing. A host target s
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from pipeline.stats import latency_summary
 
 DEVICE_FORMATS = ("tflite", "pte")
 RUN_TIMEOUT_S = 1200  # one artifact: all samples once, then warm-up and timed runs; emulation is slow
+CODE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()  # kept results are dropped when this file changes
 
 
 def settings(recipe: Config, target: Config) -> dict:
@@ -123,6 +125,12 @@ def measure(device: Device, art: Artifact, x: np.ndarray, labels: np.ndarray | N
     }
 
 
+def remeasure(options: dict) -> bool:
+    """--force, or --from this stage or an earlier one: measure again instead of reusing kept results."""
+    run_options = options.get("manifest", {}).get("options", {})
+    return bool(run_options.get("force")) or run_options.get("from") not in (None, "report")
+
+
 def run(ctx: Context) -> StageOutput:
     dev = ctx.target.data["device"]
     if dev["kind"] == "host":
@@ -137,10 +145,11 @@ def run(ctx: Context) -> StageOutput:
     serial = getattr(device, "serial", "")
     results, resumed = {}, []
     bench = ctx.target.data["benchmark"]
+    fresh = remeasure(ctx.options)
     for art in artifacts:
         key = part_key(art.sha256, art.layout, art.input_dtype, art.input_quantization, art.output_quantization,
-                       common)
-        done = parts.load(key)
+                       common, CODE)
+        done = None if fresh else parts.load(key)
         if done is not None:
             results[art.name] = done
             resumed.append(art.name)
