@@ -118,9 +118,11 @@ def run(ctx: Context) -> StageOutput:
                 shutil.copyfile(src.path, path)
             else:
                 save_state_dict(float_model, path)
+            float_source = (f"the QAT-tuned float weights ({how})" if method == "qat"
+                            else f"{src.name} (no PT2E involved)")
             arts.append(derived(src, name=name, path=str(path), format="torch", precision="fp32", layout="NCHW",
                                 quantization=method, role="intermediate", reference="",
-                                extra={**src.extra, "int8_via": method, "quantized_by": how}))
+                                extra={**src.extra, "int8_via": method, "quantized_by": float_source}))
     tools = ("torch", "torchao", "executorch")
     return StageOutput(tuple(finalize(a, tools) for a in arts), summary)
 

@@ -67,7 +67,8 @@ def convert(ctx: Context, src: Artifact, precisions: list[str], calib: np.ndarra
         if precision == "int8":
             extra["quantized_by"] = (f"onnx2tf full-integer quantization (per-channel weights, int8 input and output) "
                                      f"calibrated on {len(calib)} training images, of "
-                                     f"{src.extra.get('quantized_by', 'the float model')}")
+                                     f"{src.extra.get('quantized_by', 'the float model')}; onnx2tf cannot carry "
+                                     "PT2E ranges (make evidence-qdq)")
         arts.append(finalize(derived(
             src, name=name, path=str(dest), format="tflite", precision=precision, layout="NHWC",
             input_shape=(n, h, w, c), input_dtype=dtype, input_quantization=in_q, output_quantization=out_q,
