@@ -85,9 +85,20 @@ def build(manifest: dict) -> dict:
         "benchmark": {"settings": bench.get("settings"), "device": bench.get("device") or device},
         "gates": {"enforced": not manifest["options"]["no_gates"], "violations": violations},
         "artifacts": rows,
+        "pruning": _pruning(manifest),
         "on_device": report_devices.rows(manifest),
         "stages": [{"name": r["name"], "cached": r["cached"], "seconds": r["seconds"]} for r in manifest["stages"]],
     }
+
+
+def _pruning(manifest: dict) -> dict | None:
+    """Totals and per-layer widths before and after pruning (null when the recipe does not prune)."""
+    d = _stage_data(manifest, "prune")
+    if "layers" not in d:
+        return None
+    keys = ("before", "after", "macs_reduction", "params_reduction", "steps", "target", "reached", "layers",
+            "accuracy_before_finetune", "accuracy")
+    return {k: d.get(k) for k in keys}
 
 
 def _fmt(v, spec: str) -> str:
@@ -156,6 +167,22 @@ def compression_table(rep: dict) -> list[str]:
     how = [f"- `{r['name']}`: {r['quantized_by']}" for r in rows if r["quantized_by"]]
     if how:
         lines += ["", "How each int8 artifact was quantized:", "", *how]
+    return lines + [""] + pruning_table(rep.get("pruning"))
+
+
+def pruning_table(p: dict | None) -> list[str]:
+    """Per-layer output widths and parameters before and after pruning."""
+    if not p:
+        return []
+    lines = ["### Pruning per layer", "",
+             f"MACs {p['before']['macs']:,} -> {p['after']['macs']:,} ({p['macs_reduction']:.2f}x fewer), "
+             f"parameters {p['before']['params']:,} -> {p['after']['params']:,} ({p['params_reduction']:.2f}x fewer), "
+             f"in {p['steps']} step(s); accuracy right after pruning {_fmt(p['accuracy_before_finetune'], '.4f')}, "
+             f"after the distilled fine-tune {_fmt(p['accuracy'], '.4f')}.", "",
+             "| layer | channels before | after | params before | after |", "|---|---:|---:|---:|---:|"]
+    for layer in p["layers"]:
+        lines.append(f"| {layer['name']} | {layer['out_before']} | {layer['out_after']} | {layer['params_before']:,} | "
+                     f"{layer['params_after']:,} |")
     return lines + [""]
 
 

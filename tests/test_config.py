@@ -10,8 +10,18 @@ from tests.conftest import DEFAULT_RECIPE, cli, write_recipe
 
 
 def test_bundled_recipes_and_targets_validate():
+    from pipeline.config import RECIPES_DIR, TARGETS_DIR, list_configs
+    from pipeline.models import build
+
     assert load_recipe("fashion-mnist-mobilenetv2").data["train"]["epochs"] == 3.0
     assert load_target("host").data["device"]["kind"] == "host"
+    for path in list_configs(RECIPES_DIR):
+        recipe = load_recipe(str(path))
+        settings = dict(recipe.data["model"]["settings"])
+        if recipe.data["model"]["arch"] == "efficientnet_lite0":
+            settings["pretrained"] = False
+        assert build(recipe.data["model"]["arch"], **settings) is not None, path.name
+    assert {load_target(str(p)).name for p in list_configs(TARGETS_DIR)} >= {"host", "emulated-arm64", "adb-loopback"}
 
 
 @pytest.mark.parametrize("override,key,words", [

@@ -153,3 +153,7 @@ def test_compression_fields_in_report(e2e):
     for r in rows.values():
         assert {"pruned", "params", "macs", "quantization", "accuracy_drop"} <= set(r)
     assert "## Compression" in (e2e["run_dir"] / "report.md").read_text()
+    pruning = e2e["report"]["pruning"]
+    assert pruning["macs_reduction"] >= 2.0 and pruning["reached"]
+    assert [layer["name"] for layer in pruning["layers"]][-1] == "classifier"  # model order, classifier kept
+    assert pruning["layers"][-1]["out_after"] == 10

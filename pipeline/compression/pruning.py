@@ -113,11 +113,11 @@ def prune(
         done += 1
     model.zero_grad(set_to_none=True)
     after, widths_after = count(model, example), layer_widths(model)
-    layers = {
-        name: {"out_before": w["out"], "out_after": widths_after[name]["out"], "params_before": w["params"],
-               "params_after": widths_after[name]["params"]}
+    layers = [  # a list keeps the model's order (JSON objects get their keys sorted)
+        {"name": name, "out_before": w["out"], "out_after": widths_after[name]["out"], "params_before": w["params"],
+         "params_after": widths_after[name]["params"]}
         for name, w in widths_before.items() if name in widths_after
-    }
+    ]
     report = {
         "before": before,
         "after": after,
