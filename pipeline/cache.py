@@ -1,8 +1,9 @@
 """Content-addressed cache of stage outputs: build/cache/<stage>/<key>/ holding the files and output.json.
 
-A key is the hash of the stage's name, its code, its settings, the keys of its inputs and the versions of its tools,
-so a changed setting reruns that stage and, through the keys, those after it. Entries appear atomically: a stage
-writes into a temporary folder that is renamed into place only after it succeeded.
+A key is the hash of the stage's name, its code (its module and every pipeline module it imports), its settings,
+the keys of its inputs and the versions of its tools, so a changed setting or helper reruns that stage and, through
+the keys, those after it. Entries appear atomically: a stage writes into a temporary folder that is renamed into
+place only after it succeeded.
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline.artifact import Artifact, atomic_write_json, tool_versions
+from pipeline.code_version import code_hash
 from pipeline.stage import Stage, StageOutput
 
 
 def stage_key(stage: Stage, settings: dict, input_keys: dict[str, str]) -> str:
     """The cache key of one stage run."""
-    source = Path(inspect.getsourcefile(stage.run) or "").read_bytes()
     blob = json.dumps(
         {
             "stage": stage.name,
-            "code": hashlib.sha256(source).hexdigest(),
+            "code": code_hash(Path(inspect.getsourcefile(stage.run) or "")),
             "settings": settings,
             "inputs": input_keys,
             "tools": tool_versions(stage.tools) if stage.tools else {},

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline import distributed
+from pipeline import distributed, report
 from pipeline.artifact import atomic_write_json, sha256_file, tool_versions
 from pipeline.cache import Cache, stage_key
 from pipeline.config import Config
@@ -88,6 +88,9 @@ def _run(recipe: Config, target: Config, opts: RunOptions, threads: int, build_d
     last_training = max(i for i, s in enumerate(STAGES) if s.trains)
     out_dir = run_dir(build_dir, recipe, target)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if writer:  # a report from an earlier run must never sit beside this run's manifest
+        for stale in ("report.json", "report.md", "report.png"):
+            (out_dir / stale).unlink(missing_ok=True)
     outputs: dict[str, StageOutput] = {}
     keys: dict[str, str] = {}
     records: list[dict] = []
@@ -155,6 +158,7 @@ def _run(recipe: Config, target: Config, opts: RunOptions, threads: int, build_d
     if writer:
         atomic_write_json(out_dir / "manifest.json", manifest)
     if gate_failure is not None:
+        report.write(out_dir, manifest)  # what was measured up to the gate, with the violations marked
         raise gate_failure
     return out_dir
 

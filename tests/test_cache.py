@@ -49,3 +49,23 @@ def test_unknown_stage_name_is_a_clear_error(tiny_recipe, test_target, tmp_path)
     proc = cli("run", "--recipe", str(tiny_recipe), "--target", str(test_target), "--build-dir", str(tmp_path),
                "--from", "quantise")
     assert proc.returncode == 2 and "unknown stage 'quantise'" in proc.stderr
+
+
+def test_a_stage_key_follows_the_helpers_it_imports(tmp_path, monkeypatch):
+    # Editing compression/pruning.py must change the prune stage's key, not only editing stages/prune.py.
+    import shutil
+
+    import pipeline.code_version as cv
+
+    copy = tmp_path / "pipeline"
+    shutil.copytree(cv.ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cv, "ROOT", copy)
+    cv.closure.cache_clear()
+    before = cv.code_hash(copy / "stages" / "prune.py")
+    report_before = cv.code_hash(copy / "stages" / "report.py")
+    helper = copy / "compression" / "pruning.py"
+    helper.write_text(helper.read_text() + "\n# changed\n")
+    cv.closure.cache_clear()
+    assert cv.code_hash(copy / "stages" / "prune.py") != before
+    assert cv.code_hash(copy / "stages" / "report.py") == report_before  # unrelated stages keep their keys
+    cv.closure.cache_clear()

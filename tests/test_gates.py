@@ -17,6 +17,9 @@ def test_violated_tolerance_fails_with_one_line(e2e, tmp_path, test_target):
     assert "Traceback" not in proc.stderr
     manifest = json.loads((e2e["build"] / "runs" / "tiny__test-host" / "manifest.json").read_text())
     assert [s["name"] for s in manifest["stages"]][-1] == "evaluate"  # stopped at the gate
+    rep = json.loads((e2e["build"] / "runs" / "tiny__test-host" / "report.json").read_text())
+    assert rep["gates"]["enforced"] and any("tflite-fp16: max_abs_diff" in v for v in rep["gates"]["violations"])
+    assert {r["name"]: r for r in rep["artifacts"]}["tflite-fp16"]["gate"] == "fail"
 
 
 def test_no_gates_finishes_and_marks_the_failure(e2e, tmp_path, test_target):

@@ -90,7 +90,7 @@ def test_report_json_has_the_documented_schema(e2e):
     for row in rep["artifacts"]:
         assert REPORT_ARTIFACT_KEYS <= set(row), row["name"]
         assert set(row["latency_ms"]) == LATENCY_KEYS
-        assert row["latency_ms"]["p50"] > 0 and row["format"] in {"torch", "onnx", "tflite", "pte"}
+        assert row["latency_ms"]["p50"] > 0 and row["format"] in {"torch", "pt2", "onnx", "tflite", "pte"}
         assert row["precision"] in {"fp32", "fp16", "int8"}
     assert [s["name"] for s in rep["stages"]][:6] == ["train", "to_onnx", "to_tflite", "to_executorch", "evaluate",
                                                       "benchmark"]

@@ -212,7 +212,7 @@ def test_bundle_metadata_parses_with_the_android_demo_parser(released: dict, tmp
     from PIL import Image
 
     from pipeline.android import host_jvm
-    from pipeline.preprocess import InputSpec, preprocess
+    from pipeline.preprocess import InputSpec, preprocess, quantize_int8
 
     classes = host_jvm.compile_core(tmp_path / "classes")
     root = released["dir"]
@@ -221,7 +221,11 @@ def test_bundle_metadata_parses_with_the_android_demo_parser(released: dict, tmp
     spec = InputSpec.from_dict(meta["input"])
     for a in meta["artifacts"]:
         got = host_jvm.preprocess_with_java(classes, root / "metadata.json", a["name"], png, tmp_path / "java.bin")
-        want = preprocess(np.asarray(Image.open(png)), spec, layout=a["layout"]).astype("<f4").tobytes()
+        want = preprocess(np.asarray(Image.open(png)), spec, layout=a["layout"]).astype("<f4")
+        if a["input_dtype"] == "int8":  # int8 TFLite inputs: the app quantizes with the file's own scale
+            q = a["input_quantization"]
+            want = quantize_int8(want, q["scale"], q["zero_point"])
+        want = want.tobytes()
         assert got == want, a["name"]
 
 

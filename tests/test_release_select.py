@@ -43,10 +43,11 @@ def test_extra_keys_of_later_stages_are_carried_into_the_metadata_entry() -> Non
               "input_quantization": {"scale": 0.02, "zero_point": -3},
               "output_quantization": {"scale": 0.1, "zero_point": 5}, "sha256": "a" * 64, "size_bytes": 10,
               "tools": {}, "extra": {"source": "/abs/cache/model.onnx", "calibration": 64},
-              "quantization": {"scheme": "static", "per_channel": True}, "pruned": {"ratio": 0.3}}
+              "quantization": "qat", "pruned": True, "params": 45482, "macs": 3151394, "calibration_images": 64}
     entry = artifact_entry(record)
     assert entry["file"] == "models/tflite-int8.tflite"
-    assert entry["quantization"] == {"scheme": "static", "per_channel": True} and entry["pruned"] == {"ratio": 0.3}
+    assert entry["quantization"] == "qat" and entry["pruned"] is True and entry["macs"] == 3151394
+    assert entry["calibration_images"] == 64  # a key the pipeline does not know yet is carried over as it is
     assert entry["details"] == {"calibration": 64}  # absolute paths stay out of bundles
     assert "path" not in entry
     art = to_artifact(record, "/bundle/models/tflite-int8.tflite")

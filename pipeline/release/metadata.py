@@ -54,6 +54,10 @@ def artifact_entry(record: dict) -> dict:
         "runtime": RUNTIME_OF_FORMAT[record["format"]],
         "sample_outputs": outputs_file(record),
         "details": _no_absolute_paths(record.get("extra", {})),
+        "pruned": bool(record.get("pruned", False)),
+        "quantization": record.get("quantization", "none"),
+        "params": record.get("params", 0),
+        "macs": record.get("macs", 0),
     }
     # Stages added later (pruning, quantization) record their own keys; carry them over as they are.
     entry.update({k: v for k, v in sorted(record.items()) if k not in ARTIFACT_FIELDS and k not in entry})
