@@ -10,29 +10,19 @@ from pathlib import Path
 
 from pipeline import report_devices
 from pipeline.artifact import atomic_write_bytes, atomic_write_json
+from pipeline.manifest import artifacts, stage_data
 
 SCHEMA = "phone-pipeline/report/1"
 
 
-def _stage_data(manifest: dict, name: str) -> dict:
-    for rec in manifest["stages"]:
-        if rec["name"] == name:
-            return rec["data"]
-    return {}
-
-
-def _artifacts(manifest: dict) -> list[dict]:
-    return [a for rec in manifest["stages"] for a in rec["artifacts"]]
-
-
 def build(manifest: dict) -> dict:
     """The report.json document (see README, 'report.json schema')."""
-    metrics = _stage_data(manifest, "evaluate").get("metrics", {})
-    violations = _stage_data(manifest, "evaluate").get("gate_violations", [])
-    bench = _stage_data(manifest, "benchmark")
+    metrics = stage_data(manifest, "evaluate").get("metrics", {})
+    violations = stage_data(manifest, "evaluate").get("gate_violations", [])
+    bench = stage_data(manifest, "benchmark")
     device = manifest["target"]["name"]
     rows = []
-    for art in _artifacts(manifest):
+    for art in artifacts(manifest).values():
         if art.get("role", "model") != "model":
             continue  # conversion inputs (e.g. the QAT-tuned float model) are in the manifest, not measured
         m = metrics.get(art["name"], {})
@@ -78,10 +68,10 @@ def build(manifest: dict) -> dict:
         "target": {"name": device, "path": manifest["target"]["path"]},
         "host": manifest["host"],
         "tools": manifest["tools"],
-        "evaluation": {"samples": _stage_data(manifest, "evaluate").get("samples"),
-                       "fp32_accuracy": _stage_data(manifest, "evaluate").get("fp32_accuracy"),
-                       "labelled": _stage_data(manifest, "evaluate").get("labelled"),
-                       "threads": _stage_data(manifest, "evaluate").get("threads")},
+        "evaluation": {"samples": stage_data(manifest, "evaluate").get("samples"),
+                       "fp32_accuracy": stage_data(manifest, "evaluate").get("fp32_accuracy"),
+                       "labelled": stage_data(manifest, "evaluate").get("labelled"),
+                       "threads": stage_data(manifest, "evaluate").get("threads")},
         "benchmark": {"settings": bench.get("settings"), "device": bench.get("device") or device},
         "gates": {"enforced": not manifest["options"]["no_gates"], "violations": violations},
         "artifacts": rows,
@@ -95,7 +85,7 @@ def build(manifest: dict) -> dict:
 
 def _pruning(manifest: dict) -> dict | None:
     """Totals and per-layer widths before and after pruning (null when the recipe does not prune)."""
-    d = _stage_data(manifest, "prune")
+    d = stage_data(manifest, "prune")
     if "layers" not in d:
         return None
     keys = ("before", "after", "macs_reduction", "params_reduction", "steps", "target", "reached", "layers",

@@ -6,20 +6,15 @@ and a table header that says they are not comparable with a phone's.
 
 from __future__ import annotations
 
+from pipeline.manifest import stage_data
+
 LATENCY_KEYS = ("p50", "p90", "trimmed_mean", "mean", "std", "cv")
-
-
-def _stage_data(manifest: dict, name: str) -> dict:
-    for rec in manifest["stages"]:
-        if rec["name"] == name:
-            return rec["data"]
-    return {}
 
 
 def rows(manifest: dict) -> list[dict]:
     """report.json's `on_device` list (see README, 'report.json schema'); empty for a host target."""
     out = []
-    for name, r in _stage_data(manifest, "on_device").get("results", {}).items():
+    for name, r in stage_data(manifest, "on_device").get("results", {}).items():
         lat = r.get("latency_ms") or {}
         out.append({
             "name": name,

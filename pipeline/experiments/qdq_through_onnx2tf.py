@@ -22,6 +22,7 @@ from pipeline import data
 from pipeline.artifact import Artifact, atomic_write_json
 from pipeline.config import load_recipe
 from pipeline.converters import onnx2tf_adapter
+from pipeline.manifest import artifacts
 from pipeline.runtimes import open_session
 from pipeline.runtimes.onnxruntime_session import OnnxRuntimeSession
 from pipeline.stages.to_onnx import export
@@ -34,7 +35,7 @@ def _score(name: str, logits: np.ndarray, labels: np.ndarray, reference: np.ndar
 
 def measure(run_dir: Path) -> dict:
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    arts = {a["name"]: Artifact.from_dict(a) for s in manifest["stages"] for a in s["artifacts"]}
+    arts = {name: Artifact.from_dict(a) for name, a in artifacts(manifest).items()}
     qat_ref = next(a for n, a in arts.items() if n.startswith("pt2-") and n.endswith("-int8-qat"))
     recipe = load_recipe(manifest["recipe"]["path"])
     split = data.eval_split(recipe)

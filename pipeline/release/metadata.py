@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from pipeline.artifact import Artifact
+from pipeline.manifest import artifacts
 from pipeline.preprocess import InputSpec
 from pipeline.release.schema import SCHEMA
 from pipeline.release.select import RULE, Candidate
@@ -16,7 +17,7 @@ ARTIFACT_FIELDS = {f.name for f in dataclasses.fields(Artifact)}
 
 def manifest_artifacts(manifest: dict) -> dict[str, dict]:
     """name -> the artifact's record in the manifest (extra keys such as `quantization` or `pruned` kept)."""
-    return {a["name"]: a for rec in manifest["stages"] for a in rec["artifacts"]}
+    return artifacts(manifest)
 
 
 def to_artifact(record: dict, path: Path) -> Artifact:
