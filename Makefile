@@ -67,4 +67,4 @@ pixel-8 galaxy-s24: setup   ## the pipeline on a phone over USB adb: make pixel-
 
 .PHONY: evidence-qdq
 evidence-qdq: setup         ## measure whether QAT ranges survive Q/DQ ONNX -> onnx2tf (run `make demo` first)
-	$(PY) -m pipeline.experiments.qdq_through_onnx2tf build/runs/$(RECIPE)__$(TARGET)
+	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.experiments.qdq_through_onnx2tf build/runs/$(RECIPE)__$(TARGET)
