@@ -57,9 +57,9 @@ def qat(
 ) -> tuple[torch.fx.GraphModule, nn.Module]:
     """Quantization-aware training; returns (converted int8 reference, plain float module with the QAT-tuned weights).
 
-    The float module is what onnx2tf gets for TFLite: onnx2tf cannot carry PT2E ranges (it drops activation Q/DQ
-    pairs and permutes per-channel weight scales, see README), so TFLite int8 comes from its own calibration of
-    these QAT-tuned weights.
+    The float module is what onnx2tf gets for TFLite: a Q/DQ ONNX file of the PT2E program loses its accuracy in
+    onnx2tf (measured by pipeline/experiments/qdq_through_onnx2tf.py), so TFLite int8 comes from onnx2tf's own
+    calibration of these QAT-tuned weights.
     """
     from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
     from torchao.quantization.pt2e.fake_quantize import disable_observer
