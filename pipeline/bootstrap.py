@@ -68,11 +68,23 @@ def _stamp_value() -> str:
     return h.hexdigest()
 
 
+def installer_pins() -> list[str]:
+    """The lock's pins of pip, setuptools and wheel."""
+    pins = [line.strip() for line in LOCK.read_text().splitlines()
+            if line.split("==")[0].strip().lower() in ("pip", "setuptools", "wheel")]
+    if len(pins) != 3:
+        sys.exit(f"[setup] {LOCK} must pin pip, setuptools and wheel (regenerate it with `make lock`)")
+    return pins
+
+
 def ensure_venv() -> None:
     py = VENV / "bin" / "python"
     if not py.exists():
         _run([sys.executable, "-m", "venv", str(VENV)])
-    # --no-deps: the lock is the whole resolved set; onnx2tf and tf-keras declare pins that conflict with it.
+    # The installers first (a new venv has Python's bundled pip and setuptools, which cannot build the editable
+    # install below without `wheel`), then the rest. --no-deps: the lock is the whole resolved set; onnx2tf and
+    # tf-keras declare pins that conflict with it.
+    _run([str(py), "-m", "pip", "install", "-q", *installer_pins()])
     _run([str(py), "-m", "pip", "install", "-q", "--no-deps", "-r", str(LOCK)])
     _run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", str(ROOT)])
 
@@ -80,8 +92,8 @@ def ensure_venv() -> None:
 def write_lock() -> None:
     """Regenerate requirements.lock from what .venv holds now (the project itself left out)."""
     py = VENV / "bin" / "python"
-    out = subprocess.run([str(py), "-m", "pip", "freeze", "--exclude-editable"], check=True, capture_output=True,
-                         text=True).stdout
+    out = subprocess.run([str(py), "-m", "pip", "freeze", "--all", "--exclude-editable"], check=True,
+                         capture_output=True, text=True).stdout
     pins = [line for line in out.splitlines() if line and not line.startswith(("-e", "#"))]
     header = LOCK.read_text().splitlines()[:2] if LOCK.exists() else []
     LOCK.write_text("\n".join([*header, *pins]) + "\n")
