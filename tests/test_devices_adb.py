@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 import pytest
 
@@ -69,10 +70,21 @@ def test_probe_reads_capabilities_from_the_device(loopback, emulated):
     assert arm.abi == "aarch64" and arm.has("python3")
 
 
+def _wait_for_state(device: AdbDevice, wanted: str, seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    while (state := device.state()) != wanted and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return state
+
+
 def test_device_is_usable_again_after_adbd_restarts(loopback):
-    testbed.restart_adbd("adb-loopback")
-    assert loopback.state() == "offline"
-    # adb keeps the host:port serial offline after adbd restarts; the device reconnects it by itself.
+    # While adbd is down adb lists the serial as offline. How soon adb reconnects after adbd is back depends on
+    # adb's own retry timer, so the test waits for the offline state with adbd stopped, not after the restart.
+    testbed.stop_adbd("adb-loopback")
+    try:
+        assert _wait_for_state(loopback, "offline", 15) == "offline"
+    finally:
+        testbed.start_adbd("adb-loopback")
     assert loopback.run(["echo", "back"], timeout=60).stdout == "back\n"
     assert loopback.state() == "device"
     testbed.restart_adbd("adb-loopback")

@@ -102,11 +102,21 @@ def down(name: str) -> None:
     say(f"{dev.name}: down")
 
 
-def restart_adbd(name: str) -> None:
-    """Stop and start the device's adbd without touching adb: the serial stays `offline` until reconnected."""
+def stop_adbd(name: str) -> None:
+    """Stop the device's adbd without touching adb: adb then lists the serial as `offline`."""
+    _stop_adbd(device_named(name))
+
+
+def start_adbd(name: str) -> None:
+    """Start the device's adbd again after `stop_adbd`; adb reconnects the serial on its own retry timer."""
     dev = device_named(name)
-    _stop_adbd(dev)
     _start_adbd(dev, dev.root)
+
+
+def restart_adbd(name: str) -> None:
+    """Stop and start the device's adbd without touching adb."""
+    stop_adbd(name)
+    start_adbd(name)
 
 
 def status(name: str) -> str:
