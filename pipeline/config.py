@@ -131,6 +131,8 @@ TARGET_SCHEMA: dict = {
     },
     "validation": {
         "samples": Field(int, 0, check=_non_negative, hint=">= 0 (0: whole test set)"),
+        # on_device gate: the device's top-1 agreement with the host's outputs of the same artifact
+        "min_host_agreement": Field(float, 0.98, check=_fraction, hint="between 0 and 1"),
     },
     "benchmark": {
         "warmup": Field(int, 20, check=_non_negative, hint=">= 0"),

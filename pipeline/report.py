@@ -19,6 +19,7 @@ def build(manifest: dict) -> dict:
     """The report.json document (see README, 'report.json schema')."""
     metrics = stage_data(manifest, "evaluate").get("metrics", {})
     violations = stage_data(manifest, "evaluate").get("gate_violations", [])
+    device_violations = stage_data(manifest, "on_device").get("gate_violations", [])
     bench = stage_data(manifest, "benchmark")
     device = manifest["target"]["name"]
     rows = []
@@ -73,7 +74,7 @@ def build(manifest: dict) -> dict:
                        "labelled": stage_data(manifest, "evaluate").get("labelled"),
                        "threads": stage_data(manifest, "evaluate").get("threads")},
         "benchmark": {"settings": bench.get("settings"), "device": bench.get("device") or device},
-        "gates": {"enforced": not manifest["options"]["no_gates"], "violations": violations},
+        "gates": {"enforced": not manifest["options"]["no_gates"], "violations": violations + device_violations},
         "artifacts": rows,
         "pruning": _pruning(manifest),
         "on_device": report_devices.rows(manifest),

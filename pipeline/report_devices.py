@@ -14,8 +14,10 @@ LATENCY_KEYS = ("p50", "p90", "trimmed_mean", "mean", "std", "cv")
 def rows(manifest: dict) -> list[dict]:
     """report.json's `on_device` list (see README, 'report.json schema'); empty for a host target."""
     out = []
-    for name, r in stage_data(manifest, "on_device").get("results", {}).items():
+    data = stage_data(manifest, "on_device")
+    for name, r in data.get("results", {}).items():
         lat = r.get("latency_ms") or {}
+        own = [v for v in data.get("gate_violations", []) if v.startswith(f"{name} on ")]
         out.append({
             "name": name,
             "format": r["format"],
@@ -42,6 +44,8 @@ def rows(manifest: dict) -> list[dict]:
             "cooldown_s": r.get("cooldown_s"),
             "thermal_before": r.get("thermal_before"),
             "thermal_after": r.get("thermal_after"),
+            "gate": "fail" if own else "pass",
+            "violations": own,
         })
     return out
 
@@ -73,8 +77,8 @@ def markdown(device_rows: list[dict]) -> list[str]:
             lines += ["**Latencies below were measured under emulation (qemu-user): hundreds of times slower than "
                       "a phone. They check that the path works; never compare them with a phone's.**", ""]
         lines += [f"| artifact | runtime | precision | accuracy | host accuracy | host agreement | max abs diff "
-                  f"| {what}: p50 ms | p90 ms | trimmed mean ms | cv | threads | cores | temp C |",
-                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+                  f"| {what}: p50 ms | p90 ms | trimmed mean ms | cv | threads | cores | temp C | gate |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"]
         for r in group:
             lat = r["latency_ms"] or {}
             cores = f"{r['core_mask']}{'' if r['core_mask_applied'] else ' (not pinned)'}" if r["core_mask"] else "-"
@@ -83,6 +87,6 @@ def markdown(device_rows: list[dict]) -> list[str]:
                 f"{_fmt(r['host_accuracy'], '.4f')} | {_fmt(r['host_agreement'], '.4f')} | "
                 f"{_fmt(r['max_abs_diff'], '.2e')} | {_fmt(lat.get('p50'), '.2f')} | {_fmt(lat.get('p90'), '.2f')} | "
                 f"{_fmt(lat.get('trimmed_mean'), '.2f')} | {_fmt(lat.get('cv'), '.2f')} | {r['threads']} | {cores} | "
-                f"{_thermal(r['thermal_before'], r['thermal_after'])} |")
+                f"{_thermal(r['thermal_before'], r['thermal_after'])} | {r.get('gate', '-')} |")
         lines.append("")
     return lines

@@ -114,6 +114,21 @@ def test_emulated_phone_runs_litert_and_executorch_like_the_host_and_resumes_aft
     host_rows = report_of(build, "tiny", "test-emulated")["artifacts"]
     assert {r["device"] for r in host_rows} == {"host"}  # host measurements stay labelled as the host's
 
+    # A release for the device ranks by the device's own (emulated) latency among what passed on the device.
+    out = workspace / "release-emulated"
+    rel = cli("release", "--recipe", str(tiny_recipe), "--target", str(target), "--build-dir", str(build),
+              "--out", str(out))
+    assert rel.returncode == 0, rel.stderr[-3000:]
+    meta = json.loads(next(out.glob("*/metadata.json")).read_text())
+    sel = meta["selection"]
+    assert "EMULATED" in sel["measured_on"] and "127.0.0.1:6522" in sel["measured_on"]
+    device_p50 = {r["name"]: r["latency_ms"]["p50"] for r in rows}
+    for fmt in ("tflite", "pte"):
+        pool = [c for c in sel["candidates"] if c["format"] == fmt and c["gate"] == "pass"]
+        assert pool and all(c["latency_source"] == "device" and c["p50_ms"] == device_p50[c["name"]] for c in pool)
+        best = min(pool, key=lambda c: (c["p50_ms"], c["size_bytes"], c["name"]))
+        assert [a["name"] for a in meta["artifacts"] if a["format"] == fmt] == [best["name"]]
+
 
 def test_loopback_runs_executorch_artifacts_like_the_host(e2e, tiny_recipe, test_target, workspace, devices_up):
     build = e2e["build"]

@@ -10,7 +10,7 @@ from pipeline.config import load_recipe, load_target
 from pipeline.partial_results import PartialResults, part_key
 from pipeline.report_devices import markdown, rows
 from pipeline.stage import Context, StageOutput
-from pipeline.stages.on_device import device_artifacts, remeasure
+from pipeline.stages.on_device import device_artifacts, remeasure, violations
 
 
 def artifact(name: str, fmt: str, role: str = "model") -> Artifact:
@@ -85,3 +85,17 @@ def test_phone_latency_is_not_labelled_emulated_and_shows_temperatures():
 def test_host_run_has_no_device_rows():
     assert rows({"stages": [{"name": "on_device", "data": {"skipped": "host target"}}]}) == []
     assert markdown([]) == []
+
+
+def test_device_outputs_that_disagree_with_the_host_fail_the_on_device_gate():
+    target = load_target("emulated-arm64")
+    results = {"pte-fp32": {"device": "emulated-arm64", "host_agreement": 1.0},
+               "tflite-int8": {"device": "emulated-arm64", "host_agreement": 0.9}}
+    found = violations(results, target)
+    assert found == ["tflite-int8 on emulated-arm64: host agreement 0.9000 < 0.98 "
+                     "(validation.min_host_agreement in emulated-arm64.toml)"]
+    manifest = on_device_manifest(emulated=True)
+    manifest["stages"][0]["data"]["gate_violations"] = ["pte-fp32 on dev: host agreement 0.5000 < 0.98 (...)"]
+    (row,) = rows(manifest)
+    assert row["gate"] == "fail" and row["violations"] and markdown([row])[-2].endswith("| fail |")
+    assert rows(on_device_manifest(emulated=True))[0]["gate"] == "pass"

@@ -37,6 +37,40 @@ def test_a_format_with_no_passing_artifact_ships_nothing_for_it() -> None:
     assert [c.name for c in choose(report) if c.chosen] == ["pte-fp32"]
 
 
+def _device_row(name: str, fmt: str, p50: float, gate: str = "pass") -> dict:
+    return {"name": name, "format": fmt, "device": "phone", "latency_ms": {"p50": p50}, "gate": gate,
+            "serial": "X1", "abi": "arm64-v8a", "emulated": False}
+
+
+def test_a_format_the_device_ran_is_ranked_by_the_device_latency_not_the_host() -> None:
+    # On the host fp32 is fastest; on the phone int8 is: the phone's numbers decide for the format it ran (pte).
+    report = {"target": {"name": "phone"}, "artifacts": [
+        _row("pte-fp32", "pte", 0.03), _row("pte-int8", "pte", 0.05, precision="int8"),
+        _row("tflite-fp32", "tflite", 0.04), _row("tflite-int8", "tflite", 0.06, precision="int8"),
+    ], "on_device": [_device_row("pte-fp32", "pte", 9.0), _device_row("pte-int8", "pte", 4.0)]}
+    pool = {c.name: c for c in choose(report)}
+    assert [n for n, c in pool.items() if c.chosen] == ["pte-int8", "tflite-fp32"]
+    assert pool["pte-int8"].latency_source == "device" and pool["pte-int8"].p50_ms == 4.0
+    assert pool["pte-int8"].host_p50_ms == 0.05
+    assert pool["tflite-fp32"].latency_source == "host" and pool["tflite-fp32"].device_gate is None
+
+
+def test_an_artifact_that_failed_or_skipped_the_device_is_not_shipped_to_it() -> None:
+    report = {"target": {"name": "phone"}, "artifacts": [
+        _row("pte-fp32", "pte", 0.03), _row("pte-int8", "pte", 0.05, precision="int8"),
+        _row("pte-fp16", "pte", 0.01, precision="fp16"),
+    ], "on_device": [_device_row("pte-fp32", "pte", 9.0), _device_row("pte-int8", "pte", 4.0, gate="fail")]}
+    pool = {c.name: c for c in choose(report)}
+    assert [n for n, c in pool.items() if c.chosen] == ["pte-fp32"]
+    assert pool["pte-fp16"].device_gate == "not run on the device" and pool["pte-fp16"].p50_ms is None
+
+
+def test_on_device_rows_of_another_device_do_not_count() -> None:
+    report = {"target": {"name": "host"}, "artifacts": [_row("pte-fp32", "pte", 0.03), _row("pte-int8", "pte", 0.05)],
+              "on_device": [_device_row("pte-int8", "pte", 4.0)]}
+    assert [c.name for c in choose(report) if c.chosen] == ["pte-fp32"]
+
+
 def test_extra_keys_of_later_stages_are_carried_into_the_metadata_entry() -> None:
     record = {"name": "tflite-int8", "path": "/abs/cache/model_int8.tflite", "format": "tflite", "precision": "int8",
               "layout": "NHWC", "input_shape": [1, 28, 28, 1], "input_dtype": "int8",

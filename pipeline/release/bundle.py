@@ -77,7 +77,7 @@ def _write_tree(root: Path, run_dir: Path, recipe: Config) -> tuple[str, ...]:
     entries = samples.write_pictures(root, split.images[: samples.COUNT],
                                      None if split.labels is None else split.labels[: samples.COUNT])
     _record_outputs(root, chosen, entries, recipe)
-    where = meta_doc.measured_on(manifest, report)
+    where = meta_doc.measured_on(manifest, report, candidates)
     meta = meta_doc.metadata(manifest, report, chosen, candidates, input_spec(recipe), label_names(recipe), entries,
                              where)
     validate_metadata(json.loads(_json_bytes(meta)))

@@ -93,11 +93,35 @@ def versions(manifest: dict, chosen: list[dict]) -> dict:
     }
 
 
-def measured_on(manifest: dict, report: dict) -> str:
-    """Where the selection's latencies were measured, in words: the benchmark stage always runs on the host."""
+def host_description(manifest: dict) -> str:
     h = manifest["host"]
-    where = f"the host CPU of the build machine ({h['processor']}, {h['cpu_count']} cores, {h['system']}); not a phone"
-    kind = manifest["target"]["settings"]["device"]["kind"]
-    if kind != "host":
-        where += f" (target {report['target']['name']!r}'s own numbers, if measured, are in report.json on_device[])"
+    return f"the host CPU of the build machine ({h['processor']}, {h['cpu_count']} cores, {h['system']}); not a phone"
+
+
+def device_description(report: dict) -> str | None:
+    """The target's device in words, from its on-device results; None when nothing ran on it."""
+    target = report["target"]["name"]
+    rows = [r for r in report.get("on_device") or [] if r.get("device") == target]
+    if not rows:
+        return None
+    r = rows[0]
+    where = f"the device of target {target!r} (adb serial {r['serial']}, {r.get('abi') or 'unknown ABI'})"
+    if r["emulated"]:
+        where += (", EMULATED under qemu-user: hundreds of times slower than a phone, used only to rank "
+                  "artifacts against each other on that device")
     return where
+
+
+def measured_on(manifest: dict, report: dict, candidates: list[Candidate]) -> str:
+    """Where the latencies that ranked the candidates were measured, in words, per format."""
+    by_source: dict[str, list[str]] = {}
+    for c in candidates:
+        formats = by_source.setdefault(c.latency_source, [])
+        if c.format not in formats:
+            formats.append(c.format)
+    parts = []
+    if "device" in by_source:
+        parts.append(f"{', '.join(by_source['device'])}: {device_description(report)}")
+    if "host" in by_source:
+        parts.append(f"{', '.join(by_source['host'])}: {host_description(manifest)}")
+    return "; ".join(parts) or host_description(manifest)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pipeline.release.metadata import device_description, host_description
+
 
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
@@ -33,6 +35,21 @@ def _metrics_table(report: dict, shipped: set[str]) -> list[str]:
     return lines
 
 
+def _device_table(report: dict, shipped: set[str]) -> list[str]:
+    target = report["target"]["name"]
+    lines = ["| artifact | shipped | runtime | samples | accuracy | host accuracy | host agreement | max abs diff "
+             "| p50 ms | cv | gate |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in report.get("on_device") or []:
+        if r.get("device") != target:
+            continue
+        lat = r.get("latency_ms") or {}
+        lines.append(f"| {r['name']} | {'yes' if r['name'] in shipped else 'no'} | {r['runtime']} | {r['samples']} | "
+                     f"{_fmt(r['accuracy'], '.4f')} | {_fmt(r['host_accuracy'], '.4f')} | "
+                     f"{_fmt(r['host_agreement'], '.4f')} | {_fmt(r['max_abs_diff'], '.2e')} | "
+                     f"{_fmt(lat.get('p50'), '.3f')} | {_fmt(lat.get('cv'), '.2f')} | {r.get('gate', '-')} |")
+    return lines
+
+
 def model_card(manifest: dict, report: dict, meta: dict) -> str:
     """The card's Markdown text, from the run's manifest and report and the bundle's metadata."""
     sel = meta["selection"]
@@ -50,17 +67,32 @@ def model_card(manifest: dict, report: dict, meta: dict) -> str:
     lines += ["", "## Metrics per artifact", "",
               f"Latency: batch 1, {bench.get('warmup', '-')} warm-up + {bench.get('runs', '-')} timed runs, "
               f"{bench.get('threads', '-')} thread(s), each runtime in a fresh process, measured on "
-              f"{sel['measured_on']}. Agreement: top-1 agreement with the PyTorch fp32 model.", ""]
+              f"{host_description(manifest)}. Agreement: top-1 agreement with the artifact's reference.", ""]
     lines += _metrics_table(report, shipped)
-    lines += ["", "## Why these artifacts", "", f"Rule: {sel['rule']}.", ""]
-    lines += [f"- {c['name']} ({c['format']} {c['precision']}): p50 {_fmt(c['p50_ms'], '.4f')} ms, gate {c['gate']}"
+    device = device_description(report)
+    if device:
+        lines += ["", "## On the target's device", "", f"Measured on {device}.", ""]
+        lines += _device_table(report, shipped)
+    lines += ["", "## Why these artifacts", "", f"Rule: {sel['rule']}.", "", f"Latency used: {sel['measured_on']}.",
+              ""]
+    lines += [f"- {c['name']} ({c['format']} {c['precision']}): p50 {_fmt(c['p50_ms'], '.4f')} ms "
+              f"({c.get('latency_source', 'host')}), gate {c['gate']}"
+              f"{'' if c.get('device_gate') is None else ', on-device gate ' + c['device_gate']}"
               f"{' -> **shipped**' if c['chosen'] else ''}" for c in sel["candidates"]]
     lines += ["", "## Limitations", ""]
-    lines.append("- Latency and memory were measured on the host CPU of the build machine, **not on a phone**; "
-                 "expect other numbers on a device, and possibly another ranking between formats.")
-    if not on_host:
-        lines.append(f"- Target {meta['release']['target']!r}: its on-device results, where the on_device stage ran, "
-                     "are in `report.json` (`on_device[]`; emulated latencies must not be compared with a phone's).")
+    if device is None:
+        lines.append("- Latency and memory were measured on the host CPU of the build machine, **not on a phone**; "
+                     "expect other numbers on a device, and possibly another ranking between formats.")
+    elif "EMULATED" in device:
+        lines.append("- Latency was measured on the host CPU and on an emulated arm64 device, **not on a phone**: "
+                     "neither predicts a phone's speed. The emulated device checks that arm64 outputs match.")
+    else:
+        lines.append("- Latency on the device was measured once, under the thermal state and load it had then "
+                     "(see `report.json` `on_device[]`); memory was measured on the host only. A format the device "
+                     "did not run was ranked by host latency (see 'Latency used' above).")
+    if not on_host and device is None:
+        lines.append(f"- Target {meta['release']['target']!r}: the on_device stage did not run; nothing in this "
+                     "bundle was validated on the device.")
     lines += ["- Accuracy holds for pictures preprocessed exactly as `pipeline/preprocess.py` does (grey/RGB mix, "
               "half-pixel bilinear resize, `(v/255 - mean)/std`); other preprocessing changes the results.",
               "- The sample outputs in `samples/outputs/` were recorded with the host runtimes (LiteRT, ExecuTorch) "

@@ -6,6 +6,8 @@ back and are compared with the same artifact's outputs on the host (top-1 agreem
 its latency is timed on the device ([benchmark] warmup, runs, threads, the [device] core_mask through taskset
 where the device has it, an optional cool-down between models, thermal zones before and after where readable).
 Latencies measured under emulation carry `emulated: true` and must never be compared with a phone's.
+Gate: an artifact whose device agreement with the host is below the target's [validation] min_host_agreement
+fails the run (unless --no-gates) and is never shipped to that target by `pipeline release`.
 
 Each artifact's result is kept in build/cache/on_device_parts/ as soon as it is measured, keyed by the artifact's
 hash and every setting that changes it: when the device is lost halfway, the stage fails with one line naming the
@@ -125,6 +127,14 @@ def measure(device: Device, art: Artifact, x: np.ndarray, labels: np.ndarray | N
     }
 
 
+def violations(results: dict[str, dict], target: Config) -> list[str]:
+    """Gate lines for artifacts whose device outputs disagree with the host's more than the target allows."""
+    limit = target.data["validation"]["min_host_agreement"]
+    return [f"{name} on {r['device']}: host agreement {r['host_agreement']:.4f} < {limit:g} "
+            f"(validation.min_host_agreement in {target.path.name})"
+            for name, r in results.items() if r["host_agreement"] < limit]
+
+
 def remeasure(options: dict) -> bool:
     """--force, or --from this stage or an earlier one: measure again instead of reusing kept results."""
     run_options = options.get("manifest", {}).get("options", {})
@@ -171,7 +181,9 @@ def run(ctx: Context) -> StageOutput:
                      res["max_abs_diff"], "EMULATED" if res["emulated"] else "", lat["p50"], lat["cv"])
     return StageOutput((), {"device": ctx.target.name, "serial": serial, "emulated": bool(dev["emulated"]),
                             "samples": int(len(x)), "results": results, "left_out": left_out,
-                            "resumed": resumed, "settings": bench})
+                            "resumed": resumed, "settings": bench,
+                            "min_host_agreement": ctx.target.data["validation"]["min_host_agreement"],
+                            "gate_violations": violations(results, ctx.target)})
 
 
 STAGE = Stage("on_device", "outputs, accuracy and latency of each .tflite/.pte on the target's device, against "
