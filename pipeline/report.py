@@ -79,8 +79,8 @@ def build(manifest: dict) -> dict:
         "pruning": _pruning(manifest),
         "on_device": report_devices.rows(manifest),
         # the report stage cannot time itself: leaving it out keeps a rebuilt report identical to the original
-        "stages": [{"name": r["name"], "cached": r["cached"], "seconds": r["seconds"]} for r in manifest["stages"]
-                   if r["name"] != "report"],
+        "stages": [{"name": r["name"], "cached": r["cached"], "seconds": r["seconds"],
+                    "skipped": r.get("data", {}).get("skipped")} for r in manifest["stages"] if r["name"] != "report"],
     }
 
 
@@ -131,8 +131,9 @@ def markdown(rep: dict) -> str:
     if rep["gates"]["violations"]:
         state = "enforced" if rep["gates"]["enforced"] else "NOT enforced (--no-gates)"
         lines += [f"## Gate violations ({state})", ""] + [f"- {v}" for v in rep["gates"]["violations"]] + [""]
-    lines += ["## Stages", "", "| stage | cached | seconds |", "|---|---|---:|"]
-    lines += [f"| {s['name']} | {'yes' if s['cached'] else 'no'} | {s['seconds']:.1f} |" for s in rep["stages"]]
+    lines += ["## Stages", "", "| stage | cached | seconds | note |", "|---|---|---:|---|"]
+    lines += [f"| {s['name']} | {'yes' if s['cached'] else 'no'} | {s['seconds']:.1f} | "
+              f"{'skipped: ' + s['skipped'] if s.get('skipped') else ''} |" for s in rep["stages"]]
     lines += ["", "## Artifacts", ""]
     lines += [f"- `{a['name']}`: `{a['path']}` sha256 `{a['sha256']}`, input {a['layout']} {a['input_shape']}"
               for a in rep["artifacts"]]

@@ -143,7 +143,11 @@ def _run(recipe: Config, target: Config, opts: RunOptions, threads: int, build_d
                 raise
             seconds = time.perf_counter() - start
             outputs[stage.name] = cache.commit(stage.name, key, ctx_dir, produced) if stage.cached else produced
-            log.info("[%s] done in %.1f s", stage.name, seconds)
+            skipped = outputs[stage.name].data.get("skipped")
+            if skipped:
+                log.info("[%s] skipped: %s", stage.name, skipped)
+            else:
+                log.info("[%s] done in %.1f s", stage.name, seconds)
             records.append(_record(stage, key, outputs[stage.name], False, seconds))
         if stage.trains:
             distributed.barrier()  # every rank sees the same cache before deciding on the next stage

@@ -95,6 +95,8 @@ def test_report_json_has_the_documented_schema(e2e):
     assert [s["name"] for s in rep["stages"]][:9] == ["train", "prune", "quantize", "to_onnx", "to_tflite",
                                                       "to_executorch", "evaluate", "benchmark", "on_device"]
     assert all({"name", "cached", "seconds"} <= set(s) for s in rep["stages"])
+    skipped = {s["name"]: s["skipped"] for s in rep["stages"] if s["skipped"]}
+    assert skipped == {"on_device": "host target"}  # the host target has no device; every other stage worked
 
 
 def test_benchmark_records_settings_memory_and_load_time(e2e):
