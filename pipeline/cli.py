@@ -113,8 +113,25 @@ def _cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed (must be >= 1)")
+    return value
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """A usage mistake is one line that names the command and the argument, not a usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="phone-pipeline", description="Turn a PyTorch model into small, fast, "
+    p = _OneLineParser(prog="phone-pipeline", description="Turn a PyTorch model into small, fast, "
                                 "validated TFLite and ExecuTorch artifacts.", epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -126,7 +143,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--only", metavar="STAGE[,STAGE]", help="run only these stages (earlier ones must be cached)")
     r.add_argument("--force", action="store_true", help="ignore the cache and rerun everything")
     r.add_argument("--no-gates", action="store_true", help="finish the run and the report even if a gate fails")
-    r.add_argument("--threads", type=int, help="torch threads for host work (default: the target's compute.threads)")
+    r.add_argument("--threads", type=_positive_int,
+                   help="torch threads for host work (default: the target's compute.threads)")
     r.add_argument("--build-dir", default="build", help="where the cache and runs live (default: build)")
     r.add_argument("--serial", help="adb serial of the device (overrides the target's [device] serial)")
     r.add_argument("-v", "--verbose", action="store_true")
@@ -141,7 +159,7 @@ def parser() -> argparse.ArgumentParser:
     rel.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe name (pipeline/recipes) or path to a .toml")
     rel.add_argument("--target", default="host", help="target name (targets/) or path to a .toml")
     rel.add_argument("--out", help="where bundles go (default: BUILD_DIR/release)")
-    rel.add_argument("--threads", type=int, help="torch threads for host work (default: the target's)")
+    rel.add_argument("--threads", type=_positive_int, help="torch threads for host work (default: the target's)")
     rel.add_argument("--build-dir", default="build", help="where the cache and runs live (default: build)")
     rel.add_argument("-v", "--verbose", action="store_true")
     rel.set_defaults(func=_cmd_release)

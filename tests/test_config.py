@@ -64,3 +64,15 @@ def test_bad_target_value_names_the_key(tmp_path):
 def test_help_shows_examples():
     proc = cli("run", "--help")
     assert proc.returncode == 0 and "examples:" in proc.stdout and "--from" in proc.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (("run", "--threads", "0"), "--threads: 0 is not allowed"),
+    (("run", "--threads", "two"), "--threads: 'two' is not a whole number"),
+    (("verify",), "required: bundle"),
+    (("deploy",), "invalid choice: 'deploy'"),
+])
+def test_command_line_mistakes_are_one_line_naming_the_argument(args, words):
+    proc = cli(*args)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and words in proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stdout == ""
