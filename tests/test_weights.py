@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from pipeline.models import build
@@ -36,8 +37,9 @@ def test_state_dict_of_another_architecture_is_refused_in_one_line(tmp_path):
     recipe = _state_dict_recipe(tmp_path, "resnet.pt")
     proc = cli("run", "--recipe", str(recipe), "--build-dir", str(tmp_path / "b"))
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "resnet.pt: does not fit the recipe's architecture" in proc.stderr.strip().splitlines()[-1]
-    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "resnet.pt: does not fit the recipe's architecture" in last and "missing (e.g. " in last
+    assert len(last) < 400 and "Traceback" not in proc.stderr
     assert not any((tmp_path / "b" / "cache").glob("train/*/model.pt"))
 
 
@@ -46,4 +48,23 @@ def test_pickled_module_is_refused(tmp_path):
     recipe = _state_dict_recipe(tmp_path, "whole-module.pt")
     proc = cli("run", "--recipe", str(recipe), "--build-dir", str(tmp_path / "b"))
     assert proc.returncode == 2
-    assert "cannot be read as a weights-only state_dict" in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "whole-module.pt: holds pickled Python objects (" in last and "model.state_dict()" in last
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"not a checkpoint", "not a PyTorch state_dict file"),
+    ("tensor", "holds a Tensor, not a state_dict"),
+    ("narrow", "shape differs (e.g. "),
+])
+def test_unusable_weight_files_are_refused_in_one_line_saying_why(tmp_path, content, words):
+    path = tmp_path / "w.pt"
+    if content == "tensor":
+        torch.save(torch.zeros(3), path)
+    elif content == "narrow":
+        torch.save(build("mobilenet_v2_small", head_channels=64).state_dict(), path)
+    else:
+        path.write_bytes(content)
+    proc = cli("run", "--recipe", str(_state_dict_recipe(tmp_path, "w.pt")), "--build-dir", str(tmp_path / "b"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert words in proc.stderr.strip().splitlines()[-1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -21,6 +22,38 @@ def save_state_dict(model: nn.Module, path: Path) -> None:
     atomic_write_bytes(Path(path), buf.getvalue())
 
 
+def _read_error(path: Path, exc: Exception) -> UserError:
+    """One line for a file torch cannot load weights-only: pickled code, or not a torch.save file at all."""
+    text = str(exc)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return UserError(f"{path}: holds pickled Python objects ({found.group(1)}) that weights-only loading refuses; "
+                         "save the weights with torch.save(model.state_dict(), path) and point weights.path at it")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    marker = next((i for i, line in enumerate(lines) if "WeightsUnpickler error" in line), None)
+    if marker is not None:  # torch's advice about weights_only=False precedes the actual reason
+        after = lines[marker].split("WeightsUnpickler error:", 1)[-1].strip()
+        detail = after or (lines[marker + 1] if marker + 1 < len(lines) else "")
+    else:
+        detail = lines[0] if lines else type(exc).__name__
+    return UserError(f"{path}: not a PyTorch state_dict file written by torch.save ({detail[:120]})")
+
+
+def _fit_error(path: Path, model: nn.Module, state: dict) -> UserError:
+    """Name what differs between the file and the recipe's architecture, briefly."""
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    missing = [k for k in want if k not in got]
+    unexpected = [k for k in got if k not in want]
+    shapes = [f"{k} {got[k]} vs {want[k]}" for k in want if k in got and got[k] != want[k]]
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape differs", shapes)):
+        if items:
+            parts.append(f"{len(items)} {label} (e.g. {', '.join(items[:2])})")
+    return UserError(f"{path}: does not fit the recipe's architecture: {'; '.join(parts) or 'not a state_dict'}; "
+                     "check model.arch and model.settings")
+
+
 def load_state_dict(model: nn.Module, path: Path, pruned: bool = False) -> nn.Module:
     """Load a state_dict file into `model`; a file of the wrong shape or kind gives one clear line.
 
@@ -29,17 +62,18 @@ def load_state_dict(model: nn.Module, path: Path, pruned: bool = False) -> nn.Mo
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for bad files
-        raise UserError(f"{path}: cannot be read as a weights-only state_dict ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0][:160]})") from None
+        raise _read_error(path, exc) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise UserError(f"{path}: holds a {type(state).__name__}, not a state_dict; "
+                        "save it with torch.save(model.state_dict(), path)")
     if pruned:
         fit_to_state_dict(model, state)
     try:
         model.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise UserError(f"{path}: does not fit the recipe's architecture: {first[:200]}") from None
+    except RuntimeError:
+        raise _fit_error(path, model, state) from None
     return model.eval()
 
 
