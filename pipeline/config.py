@@ -187,8 +187,16 @@ def _check_recipe_semantics(path: Path, data: dict) -> None:
             raise ConfigError(path, "weights.path", f"{wp} does not exist")
     if weights["source"] == "pretrained" and data["model"]["arch"] != "efficientnet_lite0":
         raise ConfigError(path, "weights.source", "'pretrained' weights ship only for arch 'efficientnet_lite0'")
-    if data["data"]["dataset"] == "photos" and weights["source"] == "train":
-        raise ConfigError(path, "weights.source", "the 'photos' dataset has no training split; load weights")
+    if data["data"]["dataset"] == "photos":
+        # scikit-image's photos are a handful of unlabelled pictures: nothing to train or fine-tune on
+        if weights["source"] == "train":
+            raise ConfigError(path, "weights.source", "the 'photos' dataset has no training split; load weights")
+        if data["prune"]["enabled"]:
+            raise ConfigError(path, "prune.enabled", "pruning is recovered by fine-tuning on labelled training data, "
+                              "which the 'photos' dataset lacks; set it to false (PTQ still works)")
+        if "qat" in data["quantize"]["methods"]:
+            raise ConfigError(path, "quantize.methods", "'qat' trains on labelled data, which the 'photos' dataset "
+                              "lacks; use [\"ptq\"]")
 
 
 def load_recipe(name_or_path: str) -> Config:

@@ -31,6 +31,8 @@ def test_bundled_recipes_and_targets_validate():
     ({"model.arch": '"vgg"'}, "model.arch", "is not one of"),
     ({"train.batch_size": '"64"'}, "train.batch_size", "expected an integer"),
     ({"weights.source": '"state_dict"'}, "weights.path", "required"),
+    ({"data.dataset": '"photos"', "weights.source": '"pretrained"', "model.arch": '"efficientnet_lite0"'},
+     "prune.enabled", "lacks"),
 ])
 def test_bad_recipe_exits_2_naming_the_key(tmp_path, override, key, words):
     recipe = write_recipe(tmp_path, "bad", **override)
@@ -76,3 +78,13 @@ def test_command_line_mistakes_are_one_line_naming_the_argument(args, words):
     proc = cli(*args)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and words in proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stdout == ""
+
+
+def test_a_model_that_cannot_take_the_dataset_fails_before_training(tmp_path):
+    recipe = write_recipe(tmp_path, "classes", **{"model.settings.num_classes": "7"})
+    proc = cli("run", "--recipe", str(recipe), "--build-dir", str(tmp_path / "b"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: classes.toml: model.settings: the model gives [7] outputs per picture but the dataset "
+        "'fashion-mnist' has 10 classes; set num_classes = 10")
+    assert not list((tmp_path / "b" / "cache").glob("train/*/model.pt"))

@@ -38,6 +38,9 @@ def label_names(recipe: Config) -> tuple[str, ...]:
 
 
 def train_split(recipe: Config) -> Split:
+    """The labelled training images; only Fashion-MNIST has them (recipes are checked for this when loaded)."""
+    if recipe.data["data"]["dataset"] != "fashion-mnist":
+        raise ValueError(f"dataset {recipe.data['data']['dataset']!r} has no training split")
     from pipeline.data import fashion_mnist as fm
 
     images, labels = fm.load("train")

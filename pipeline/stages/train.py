@@ -11,6 +11,7 @@ from pipeline import data
 from pipeline.artifact import Artifact, finalize
 from pipeline.compression.pruning import count
 from pipeline.config import Config, weights_path
+from pipeline.errors import UserError
 from pipeline.models import build
 from pipeline.models.checkpoint import load_state_dict, save_state_dict
 from pipeline.stage import Context, Stage, StageOutput
@@ -36,11 +37,28 @@ def _build(recipe: Config) -> torch.nn.Module:
     return build(model_cfg["arch"], **kwargs)
 
 
+def check_fits_data(model: torch.nn.Module, recipe: Config, spec: data.InputSpec) -> None:
+    """Fail in one line, before any training, when the model cannot take the dataset's pictures or classes."""
+    shape = (1, spec.channels, spec.height, spec.width)
+    classes = len(data.label_names(recipe))
+    where = f"{recipe.path.name}: model.settings"
+    try:
+        with torch.no_grad():
+            out = model.eval()(torch.zeros(shape))
+    except Exception as exc:  # any layer may reject the shape
+        raise UserError(f"{where}: arch {recipe.data['model']['arch']!r} cannot take the dataset's input "
+                        f"{list(shape)}: {str(exc).splitlines()[0][:160]}") from None
+    if tuple(out.shape) != (1, classes):
+        raise UserError(f"{where}: the model gives {list(out.shape)[1:]} outputs per picture but the dataset "
+                        f"{recipe.data['data']['dataset']!r} has {classes} classes; set num_classes = {classes}")
+
+
 def run(ctx: Context) -> StageOutput:
     recipe = ctx.recipe
     torch.manual_seed(recipe.data["train"]["seed"])
     model = _build(recipe)
     spec = data.input_spec(recipe)
+    check_fits_data(model, recipe, spec)
     source = recipe.data["weights"]["source"]
     summary: dict = {"source": source}
     if source == "train":
