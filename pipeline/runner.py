@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline import distributed, report
 from pipeline.artifact import atomic_write_json, sha256_file, tool_versions
+from pipeline.devices import check_reachable
 from pipeline.cache import Cache, stage_key
 from pipeline.config import Config
 from pipeline.errors import GateError, UserError
@@ -108,6 +109,8 @@ def _run(recipe: Config, target: Config, opts: RunOptions, threads: int, build_d
         "run_dir": str(out_dir),
     }
     gate_failure: GateError | None = None
+    # A phone target: make sure the device answers before the first stage that does work, not after it.
+    device_check_due = writer and target.data["device"]["kind"] == "adb" and (not opts.only or "on_device" in opts.only)
     for index, stage in enumerate(STAGES):
         if not writer and index > last_training:
             break  # other torchrun ranks only help train; rank 0 converts, measures and writes
@@ -127,6 +130,10 @@ def _run(recipe: Config, target: Config, opts: RunOptions, threads: int, build_d
             log.info("[%s] cached (%s)", stage.name, key[:12])
             records.append(_record(stage, key, cached, True, 0.0))
         else:
+            if device_check_due:
+                device_check_due = False
+                if stage.name != "on_device":  # that stage reports an unreachable device itself
+                    check_reachable(target.name, target.data["device"])
             ctx_dir = cache.new_folder(stage.name, key) if stage.cached else out_dir
             ctx = Context(recipe, target, inputs, ctx_dir, threads, log.getChild(stage.name),
                           {"no_gates": opts.no_gates, "manifest": manifest})

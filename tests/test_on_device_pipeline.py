@@ -144,13 +144,14 @@ def test_loopback_runs_executorch_artifacts_like_the_host(e2e, tiny_recipe, test
     assert left_out and all("litert" in why for why in left_out.values())  # the target lists executorch only
 
 
-def test_unreachable_serial_is_one_line_naming_device_and_stage(e2e, tiny_recipe, test_target, workspace):
+def test_unreachable_device_fails_before_any_stage_does_work(e2e, tiny_recipe, test_target, workspace):
     build = e2e["build"]
     target = device_target(workspace, "adb-loopback", "test-loopback", test_target, samples=64)
-    proc = cli(*run_args(tiny_recipe, target, build, "--serial", "127.0.0.1:6599", "--from", "on_device"))
+    proc = cli(*run_args(tiny_recipe, target, build, "--serial", "127.0.0.1:6599", "--from", "evaluate"))
     assert proc.returncode == 2, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: stage on_device") and "test-loopback" in last and "127.0.0.1:6599" in last
+    assert "127.0.0.1:6599" in last and "before any work" in last and "--target host" in last
+    assert "[evaluate] running" not in proc.stderr and "[to_onnx] cached" in proc.stderr
 
 
 def test_host_target_skips_on_device(e2e):
