@@ -13,9 +13,9 @@ from pathlib import Path
 
 from pipeline import distributed, report
 from pipeline.artifact import atomic_write_json, sha256_file, tool_versions
-from pipeline.devices import check_reachable
 from pipeline.cache import Cache, stage_key
 from pipeline.config import Config
+from pipeline.devices import check_reachable
 from pipeline.errors import GateError, UserError
 from pipeline.stage import Context, Stage, StageOutput
 from pipeline.stages import STAGES, stage_names
