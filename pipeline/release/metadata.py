@@ -9,7 +9,7 @@ from pipeline.artifact import Artifact
 from pipeline.manifest import artifacts
 from pipeline.preprocess import InputSpec
 from pipeline.release.schema import SCHEMA
-from pipeline.release.select import RULE, Candidate
+from pipeline.release.select import RULE, Candidate, target_device_rows
 from pipeline.runtimes import RUNTIME_OF_FORMAT
 
 ARTIFACT_FIELDS = {f.name for f in dataclasses.fields(Artifact)}
@@ -100,12 +100,12 @@ def host_description(manifest: dict) -> str:
 
 def device_description(report: dict) -> str | None:
     """The target's device in words, from its on-device results; None when nothing ran on it."""
-    target = report["target"]["name"]
-    rows = [r for r in report.get("on_device") or [] if r.get("device") == target]
+    rows = list(target_device_rows(report).values())
     if not rows:
         return None
     r = rows[0]
-    where = f"the device of target {target!r} (adb serial {r['serial']}, {r.get('abi') or 'unknown ABI'})"
+    where = (f"the device of target {report['target']['name']!r} (adb serial {r['serial']}, "
+             f"{r.get('abi') or 'unknown ABI'})")
     if r["emulated"]:
         where += (", EMULATED under qemu-user: hundreds of times slower than a phone, used only to rank "
                   "artifacts against each other on that device")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pipeline.release.metadata import device_description, host_description
+from pipeline.release.select import target_device_rows
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -36,12 +37,9 @@ def _metrics_table(report: dict, shipped: set[str]) -> list[str]:
 
 
 def _device_table(report: dict, shipped: set[str]) -> list[str]:
-    target = report["target"]["name"]
     lines = ["| artifact | shipped | runtime | samples | accuracy | host accuracy | host agreement | max abs diff "
              "| p50 ms | cv | gate |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for r in report.get("on_device") or []:
-        if r.get("device") != target:
-            continue
+    for r in target_device_rows(report).values():
         lat = r.get("latency_ms") or {}
         lines.append(f"| {r['name']} | {'yes' if r['name'] in shipped else 'no'} | {r['runtime']} | {r['samples']} | "
                      f"{_fmt(r['accuracy'], '.4f')} | {_fmt(r['host_accuracy'], '.4f')} | "

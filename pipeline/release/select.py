@@ -43,15 +43,15 @@ class Candidate:
         return self.gate == "pass" and self.p50_ms is not None and self.device_gate in (None, "pass")
 
 
-def _device_rows(report: dict) -> dict[str, dict]:
-    """The target device's on-device results by artifact name (none for a host target)."""
+def target_device_rows(report: dict) -> dict[str, dict]:
+    """The target device's on-device results by artifact name, in report order (none for a host target)."""
     target = report.get("target", {}).get("name")
     return {r["name"]: r for r in report.get("on_device") or [] if r.get("device") == target}
 
 
 def candidates(report: dict) -> list[Candidate]:
     """Every deployable artifact in a report.json document, in report order, none chosen yet."""
-    on_device = _device_rows(report)
+    on_device = target_device_rows(report)
     device_formats = {r["format"] for r in on_device.values()}
     out = []
     for row in report["artifacts"]:
