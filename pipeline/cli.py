@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.errors import UserError
+from pipeline.errors import StageCrash, UserError
 
 DEFAULT_RECIPE = "fashion-mnist-mobilenetv2"
 
@@ -17,6 +17,7 @@ EXAMPLES = """examples:
   phone-pipeline run --recipe efficientnet-lite0 --target host
   phone-pipeline run --from benchmark                  # rerun benchmark and report only
   phone-pipeline run --only evaluate                   # just evaluation (earlier stages must be cached)
+  phone-pipeline init --model my_net.py:build --data ./pictures --out my.toml   # your own model and data
   phone-pipeline stages                                # what each stage produces
   phone-pipeline targets                               # the devices in targets/
   phone-pipeline report build/runs/fashion-mnist-mobilenetv2__host   # rebuild the report, run nothing
@@ -39,6 +40,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = runner.run(recipe, target, opts)
     report = out / "report.md"
     print(report if report.exists() else out / "manifest.json")
+    return 0
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from pipeline.starter_recipe import write
+
+    out = write(args.model, args.data, Path(args.out), weights=args.weights, force=args.force)
+    print(f"wrote {out}; run it with: phone-pipeline run --recipe {out}")
     return 0
 
 
@@ -149,6 +158,15 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--serial", help="adb serial of the device (overrides the target's [device] serial)")
     r.add_argument("-v", "--verbose", action="store_true")
     r.set_defaults(func=_cmd_run)
+    ini = sub.add_parser("init", help="write a starter recipe for your own model and data (validated)")
+    ini.add_argument("--model", required=True, help="file.py:build_fn, package.module:build_fn, geffnet:<arch>, "
+                     "a bundled architecture, or an .onnx / .tflite file")
+    ini.add_argument("--data", required=True, help="a folder with one sub-folder of pictures per class, or "
+                     "fashion-mnist / mnist")
+    ini.add_argument("--out", required=True, help="the recipe file to write (.toml)")
+    ini.add_argument("--weights", help="a state_dict or checkpoint (.pt) to load instead of training")
+    ini.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    ini.set_defaults(func=_cmd_init)
     sub.add_parser("stages", help="list the stages in run order").set_defaults(func=_cmd_stages)
     sub.add_parser("targets", help="list the targets in targets/").set_defaults(func=_cmd_targets)
     sub.add_parser("recipes", help="list the bundled recipes").set_defaults(func=_cmd_recipes)
@@ -185,6 +203,32 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one line and the traceback in a log file, exit 1
+        return _internal_error(exc, Path(getattr(args, "build_dir", "build")))
+
+
+def _internal_error(exc: Exception, build_dir: Path) -> int:
+    """The one error boundary: user mistakes are exit 2 (above); anything else is ours, exit 1, logged in full."""
+    import tempfile
+    import time
+    import traceback
+
+    cause = exc.__cause__ if isinstance(exc, StageCrash) and exc.__cause__ else exc
+    where = f"stage {exc.stage}" if isinstance(exc, StageCrash) else "phone-pipeline"
+    text = "".join(traceback.format_exception(exc))
+    log_path = None
+    for folder in (build_dir / "logs", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            log_path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+            log_path.write_text(text)
+            break
+        except OSError:
+            log_path = None
+    first = (str(cause).strip().splitlines() or [""])[0][:200]
+    print(f"error: {where} failed with an internal error ({type(cause).__name__}: {first}); "
+          f"the traceback is in {log_path or 'nowhere (no writable folder)'}; please report it", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError
-from pipeline.models import ARCHITECTURES
+from pipeline.models.sources import SOURCE_NAMES
+from pipeline.names import HINT as NAME_HINT
+from pipeline.names import is_safe_name
 from pipeline.schema import Field, validate
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -17,6 +19,8 @@ TARGETS_DIR = PACKAGE_DIR.parent / "targets"
 
 ARTIFACT_KINDS = ("onnx-fp32", "tflite-fp32", "tflite-fp16", "tflite-int8", "pte-fp32", "pte-int8")
 IMPORTANCES = ("l1", "l2", "taylor", "bn_scale")
+DATASETS = ("fashion-mnist", "mnist", "photos", "image-folder")  # pipeline/data registers one source for each
+SEED_LIMIT = 2**32  # numpy's seeds are 32-bit
 
 
 def _positive(v: Any) -> bool:
@@ -42,7 +46,7 @@ def _tolerance(agreement: float, acc_drop: float, max_abs: float) -> dict:
 def _distilled_training(epochs: float, lr: float, weight: float) -> dict:
     """A short training run that can learn from the fp32 model (pruning fine-tune, QAT)."""
     return {
-        "epochs": Field(float, epochs, check=_non_negative, hint=">= 0"),
+        "epochs": Field(float, epochs, check=lambda v: 0 <= v <= 10_000, hint=">= 0 and <= 10000"),
         "lr": Field(float, lr, check=_positive, hint="> 0"),
         "distill": Field(bool, True),
         "distill_temperature": Field(float, 4.0, check=_positive, hint="> 0"),
@@ -52,32 +56,47 @@ def _distilled_training(epochs: float, lr: float, weight: float) -> dict:
 
 RECIPE_SCHEMA: dict = {
     "recipe": {
-        "name": Field(str, check=lambda v: bool(v.strip()) and "/" not in v, hint="a non-empty name without '/'"),
-        "version": Field(str, "0.1.0"),
+        "name": Field(str, check=is_safe_name, hint=NAME_HINT),
+        "version": Field(str, "0.1.0", check=is_safe_name, hint=NAME_HINT),
         "description": Field(str, ""),
     },
-    "model": {
-        "arch": Field(str, choices=tuple(ARCHITECTURES)),
-        "settings": Field(dict, dict, free_table=True),
+    "model": {  # pipeline/models/sources/: one file per source
+        "source": Field(str, "registry", choices=SOURCE_NAMES),
+        "arch": Field(str, ""),  # registry: a bundled architecture; package: the package's builder name
+        "package": Field(str, ""),  # package: e.g. "geffnet"
+        "entry": Field(str, ""),  # python: "path/to/file.py:build_fn" or "package.module:build_fn"
+        "path": Field(str, ""),  # onnx / tflite: the model file
+        "settings": Field(dict, dict, free_table=True),  # keyword arguments of the builder
+    },
+    "input": {  # 0 or []: taken from the model file or the dataset (pipeline/inputs.py)
+        "height": Field(int, 0, check=_non_negative, hint=">= 0 (0: from the model file or the data)"),
+        "width": Field(int, 0, check=_non_negative, hint=">= 0 (0: from the model file or the data)"),
+        "channels": Field(int, 0, choices=(0, 1, 3)),
+        "mean": Field(list, list),
+        "std": Field(list, list),
+        "range": Field(str, "0-1", choices=("0-1", "0-255")),
     },
     "weights": {
         "source": Field(str, "train", choices=("train", "state_dict", "pretrained")),
         "path": Field(str, ""),
     },
     "data": {
-        "dataset": Field(str, "fashion-mnist", choices=("fashion-mnist", "photos")),
+        "dataset": Field(str, "fashion-mnist", choices=DATASETS),
+        "path": Field(str, ""),  # image-folder: one sub-folder per class, or train/ and val/ sub-trees
+        "val_fraction": Field(float, 0.2, check=lambda v: 0.0 < v < 1.0, hint="between 0 and 1"),
+        "split_seed": Field(int, 0, check=lambda v: 0 <= v < SEED_LIMIT, hint="0 to 2^32 - 1"),
         "eval_samples": Field(int, 0, check=_non_negative, hint=">= 0 (0: the whole test set)"),
         "calibration_samples": Field(int, 200, check=_positive, hint="> 0"),
     },
     "train": {
-        "epochs": Field(float, 3.0, check=_positive, hint="> 0"),
+        "epochs": Field(float, 3.0, check=lambda v: 0 < v <= 10_000, hint="> 0 and <= 10000"),
         "batch_size": Field(int, 128, check=_positive, hint="> 0"),
         "lr": Field(float, 0.08, check=_positive, hint="> 0"),
         "weight_decay": Field(float, 4e-5, check=_non_negative, hint=">= 0"),
         "label_smoothing": Field(float, 0.0, check=_fraction, hint="between 0 and 1"),
         "schedule": Field(str, "onecycle", choices=("onecycle", "cosine", "constant")),
         "flip": Field(bool, True),
-        "seed": Field(int, 0),
+        "seed": Field(int, 0, check=lambda v: 0 <= v < SEED_LIMIT, hint="0 to 2^32 - 1"),
         "max_train_samples": Field(int, 0, check=_non_negative, hint=">= 0 (0: all)"),
     },
     "export": {
@@ -110,7 +129,7 @@ RECIPE_SCHEMA: dict = {
 
 TARGET_SCHEMA: dict = {
     "target": {
-        "name": Field(str),
+        "name": Field(str, check=is_safe_name, hint=NAME_HINT),
         "description": Field(str, ""),
     },
     "device": {
@@ -155,20 +174,38 @@ class Config:
         return self.data[key]
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a recipe or target is a few KB of text
+
+
 def read_toml(path: Path) -> dict:
-    """Parse a TOML file; a syntax error names the file and the line."""
+    """Parse a TOML file; anything that is not a readable TOML text file is one line naming the file."""
     try:
+        if path.is_dir():
+            raise ConfigError(path, "", "is a folder, not a TOML file")
         with path.open("rb") as f:
-            return tomllib.load(f)
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(path, "", "file not found") from None
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot be read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(path, "", "is larger than 1 MB; a recipe or target is a small TOML text file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(path, "", "is not UTF-8 text; a recipe or target is a TOML text file (is it a model "
+                          "file? give it as model.path in a recipe)") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", f"not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(path, "", "not valid TOML: nested too deeply") from None
 
 
 def _resolve(name_or_path: str, folder: Path, kind: str) -> Path:
     p = Path(name_or_path)
-    if p.suffix == ".toml" or p.exists():
+    if p.suffix == ".toml" or p.exists() or "/" in name_or_path:
         return p
     candidate = folder / f"{name_or_path}.toml"
     if candidate.exists():
@@ -177,7 +214,29 @@ def _resolve(name_or_path: str, folder: Path, kind: str) -> Path:
     raise ConfigError(name_or_path, "", f"no such {kind} (known: {known}; or give a path to a .toml file)")
 
 
-def _check_recipe_semantics(path: Path, data: dict) -> None:
+def _given(raw: dict, table: str, key: str) -> bool:
+    section = raw.get(table)
+    return isinstance(section, dict) and key in section
+
+
+def _check_file_source(path: Path, data: dict, raw: dict) -> None:
+    """An ONNX or TFLite file has no PyTorch module: asking for what needs one is refused here, in one line."""
+    kind = data["model"]["source"]
+    needs = [("weights", "source", "train, state_dict or pretrained weights"),
+             ("prune", "enabled", "pruning"), ("quantize", "methods", "PT2E quantization")]
+    for table, key, what in needs:
+        asked = _given(raw, table, key) and (data[table][key] if key != "source" else True)
+        if asked:
+            raise ConfigError(path, f"{table}.{key}", f"{what} needs a PyTorch model, and model.source = "
+                              f"'{kind}' is a file; remove it (int8 TFLite is still made from an ONNX file by "
+                              "onnx2tf's calibration)")
+    if _given(raw, "train", "epochs"):
+        raise ConfigError(path, "train", f"a model.source = '{kind}' file is not trained; remove [train]")
+
+
+def _check_weights(path: Path, data: dict, spec: dict) -> None:
+    from pipeline.models import sources
+
     weights = data["weights"]
     if weights["source"] == "state_dict":
         if not weights["path"]:
@@ -185,25 +244,64 @@ def _check_recipe_semantics(path: Path, data: dict) -> None:
         wp = (path.parent / weights["path"]) if not Path(weights["path"]).is_absolute() else Path(weights["path"])
         if not wp.exists():
             raise ConfigError(path, "weights.path", f"{wp} does not exist")
-    if weights["source"] == "pretrained" and data["model"]["arch"] != "efficientnet_lite0":
-        raise ConfigError(path, "weights.source", "'pretrained' weights ship only for arch 'efficientnet_lite0'")
-    if data["data"]["dataset"] == "photos":
-        # scikit-image's photos are a handful of unlabelled pictures: nothing to train or fine-tune on
-        if weights["source"] == "train":
-            raise ConfigError(path, "weights.source", "the 'photos' dataset has no training split; load weights")
-        if data["prune"]["enabled"]:
-            raise ConfigError(path, "prune.enabled", "pruning is recovered by fine-tuning on labelled training data, "
-                              "which the 'photos' dataset lacks; set it to false (PTQ still works)")
-        if "qat" in data["quantize"]["methods"]:
-            raise ConfigError(path, "quantize.methods", "'qat' trains on labelled data, which the 'photos' dataset "
-                              "lacks; use [\"ptq\"]")
+        if not wp.is_file():
+            raise ConfigError(path, "weights.path", f"{wp} is not a file (a state_dict saved with torch.save)")
+    if weights["source"] == "pretrained" and not sources.source(spec["source"]).has_pretrained(spec):
+        hint = (" (geffnet downloads its pretrained weights from the internet at run time, which cannot work "
+                "offline; train, or load a state_dict)") if spec["source"] == "package" else ""
+        raise ConfigError(path, "weights.source", f"no packaged pretrained weights for {sources.describe(spec)}; "
+                          f"'pretrained' ships for registry arch 'efficientnet_lite0'{hint}")
+
+
+def _check_data_needs(path: Path, data: dict, pytorch: bool) -> None:
+    from pipeline import data as datasets
+
+    dataset = data["data"]["dataset"]
+    if datasets.SOURCES[dataset].has_train or not pytorch:
+        return
+    # unlabelled evaluation pictures (the photos): nothing to train or fine-tune on
+    if data["weights"]["source"] == "train":
+        raise ConfigError(path, "weights.source", f"the {dataset!r} dataset has no training split; load weights")
+    if data["prune"]["enabled"]:
+        raise ConfigError(path, "prune.enabled", "pruning is recovered by fine-tuning on labelled training data, "
+                          f"which the {dataset!r} dataset lacks; set it to false (PTQ still works)")
+    if "qat" in data["quantize"]["methods"]:
+        raise ConfigError(path, "quantize.methods", f"'qat' trains on labelled data, which the {dataset!r} dataset "
+                          "lacks; use [\"ptq\"]")
+
+
+def _check_recipe_semantics(path: Path, data: dict, raw: dict) -> None:
+    """Cross-key rules; resolves the model spec, the data table and the input spec into `data` (absolute paths)."""
+    from pipeline import data as datasets
+    from pipeline import inputs
+    from pipeline.models import sources
+    from pipeline.models.sources import files
+
+    spec = sources.check(data["model"], path)
+    pytorch = sources.is_pytorch(spec)
+    if not pytorch:
+        _check_file_source(path, data, raw)
+        data["weights"]["source"] = "none"
+        data["quantize"]["methods"] = []
+    else:
+        _check_weights(path, data, spec)
+    _check_data_needs(path, data, pytorch)
+    source = datasets.SOURCES[data["data"]["dataset"]]
+    if data["data"]["path"] and data["data"]["dataset"] != "image-folder":
+        raise ConfigError(path, "data.path", f"only used with dataset 'image-folder' (this is "
+                          f"{data['data']['dataset']!r})")
+    data["data"] = source.check(data["data"], path)
+    model_file = files.channels_and_size(spec) if not pytorch else None
+    data["input"] = inputs.resolve(data["input"], source.input_defaults(data["data"]), model_file, path)
+    data["model_spec"] = spec
 
 
 def load_recipe(name_or_path: str) -> Config:
     """Load and validate a recipe by name (pipeline/recipes/NAME.toml) or path."""
     path = _resolve(name_or_path, RECIPES_DIR, "recipe")
-    data = validate(read_toml(path), RECIPE_SCHEMA, path)
-    _check_recipe_semantics(path, data)
+    raw = read_toml(path)
+    data = validate(raw, RECIPE_SCHEMA, path)
+    _check_recipe_semantics(path, data, raw)
     return Config(path, data["recipe"]["name"], data)
 
 

@@ -26,3 +26,11 @@ class GateError(UserError):
     """A tolerance or accuracy gate was violated; names artifact, metric, value and limit."""
 
     exit_code = 3
+
+
+class StageCrash(Exception):
+    """An unexpected exception inside a stage (a bug, not a user mistake): the cause is chained as __cause__."""
+
+    def __init__(self, stage: str):
+        self.stage = stage
+        super().__init__(f"stage {stage} failed")

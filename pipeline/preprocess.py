@@ -118,7 +118,9 @@ def normalise_batch(images: np.ndarray, spec: InputSpec) -> np.ndarray:
     if imgs.ndim == 3:
         imgs = imgs[..., None]
     imgs = normalise(imgs, spec)
-    return np.ascontiguousarray(imgs.transpose(0, 3, 1, 2))
+    # A real copy: for one channel the transposed array already counts as contiguous, but its strides make torch
+    # treat the batch as channels_last, and a model's `x.view(n, -1)` after a conv then fails.
+    return imgs.transpose(0, 3, 1, 2).copy(order="C")
 
 
 def quantize_int8(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:

@@ -15,8 +15,9 @@ from pipeline import distributed, report
 from pipeline.artifact import atomic_write_json, sha256_file, tool_versions
 from pipeline.cache import Cache, stage_key
 from pipeline.config import Config
+from pipeline.data import array_cache
 from pipeline.devices import check_reachable
-from pipeline.errors import GateError, UserError
+from pipeline.errors import GateError, StageCrash, UserError
 from pipeline.stage import Context, Stage, StageOutput
 from pipeline.stages import STAGES, stage_names
 
@@ -74,6 +75,7 @@ def run(recipe: Config, target: Config, opts: RunOptions) -> Path:
 
     torch.set_num_threads(threads)
     build_dir = opts.build_dir.resolve()
+    array_cache.set_root(build_dir / "cache" / "data")
     distributed.init()
     writer = distributed.is_writer()
     scratch = None if writer else Path(tempfile.mkdtemp(prefix=f"pipeline-rank{distributed.rank_and_world()[0]}-"))
@@ -141,12 +143,14 @@ def _run(recipe: Config, target: Config, opts: RunOptions, threads: int, build_d
             start = time.perf_counter()
             try:
                 produced = stage.run(ctx)
-            except BaseException:
+            except BaseException as exc:
                 if stage.cached:
                     cache.discard(ctx_dir)
                 manifest["failed_stage"] = stage.name
                 if writer:
                     atomic_write_json(out_dir / "manifest.json", manifest)
+                if isinstance(exc, Exception) and not isinstance(exc, UserError):
+                    raise StageCrash(stage.name) from exc  # a bug: the CLI logs the traceback, prints one line
                 raise
             seconds = time.perf_counter() - start
             outputs[stage.name] = cache.commit(stage.name, key, ctx_dir, produced) if stage.cached else produced

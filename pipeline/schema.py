@@ -13,6 +13,7 @@ A schema is a dict of key -> Field or nested dict (a TOML table). Example::
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 from pipeline.errors import ConfigError
 
 REQUIRED = object()
+# Integers must fit the 64-bit C type every library below us converts them to (torch, numpy).
+INT_LIMIT = 2**63
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,8 @@ def _coerce(value: Any, field: Field, path: str, key: str) -> Any:
     if isinstance(value, bool) and want in (int, float):
         raise ConfigError(path, key, f"expected {_type_name(want)}, got {value!r}")
     if not isinstance(value, want):
-        raise ConfigError(path, key, f"expected {_type_name(want)}, got {value!r}")
+        raise ConfigError(path, key, f"expected {_type_name(want)}, got {_shorten(value)}")
+    _check_numbers(value, path, key)
     if field.choices is not None:
         items = value if isinstance(value, list) else [value]
         for item in items:
@@ -57,6 +61,25 @@ def _coerce(value: Any, field: Field, path: str, key: str) -> Any:
     if field.check is not None and not field.check(value):
         raise ConfigError(path, key, f"{value!r} is not allowed" + (f" (must be {field.hint})" if field.hint else ""))
     return value
+
+
+def _shorten(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_numbers(value: Any, path: str, key: str) -> None:
+    """Non-finite floats and integers beyond 64 bits are refused, also inside lists and free tables."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _check_numbers(item, path, f"{key}.{name}")
+    elif isinstance(value, list):
+        for item in value:
+            _check_numbers(item, path, key)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(path, key, f"{value!r} is not allowed (must be a finite number)")
+    elif isinstance(value, int) and not isinstance(value, bool) and not -INT_LIMIT < value < INT_LIMIT:
+        raise ConfigError(path, key, f"{_shorten(value)} is out of range (must be within +-2^63)")
 
 
 def validate(data: dict, schema: dict, path: object, prefix: str = "") -> dict:

@@ -32,7 +32,7 @@ def test_bundled_recipes_and_targets_validate():
     ({"train.batch_size": '"64"'}, "train.batch_size", "expected an integer"),
     ({"weights.source": '"state_dict"'}, "weights.path", "required"),
     ({"data.dataset": '"photos"', "weights.source": '"pretrained"', "model.arch": '"efficientnet_lite0"'},
-     "prune.enabled", "lacks"),
+     "model.settings.in_channels", "takes no setting 'in_channels'"),
 ])
 def test_bad_recipe_exits_2_naming_the_key(tmp_path, override, key, words):
     recipe = write_recipe(tmp_path, "bad", **override)
@@ -42,6 +42,15 @@ def test_bad_recipe_exits_2_naming_the_key(tmp_path, override, key, words):
     assert str(recipe) in line and key in line and words in line, line
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "b" / "cache").exists()  # nothing started, nothing half-written
+
+
+def test_pruning_unlabelled_photos_is_refused(tmp_path):
+    from pipeline.config import RECIPES_DIR
+
+    recipe = tmp_path / "photos-prune.toml"
+    recipe.write_text((RECIPES_DIR / "efficientnet-lite0.toml").read_text() + "\n[prune]\nenabled = true\n")
+    with pytest.raises(ConfigError, match="prune.enabled: pruning is recovered by fine-tuning .* lacks"):
+        load_recipe(str(recipe))
 
 
 def test_toml_syntax_error_names_the_file(tmp_path):
@@ -85,6 +94,7 @@ def test_a_model_that_cannot_take_the_dataset_fails_before_training(tmp_path):
     proc = cli("run", "--recipe", str(recipe), "--build-dir", str(tmp_path / "b"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
-        "error: classes.toml: model.settings: the model gives [7] outputs per picture but the dataset "
-        "'fashion-mnist' has 10 classes; set num_classes = 10")
+        "error: classes.toml: model: architecture 'mobilenet_v2_small' gives outputs of shape [2, 7] but the "
+        "dataset 'fashion-mnist' has 10 classes; make it return [batch, 10] (e.g. num_classes = 10 in "
+        "[model.settings])")
     assert not list((tmp_path / "b" / "cache").glob("train/*/model.pt"))

@@ -1,81 +1,101 @@
-"""The datasets a recipe can name, behind one interface: input spec, training split, evaluation split."""
+"""The datasets a recipe can name: one contract (pipeline/data/source.py), one file per kind, registered here.
+
+Everything downstream asks this module for pictures at the model's input size and never looks at the dataset's
+name: the input spec comes from the recipe's resolved [input] table (pipeline/inputs.py).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.config import Config
-from pipeline.preprocess import InputSpec, normalise_batch
+from pipeline.data import fashion_mnist, image_folder, mnist, photos
+from pipeline.data.source import DataSource, Split
+from pipeline.preprocess import InputSpec, normalise_batch, resize_bilinear, to_channels
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
+
+__all__ = ["DATASETS", "InputSpec", "Split", "source", "input_spec", "label_names", "train_split", "eval_split",
+           "calibration_images", "to_tensor", "fingerprint", "has_train"]
+
+SOURCES: dict[str, DataSource] = {s.name: s for s in (fashion_mnist.SOURCE, mnist.SOURCE, photos.SOURCE,
+                                                      image_folder.SOURCE)}
+DATASETS = tuple(SOURCES)
 
 
-@dataclass(frozen=True)
-class Split:
-    images: np.ndarray  # uint8, N x H x W (grey) or N x H x W x C, already at the model's input size
-    labels: np.ndarray | None  # int64 N, or None for unlabelled sets
-    names: tuple[str, ...] = ()  # per-sample names where the set has them
+def source(recipe: Config) -> DataSource:
+    return SOURCES[recipe.data["data"]["dataset"]]
 
 
 def input_spec(recipe: Config) -> InputSpec:
-    """What the recipe's model takes as input."""
-    dataset = recipe.data["data"]["dataset"]
-    if dataset == "fashion-mnist":
-        from pipeline.data import fashion_mnist as fm
-
-        return InputSpec(28, 28, 1, (fm.MEAN,), (fm.STD,))
-    from pipeline.models.efficientnet_lite import MEAN, STD
-
-    return InputSpec(224, 224, 3, MEAN, STD)
+    """What the recipe's model takes as input (resolved once, when the recipe was loaded)."""
+    return InputSpec.from_dict(recipe.data["input"])
 
 
 def label_names(recipe: Config) -> tuple[str, ...]:
-    if recipe.data["data"]["dataset"] == "fashion-mnist":
-        from pipeline.data.fashion_mnist import LABELS
+    return source(recipe).labels(recipe.data["data"])
 
-        return LABELS
-    return tuple(f"imagenet-{i}" for i in range(1000))
+
+def has_train(recipe: Config) -> bool:
+    return source(recipe).has_train
+
+
+def fingerprint(recipe: Config) -> dict:
+    """Everything about the data that changes a stage's result: the table, the input spec, the folder's contents."""
+    table = recipe.data["data"]
+    return {"data": table, "input": recipe.data["input"], **source(recipe).fingerprint(table)}
+
+
+def fit_to_spec(images: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """uint8 pictures at the spec's size and channels (the reference conversion and resize); unchanged if they are."""
+    grey = images.ndim == 3
+    channels = 1 if grey else images.shape[3]
+    if images.shape[1:3] == (spec.height, spec.width) and channels == spec.channels:
+        return images
+    out = np.empty((len(images), spec.height, spec.width) + (() if spec.channels == 1 else (spec.channels,)),
+                   np.uint8)
+    for i, img in enumerate(images):
+        pixels = resize_bilinear(to_channels(img, spec.channels), spec.height, spec.width)
+        pixels = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+        out[i] = pixels[:, :, 0] if spec.channels == 1 else pixels
+    return out
+
+
+def _split(recipe: Config, which: str) -> Split:
+    split = source(recipe).load(recipe.data["data"], which, recipe.data["input"])
+    images = fit_to_spec(split.images, input_spec(recipe))
+    return Split(images, split.labels, split.names, split.skipped, split.read_seconds)
 
 
 def train_split(recipe: Config) -> Split:
-    """The labelled training images; only Fashion-MNIST has them (recipes are checked for this when loaded)."""
-    if recipe.data["data"]["dataset"] != "fashion-mnist":
+    """The labelled training pictures (recipes whose data has none are refused when loaded)."""
+    if not has_train(recipe):
         raise ValueError(f"dataset {recipe.data['data']['dataset']!r} has no training split")
-    from pipeline.data import fashion_mnist as fm
-
-    images, labels = fm.load("train")
-    return Split(images, labels)
+    return _split(recipe, "train")
 
 
 def eval_split(recipe: Config, samples: int = 0) -> Split:
     """The evaluation set (the whole test split unless `samples` or the recipe's eval_samples limit it)."""
     limit = samples or recipe.data["data"]["eval_samples"]
-    if recipe.data["data"]["dataset"] == "fashion-mnist":
-        from pipeline.data import fashion_mnist as fm
-
-        images, labels = fm.load("test")
-        split = Split(images, labels)
-    else:
-        from pipeline.data import photos
-
-        images, names = photos.load(input_spec(recipe))
-        split = Split(images, None, names)
+    split = _split(recipe, "test")
     if limit:
         split = Split(split.images[:limit], None if split.labels is None else split.labels[:limit],
-                      split.names[:limit])
+                      split.names[:limit], split.skipped, split.read_seconds)
     return split
 
 
 def calibration_images(recipe: Config) -> np.ndarray:
-    """uint8 images from the training distribution for int8 calibration (a fixed, evenly spread subset)."""
+    """uint8 pictures from the training distribution for int8 calibration (a fixed, evenly spread subset)."""
     n = recipe.data["data"]["calibration_samples"]
-    if recipe.data["data"]["dataset"] == "fashion-mnist":
+    if has_train(recipe):
         images = train_split(recipe).images
         step = max(1, len(images) // n)
-        return images[::step][:n]
-    return eval_split(recipe).images
+        return np.asarray(images[::step][:n])
+    return np.asarray(eval_split(recipe).images[:n])
 
 
 def to_tensor(images: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """uint8 images at model size -> float32 N x C x H x W, normalised (the reference preprocessing)."""
+    """uint8 pictures at model size -> float32 N x C x H x W, normalised, C-contiguous (the reference maths)."""
     return normalise_batch(images, spec)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.data.source import DataSource, Split, unchanged
 from pipeline.errors import UserError
 
 DEFAULT_ROOT = Path("/usr/share/datasets/fashion-mnist")
@@ -39,3 +40,12 @@ def load(split: str, root: Path = DEFAULT_ROOT) -> tuple[np.ndarray, np.ndarray]
         if not p.exists():
             raise UserError(f"{p}: missing; install Debian's dataset-fashion-mnist (make setup does)")
     return read_idx(images_path), read_idx(labels_path).astype(np.int64)
+
+
+
+def _split(table: dict, which: str, spec: dict) -> Split:
+    return Split(*load(which))
+
+
+SOURCE = DataSource("fashion-mnist", unchanged, lambda table: {"height": 28, "width": 28, "channels": 1, "mean": [MEAN],
+                                                      "std": [STD]}, lambda table: LABELS, _split)

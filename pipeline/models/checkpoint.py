@@ -10,8 +10,10 @@ import torch.nn as nn
 
 from pipeline.artifact import Artifact, atomic_write_bytes
 from pipeline.errors import UserError
-from pipeline.models import build
+from pipeline.models import sources
 from pipeline.models.reshape import fit_to_state_dict
+
+CHECKPOINT_KEYS = ("state_dict", "model")  # training scripts' checkpoint dicts keep the weights under one of these
 
 
 def save_state_dict(model: nn.Module, path: Path) -> None:
@@ -63,11 +65,16 @@ def load_state_dict(model: nn.Module, path: Path, pruned: bool = False) -> nn.Mo
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for bad files
         raise _read_error(path, exc) from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
+    if isinstance(state, dict):
+        key = next((k for k in CHECKPOINT_KEYS if isinstance(state.get(k), dict)), None)
+        state = state[key] if key else state
     if not isinstance(state, dict):
         raise UserError(f"{path}: holds a {type(state).__name__}, not a state_dict; "
                         "save it with torch.save(model.state_dict(), path)")
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise UserError(f"{path}: tensor {name!r} holds NaN or infinite values; these weights cannot give a "
+                            "usable model (check the training run that saved them)")
     if pruned:
         fit_to_state_dict(model, state)
     try:
@@ -78,6 +85,7 @@ def load_state_dict(model: nn.Module, path: Path, pruned: bool = False) -> nn.Mo
 
 
 def load_model(artifact: Artifact) -> nn.Module:
-    """Rebuild the torch model an artifact of format 'torch' describes."""
-    model = build(artifact.extra["arch"], **artifact.extra["settings"])
+    """Rebuild the torch model an artifact of format 'torch' describes (from its recorded model spec, so a fresh
+    process can do it whatever the source: registry, the user's file, a package)."""
+    model = sources.build(artifact.extra["model"])
     return load_state_dict(model, Path(artifact.path), pruned=bool(artifact.extra.get("pruned")))

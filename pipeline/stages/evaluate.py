@@ -21,12 +21,14 @@ from pipeline.training import predict_logits
 
 
 def settings(recipe: Config, target: Config) -> dict:
-    return {"data": recipe.data["data"], "tolerances": recipe.data["tolerances"],
+    return {"data": data.fingerprint(recipe), "tolerances": recipe.data["tolerances"],
             "limits": {k: recipe.data[k]["max_accuracy_drop"] for k in ("prune", "quantize")}}
 
 
 def compare(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray | None) -> dict:
     """Task and parity metrics of `logits` against the reference model's logits."""
+    # models with more than one output axis (detectors, segmenters) are compared element by element
+    logits, reference = logits.reshape(len(logits), -1), reference.reshape(len(reference), -1)
     diff = np.abs(logits.astype(np.float64) - reference.astype(np.float64))
     out = {
         "samples": int(len(logits)),
@@ -68,6 +70,17 @@ def violations(art: Artifact, metrics: dict, recipe: dict) -> list[str]:
     return found
 
 
+def baseline(artifacts: list[Artifact]) -> str:
+    """The model every compression is measured against: the fp32 PyTorch model, or the user's imported file."""
+    names = [a.name for a in artifacts]
+    if "torch-fp32" in names:
+        return "torch-fp32"
+    imported = [a.name for a in artifacts if "imported_from" in a.extra and not a.reference]
+    if not imported:
+        raise ValueError("evaluate: no fp32 model to compare with")
+    return imported[0]
+
+
 def run_artifact(artifact: Artifact, x: np.ndarray, threads: int) -> np.ndarray:
     session = open_session(artifact, threads)
     batch = batch_size(artifact)
@@ -94,7 +107,8 @@ def run(ctx: Context) -> StageOutput:
             np.save(ctx.out_dir / f"logits_{name}.npy", logits[name])
         return logits[name]
 
-    fp32 = outputs("torch-fp32")
+    base = baseline(list(arts.values()))
+    fp32 = outputs(base)
     fp32_accuracy = None if split.labels is None else float((fp32.argmax(1) == split.labels).mean())
     results, found = {}, []
     for art in arts.values():
@@ -113,7 +127,7 @@ def run(ctx: Context) -> StageOutput:
         ctx.log.info("%-26s %s agreement with %s %.4f, max |diff| %.3g", art.name,
                      f"accuracy {m['accuracy']:.4f}," if "accuracy" in m else "", m["reference"],
                      m["top1_agreement"], m["max_abs_diff"])
-    return StageOutput((), {"metrics": results, "gate_violations": found, "samples": int(len(x)),
+    return StageOutput((), {"metrics": results, "gate_violations": found, "samples": int(len(x)), "baseline": base,
                             "labelled": split.labels is not None, "threads": ctx.threads,
                             "fp32_accuracy": fp32_accuracy})
 

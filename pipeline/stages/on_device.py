@@ -41,7 +41,7 @@ CODE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()  # kept results a
 def settings(recipe: Config, target: Config) -> dict:
     t = target.data
     return {"device": t["device"], "validation": t["validation"], "benchmark": t["benchmark"],
-            "data": recipe.data["data"]}
+            "data": data.fingerprint(recipe)}
 
 
 def device_artifacts(ctx: Context) -> tuple[list[Artifact], dict[str, str]]:

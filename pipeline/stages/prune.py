@@ -8,9 +8,9 @@ import torch
 
 from pipeline import data
 from pipeline.artifact import artifact_name, derived, finalize
-from pipeline.compression.pruning import PruneSettings, count, prune
+from pipeline.compression.pruning import PruneError, PruneSettings, count, prune
 from pipeline.config import Config
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, UserError
 from pipeline.models.checkpoint import load_model, save_state_dict
 from pipeline.stage import Context, Stage, StageOutput
 from pipeline.training import Distillation, TrainSettings, predict_logits, train
@@ -19,7 +19,7 @@ from pipeline.training import Distillation, TrainSettings, predict_logits, train
 def settings(recipe: Config, target: Config) -> dict:
     # The accuracy limit is a gate checked by evaluate: changing it must not redo the pruning.
     prune_cfg = {k: v for k, v in recipe.data["prune"].items() if k != "max_accuracy_drop"}
-    return {"prune": prune_cfg, "train": recipe.data["train"], "data": recipe.data["data"]}
+    return {"prune": prune_cfg, "train": recipe.data["train"], "data": data.fingerprint(recipe)}
 
 
 def prune_settings(cfg: dict) -> PruneSettings:
@@ -36,6 +36,22 @@ def finetune_settings(recipe: Config) -> TrainSettings:
                          max_train_samples=base["max_train_samples"])
 
 
+def check_rebuild(model: torch.nn.Module, art, x: torch.Tensor, what: str) -> None:
+    """Later stages and fresh processes rebuild the pruned network from its spec and narrowed state_dict: it must
+    give the same outputs as the pruned module itself, or the architecture keeps widths somewhere we cannot see."""
+    try:
+        rebuilt = load_model(art)
+        with torch.no_grad():
+            same = torch.allclose(rebuilt(x), model.eval()(x), rtol=1e-4, atol=1e-5)
+    except Exception as exc:  # e.g. a layer that computes sizes in __init__ from the unpruned widths
+        raise UserError(f"prune: {what}: the pruned network cannot be rebuilt from its weights "
+                        f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]}); add the layer to "
+                        "prune.ignore or set prune.enabled = false") from None
+    if not same:
+        raise UserError(f"prune: {what}: the pruned network rebuilt from its weights gives other outputs; add "
+                        "the layers that keep fixed widths to prune.ignore or set prune.enabled = false")
+
+
 def run(ctx: Context) -> StageOutput:
     cfg = ctx.recipe.data["prune"]
     if not cfg["enabled"]:
@@ -49,9 +65,15 @@ def run(ctx: Context) -> StageOutput:
     y = torch.from_numpy(split.labels)
     example = torch.zeros(src.input_shape)
     try:
-        model, report = prune(model, example, prune_settings(cfg), batches=lambda: iter([(x[:256], y[:256])]))
+        model, report = prune(model, example, prune_settings(cfg), batches=lambda: iter([(x[:256], y[:256])]),
+                              check=x[:8])
     except KeyError as exc:
         raise ConfigError(ctx.recipe.path, "prune.ignore", str(exc.args[0])) from None
+    except PruneError as exc:
+        raise UserError(f"{ctx.recipe.path.name}: prune: {src.extra['arch']}: {exc}") from None
+    for left in report["left_unpruned"]:
+        ctx.log.warning("left unpruned: %s (%d layers: %s%s)", left["reason"], len(left["layers"]),
+                        ", ".join(left["layers"][:4]), ", ..." if len(left["layers"]) > 4 else "")
     ctx.log.info("pruned %s: MACs %d -> %d (%.2fx fewer), params %d -> %d", src.name, report["before"]["macs"],
                  report["after"]["macs"], report["macs_reduction"], report["before"]["params"],
                  report["after"]["params"])
@@ -70,6 +92,7 @@ def run(ctx: Context) -> StageOutput:
     art = derived(src, name=artifact_name("torch", "fp32", pruned=True), path=str(path), format="torch",
                   precision="fp32", layout="NCHW", pruned=True, params=size["params"], macs=size["macs"],
                   reference="", extra={**src.extra, "pruned": True, "pruned_from": src.name})
+    check_rebuild(model, art, x[:8], src.extra["arch"])
     return StageOutput((finalize(art, ("torch", "torch-pruning")),), report)
 
 

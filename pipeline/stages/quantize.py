@@ -20,6 +20,7 @@ from pipeline.errors import ToolError
 from pipeline.models.checkpoint import load_model, save_state_dict
 from pipeline.stage import Context, Stage, StageOutput
 from pipeline.stages.to_executorch import write_program
+from pipeline.stages.train import skip_reason
 from pipeline.training import Distillation, TrainSettings, predict_logits
 
 WEIGHTS = "per-channel symmetric int8 weights, per-tensor int8 activations (XNNPACKQuantizer)"
@@ -33,7 +34,7 @@ def wanted(target: Config) -> dict[str, bool]:
 def settings(recipe: Config, target: Config) -> dict:
     quantize_cfg = {k: v for k, v in recipe.data["quantize"].items() if k != "max_accuracy_drop"}  # a gate only
     return {"quantize": quantize_cfg, "train": recipe.data["train"], "wanted": wanted(target),
-            "calibration_samples": recipe.data["data"]["calibration_samples"]}
+            "data": data.fingerprint(recipe)}
 
 
 def _source(ctx: Context) -> Artifact:
@@ -73,6 +74,9 @@ def _quantize(ctx: Context, method: str, model: torch.nn.Module, calib: torch.Te
 def run(ctx: Context) -> StageOutput:
     cfg = ctx.recipe.data["quantize"]
     want = wanted(ctx.target)
+    reason = skip_reason(ctx.recipe, "quantize")
+    if reason:
+        return StageOutput((), {"skipped": reason})
     if not cfg["methods"] or not any(want.values()):
         return StageOutput((), {"skipped": "no quantization method in the recipe or no int8 artifact in the target"})
     src = _source(ctx)

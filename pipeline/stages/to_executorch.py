@@ -12,6 +12,7 @@ from pipeline.converters.executorch_lowering import lower
 from pipeline.errors import ToolError
 from pipeline.models.checkpoint import load_model
 from pipeline.stage import Context, Stage, StageOutput
+from pipeline.stages.train import skip_reason
 
 
 def wanted(target: Config) -> bool:
@@ -38,6 +39,9 @@ def write_program(model: torch.nn.Module, example: torch.Tensor, path: Path, wha
 
 
 def run(ctx: Context) -> StageOutput:
+    reason = skip_reason(ctx.recipe, "to_executorch")
+    if reason:
+        return StageOutput((), {"skipped": reason})
     if not wanted(ctx.target):
         return StageOutput((), {"skipped": "the target builds no fp32 ExecuTorch artifact"})
     arts = []

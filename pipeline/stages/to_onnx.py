@@ -1,10 +1,15 @@
-"""to_onnx: one self-contained ONNX file from the dynamo exporter, checked by the ONNX checker and ONNX Runtime."""
+"""to_onnx: one self-contained ONNX file from the dynamo exporter, checked by the ONNX checker and ONNX Runtime.
+
+For a recipe whose model is an ONNX file (model.source = "onnx"), nothing is exported: the user's file is imported
+(made self-contained, checked, loaded in ONNX Runtime) and becomes the fp32 artifact the later stages start from.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import warnings
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -13,16 +18,56 @@ import torch
 from pipeline import data
 from pipeline.artifact import Artifact, artifact_name, derived, finalize
 from pipeline.config import Config
-from pipeline.errors import ToolError
+from pipeline.errors import ToolError, UserError
 from pipeline.models.checkpoint import load_model
 from pipeline.runtimes import open_session
 from pipeline.stage import Context, Stage, StageOutput
+from pipeline.stages.train import model_key
 
 PARITY_SAMPLES = 16
 
 
 def settings(recipe: Config, target: Config) -> dict:
-    return {"opset": recipe.data["export"]["opset"]}
+    s = {"opset": recipe.data["export"]["opset"], "data": data.fingerprint(recipe)}
+    if recipe.data["model_spec"]["source"] == "onnx":
+        s["import"] = model_key(recipe)
+    return s
+
+
+def import_file(ctx: Context) -> Artifact:
+    """The user's ONNX file as the run's fp32 artifact: external data folded in, checked, loadable by ORT."""
+    spec = ctx.recipe.data["model_spec"]
+    src = Path(spec["path"])
+    path = ctx.out_dir / "onnx-fp32.onnx"
+    where = f"{ctx.recipe.path.name}: model.path: {src}"
+    try:
+        model = onnx.load(str(src))
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as exc:  # damaged protobuf, missing external data, invalid graph
+        raise UserError(f"{where}: not a valid ONNX model: {type(exc).__name__}: "
+                        f"{(str(exc).strip().splitlines() or [''])[0][:160]}") from None
+    weights = {i.name for i in model.graph.initializer}  # opset < 9 files list their weights as inputs too
+    first = next((i for i in model.graph.input if i.name not in weights), None)
+    elem = first.type.tensor_type.elem_type if first is not None else 0
+    if elem != onnx.TensorProto.FLOAT:
+        raise UserError(f"{where}: its input is {onnx.TensorProto.DataType.Name(elem)}; the pipeline feeds float32 "
+                        "normalised pictures (export the model with a float32 input)")
+    onnx.save(model, str(path))
+    labels = list(data.label_names(ctx.recipe))
+    art = Artifact(name="onnx-fp32", path=str(path), format="onnx", precision="fp32", layout=spec["layout"],
+                   input_shape=tuple(spec["input_shape"]),
+                   extra={"imported_from": str(src), "opset": max((o.version for o in model.opset_import
+                                                                    if o.domain in ("", "ai.onnx")), default=0),
+                          "input": data.input_spec(ctx.recipe).to_dict(), "labels": labels,
+                          "model": {k: v for k, v in spec.items() if k != "recipe"}})
+    art = finalize(art, ("onnx",))
+    try:
+        open_session(art, threads=ctx.threads)
+    except Exception as exc:  # ORT may lack an op or a type the file uses
+        raise UserError(f"{where}: ONNX Runtime cannot load it: {type(exc).__name__}: "
+                        f"{(str(exc).strip().splitlines() or [''])[0][:160]}") from None
+    ctx.log.info("imported %s (%d bytes, opset %s)", src, art.size_bytes, art.extra["opset"])
+    return art
 
 
 def export(model: torch.nn.Module, example: torch.Tensor, path, opset: int) -> None:
@@ -66,6 +111,13 @@ def convert(ctx: Context, src: Artifact) -> tuple[Artifact, float]:
 
 
 def run(ctx: Context) -> StageOutput:
+    source = ctx.recipe.data["model_spec"]["source"]
+    if source == "onnx":
+        art = import_file(ctx)
+        return StageOutput((art,), {"imported": art.extra["imported_from"], "parity_samples": 0})
+    if source == "tflite":
+        return StageOutput((), {"skipped": "model.source = 'tflite': the TFLite file is the artifact (to_tflite "
+                                           "imports it); there is nothing to export"})
     arts, diffs = [], {}
     for src in ctx.upstream_artifacts():
         if src.format == "torch":

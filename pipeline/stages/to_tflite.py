@@ -1,4 +1,8 @@
-"""to_tflite: fp32 and fp16 TFLite models from the ONNX artifact through onnx2tf (offline, input NHWC)."""
+"""to_tflite: fp32 and fp16 TFLite models from the ONNX artifact through onnx2tf (offline, input NHWC).
+
+For a recipe whose model is a TFLite file (model.source = "tflite"), the file is imported as the run's artifact;
+an imported ONNX file is converted like an exported one, and int8 is then calibrated by onnx2tf from it.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ from pipeline import data
 from pipeline.artifact import Artifact, artifact_name, derived, finalize
 from pipeline.config import Config
 from pipeline.converters import onnx2tf_adapter
-from pipeline.errors import ToolError
+from pipeline.errors import ToolError, UserError
 from pipeline.stage import Context, Stage, StageOutput
+from pipeline.stages.train import model_key
 
 
 def wanted(target: Config) -> list[str]:
@@ -20,7 +25,10 @@ def wanted(target: Config) -> list[str]:
 
 
 def settings(recipe: Config, target: Config) -> dict:
-    return {"precisions": wanted(target), "calibration_samples": recipe.data["data"]["calibration_samples"]}
+    s = {"precisions": wanted(target), "data": data.fingerprint(recipe)}
+    if recipe.data["model_spec"]["source"] == "tflite":
+        s["import"] = model_key(recipe)
+    return s
 
 
 def calibration_nhwc(recipe: Config) -> np.ndarray:
@@ -47,19 +55,62 @@ def _outputs(src: Artifact, precisions: list[str]) -> list[str]:
     """Which TFLite precisions to make from this ONNX file."""
     if src.role == "intermediate":
         return ["int8"] if src.quantization != "none" and "int8" in precisions else []
+    if "imported_from" in src.extra:  # no PyTorch model to quantize: onnx2tf calibrates the file itself
+        return [p for p in precisions if p in ("fp32", "fp16", "int8")]
     return [p for p in precisions if p in ("fp32", "fp16")]
+
+
+def _tflite_precision(path: Path) -> str:
+    """int8 for integer input, fp16 when weights are stored as float16 (dequantized at load), else fp32."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    if np.dtype(interp.get_input_details()[0]["dtype"]) == np.int8:
+        return "int8"
+    if any(np.dtype(t["dtype"]) == np.float16 for t in interp.get_tensor_details()):
+        return "fp16"
+    return "fp32"
+
+
+def import_file(ctx: Context) -> Artifact:
+    """The user's TFLite file as the run's artifact, with its input layout and quantization read from the file."""
+    spec = ctx.recipe.data["model_spec"]
+    src = Path(spec["path"])
+    where = f"{ctx.recipe.path.name}: model.path: {src}"
+    try:
+        precision = _tflite_precision(src)
+        dtype, in_q, out_q = io_quantization(src)
+    except Exception as exc:  # not a flatbuffer LiteRT can load
+        raise UserError(f"{where}: LiteRT cannot load it: {type(exc).__name__}: "
+                        f"{(str(exc).strip().splitlines() or [''])[0][:160]}") from None
+    if dtype not in ("float32", "int8"):
+        raise UserError(f"{where}: its input is {dtype}; the pipeline feeds float32 or int8 (quantized) pictures")
+    name = artifact_name("tflite", precision)
+    dest = ctx.out_dir / f"{name}.tflite"
+    shutil.copyfile(src, dest)
+    art = Artifact(name=name, path=str(dest), format="tflite", precision=precision, layout=spec["layout"],
+                   input_shape=tuple(spec["input_shape"]), input_dtype=dtype, input_quantization=in_q,
+                   output_quantization=out_q,
+                   extra={"imported_from": str(src), "input": data.input_spec(ctx.recipe).to_dict(),
+                          "labels": list(data.label_names(ctx.recipe)),
+                          "model": {k: v for k, v in spec.items() if k != "recipe"}})
+    ctx.log.info("imported %s as %s", src, name)
+    return finalize(art, ("ai-edge-litert",))
 
 
 def convert(ctx: Context, src: Artifact, precisions: list[str], calib: np.ndarray) -> list[Artifact]:
     work = ctx.out_dir / f"onnx2tf-{src.name}"
     files = onnx2tf_adapter.convert(Path(src.path), work, calib, int8="int8" in precisions)
-    n, c, h, w = src.input_shape
+    shape = src.input_shape
+    n, c, h, w = shape if src.layout == "NCHW" else (shape[0], shape[3], shape[1], shape[2])
     arts = []
     for precision in precisions:
         if precision not in files:
             raise ToolError(f"to_tflite: {src.name}: onnx2tf wrote no {precision} model (looked for *"
                             f"{onnx2tf_adapter.VARIANTS[precision]} in {work / 'tf'})")
-        name = artifact_name("tflite", precision, src.pruned, src.quantization)
+        # an imported ONNX file's int8 is onnx2tf's post-training quantization of it
+        quantization = "ptq" if precision == "int8" and "imported_from" in src.extra else src.quantization
+        name = artifact_name("tflite", precision, src.pruned, quantization)
         dest = ctx.out_dir / f"{name}.tflite"
         shutil.move(files[precision], dest)
         dtype, in_q, out_q = io_quantization(dest)
@@ -69,16 +120,21 @@ def convert(ctx: Context, src: Artifact, precisions: list[str], calib: np.ndarra
                                      f"calibrated on {len(calib)} training images, of "
                                      f"{src.extra.get('quantized_by', 'the float model')}; onnx2tf cannot carry "
                                      "PT2E ranges (make evidence-qdq)")
+        if "imported_from" in src.extra:
+            extra.update(input=src.extra["input"], labels=src.extra["labels"])
         arts.append(finalize(derived(
             src, name=name, path=str(dest), format="tflite", precision=precision, layout="NHWC",
             input_shape=(n, h, w, c), input_dtype=dtype, input_quantization=in_q, output_quantization=out_q,
-            reference=src.reference, role="model", extra=extra,
+            reference=src.reference or src.name, role="model", extra=extra, quantization=quantization,
         ), ("onnx2tf", "tensorflow-cpu", "onnx")))
     shutil.rmtree(work, ignore_errors=True)  # SavedModel and the other variants: not artifacts of this run
     return arts
 
 
 def run(ctx: Context) -> StageOutput:
+    if ctx.recipe.data["model_spec"]["source"] == "tflite":
+        art = import_file(ctx)
+        return StageOutput((art,), {"imported": art.extra["imported_from"], "converted": []})
     precisions = wanted(ctx.target)
     jobs = [(src, _outputs(src, precisions)) for src in ctx.upstream_artifacts() if src.format == "onnx"]
     jobs = [(src, p) for src, p in jobs if p]

@@ -1,8 +1,11 @@
-"""train: the fp32 PyTorch model, trained from the recipe or loaded (user state_dict or packaged weights)."""
+"""train: the fp32 PyTorch model, trained from the recipe or loaded (user state_dict or packaged weights).
+
+Whatever the model's source (a bundled architecture, the user's own builder, a package), the artifact records its
+model spec, so any later stage or fresh process rebuilds the same network. A recipe whose model is an ONNX or
+TFLite file has no PyTorch model: this stage is skipped and says so.
+"""
 
 from __future__ import annotations
-
-import copy
 
 import numpy as np
 import torch
@@ -12,14 +15,29 @@ from pipeline.artifact import Artifact, finalize
 from pipeline.compression.pruning import count
 from pipeline.config import Config, weights_path
 from pipeline.errors import UserError
-from pipeline.models import build
+from pipeline.models import sources
 from pipeline.models.checkpoint import load_state_dict, save_state_dict
 from pipeline.stage import Context, Stage, StageOutput
 from pipeline.training import TrainSettings, predict_logits, train
 
 
+def model_key(recipe: Config) -> dict:
+    """What identifies the recipe's network in cache keys: its spec (no recipe path) and its code or file hash."""
+    spec = {k: v for k, v in recipe.data["model_spec"].items() if k != "recipe"}
+    return {"spec": spec, **sources.fingerprint(recipe.data["model_spec"])}
+
+
+def skip_reason(recipe: Config, stage: str) -> str | None:
+    """Why a stage that needs a PyTorch model does not run, or None when it can."""
+    spec = recipe.data["model_spec"]
+    if sources.is_pytorch(spec):
+        return None
+    enters = "to_onnx (imported, then converted to TFLite)" if spec["source"] == "onnx" else "to_tflite (imported)"
+    return f"model.source = '{spec['source']}': {stage} needs a PyTorch model; the file enters at {enters}"
+
+
 def settings(recipe: Config, target: Config) -> dict:
-    s = {"model": recipe.data["model"], "weights": recipe.data["weights"], "data": recipe.data["data"]["dataset"]}
+    s = {"model": model_key(recipe), "weights": recipe.data["weights"], "data": data.fingerprint(recipe)}
     if recipe.data["weights"]["source"] == "train":
         s["train"] = recipe.data["train"]
     elif recipe.data["weights"]["source"] == "state_dict":
@@ -29,63 +47,74 @@ def settings(recipe: Config, target: Config) -> dict:
     return s
 
 
-def _build(recipe: Config) -> torch.nn.Module:
-    model_cfg = recipe.data["model"]
-    kwargs = copy.deepcopy(model_cfg["settings"])
-    if model_cfg["arch"] == "efficientnet_lite0":
-        kwargs["pretrained"] = recipe.data["weights"]["source"] == "pretrained"
-    return build(model_cfg["arch"], **kwargs)
-
-
-def check_fits_data(model: torch.nn.Module, recipe: Config, spec: data.InputSpec) -> None:
-    """Fail in one line, before any training, when the model cannot take the dataset's pictures or classes."""
-    shape = (1, spec.channels, spec.height, spec.width)
+def check_fits_data(model: torch.nn.Module, recipe: Config, batch: torch.Tensor) -> None:
+    """Fail in one line, before any training, when the model cannot take real pictures of the dataset or gives the
+    wrong number of outputs (probed with a real batch: strides and values as training will see them)."""
     classes = len(data.label_names(recipe))
-    where = f"{recipe.path.name}: model.settings"
+    what = sources.describe(recipe.data["model_spec"])
+    where = f"{recipe.path.name}: model"
     try:
         with torch.no_grad():
-            out = model.eval()(torch.zeros(shape))
+            out = model.eval()(batch)
     except Exception as exc:  # any layer may reject the shape
-        raise UserError(f"{where}: arch {recipe.data['model']['arch']!r} cannot take the dataset's input "
-                        f"{list(shape)}: {str(exc).splitlines()[0][:160]}") from None
-    if tuple(out.shape) != (1, classes):
-        raise UserError(f"{where}: the model gives {list(out.shape)[1:]} outputs per picture but the dataset "
-                        f"{recipe.data['data']['dataset']!r} has {classes} classes; set num_classes = {classes}")
+        raise UserError(f"{where}: {what} cannot take the dataset's input {list(batch.shape)} (set by [input]): "
+                        f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:160]}") from None
+    if not isinstance(out, torch.Tensor):
+        raise UserError(f"{where}: {what} returns {type(out).__name__}; the pipeline takes models that return one "
+                        "tensor of class scores")
+    if out.ndim != 2 or out.shape[1] != classes:
+        raise UserError(f"{where}: {what} gives outputs of shape {list(out.shape)} but the dataset "
+                        f"{recipe.data['data']['dataset']!r} has {classes} classes; make it return "
+                        f"[batch, {classes}] (e.g. num_classes = {classes} in [model.settings])")
+
+
+def check_finite(logits: np.ndarray, recipe: Config, how: str) -> None:
+    if not np.isfinite(logits).all():
+        tip = "training diverged: lower train.lr" if how == "train" else "check the weights"
+        raise UserError(f"{recipe.path.name}: the {how} model's outputs are NaN or infinite ({tip})")
 
 
 def run(ctx: Context) -> StageOutput:
     recipe = ctx.recipe
+    reason = skip_reason(recipe, "train")
+    if reason:
+        return StageOutput((), {"skipped": reason})
+    spec_model = recipe.data["model_spec"]
     torch.manual_seed(recipe.data["train"]["seed"])
-    model = _build(recipe)
-    spec = data.input_spec(recipe)
-    check_fits_data(model, recipe, spec)
     source = recipe.data["weights"]["source"]
-    summary: dict = {"source": source}
+    model = sources.build(spec_model, pretrained=source == "pretrained")
+    spec = data.input_spec(recipe)
+    summary: dict = {"source": source, "model": sources.describe(spec_model)}
+    evals = data.eval_split(recipe)
+    ex = torch.from_numpy(data.to_tensor(evals.images, spec))
     if source == "train":
         split = data.train_split(recipe)
         x = torch.from_numpy(data.to_tensor(split.images, spec))
         y = torch.from_numpy(split.labels)
+        check_fits_data(model, recipe, x[:2])
+        summary["data"] = {"train": len(x), "eval": len(ex), "skipped": list(split.skipped + evals.skipped)[:20],
+                           "skipped_count": len(split.skipped) + len(evals.skipped),
+                           "read_seconds": round(split.read_seconds + evals.read_seconds, 2)}
         summary.update(train(model, x, y, TrainSettings(**recipe.data["train"]), desc="train"))
-    elif source == "state_dict":
-        load_state_dict(model, weights_path(recipe))
+    else:
+        if source == "state_dict":
+            load_state_dict(model, weights_path(recipe))
+        check_fits_data(model, recipe, ex[:2])
     model.eval()
-    evals = data.eval_split(recipe)
-    logits = predict_logits(model, torch.from_numpy(data.to_tensor(evals.images, spec)))
+    logits = predict_logits(model, ex)
+    check_finite(logits, recipe, "train" if source == "train" else "loaded")
     if evals.labels is not None:
         summary["accuracy"] = float((logits.argmax(1) == evals.labels).mean())
     summary["params"] = int(sum(p.numel() for p in model.parameters()))
     np.save(ctx.out_dir / "eval_logits.npy", logits)
     path = ctx.out_dir / "model.pt"
     save_state_dict(model, path)
-    settings_for_rebuild = copy.deepcopy(recipe.data["model"]["settings"])
-    if recipe.data["model"]["arch"] == "efficientnet_lite0":
-        settings_for_rebuild["pretrained"] = False  # the state_dict carries the weights
     example = torch.zeros(1, spec.channels, spec.height, spec.width)
     size = count(model, example)
     art = Artifact(
         name="torch-fp32", path=str(path), format="torch", precision="fp32", layout="NCHW",
         input_shape=tuple(example.shape), params=size["params"], macs=size["macs"],
-        extra={"arch": recipe.data["model"]["arch"], "settings": settings_for_rebuild, "input": spec.to_dict(),
+        extra={"arch": sources.describe(spec_model), "model": spec_model, "input": spec.to_dict(),
                "labels": list(data.label_names(recipe))},
     )
     ctx.log.info("model %s: %d parameters%s", art.extra["arch"], summary["params"],

