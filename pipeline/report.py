@@ -69,6 +69,7 @@ def build(manifest: dict) -> dict:
         "target": {"name": device, "path": manifest["target"]["path"]},
         "host": manifest["host"],
         "tools": manifest["tools"],
+        "model": _model(manifest),
         "evaluation": {"samples": stage_data(manifest, "evaluate").get("samples"),
                        "fp32_accuracy": stage_data(manifest, "evaluate").get("fp32_accuracy"),
                        "labelled": stage_data(manifest, "evaluate").get("labelled"),
@@ -90,8 +91,32 @@ def _pruning(manifest: dict) -> dict | None:
     if "layers" not in d:
         return None
     keys = ("before", "after", "macs_reduction", "params_reduction", "steps", "target", "reached", "layers",
-            "accuracy_before_finetune", "accuracy")
+            "accuracy_before_finetune", "accuracy", "left_unpruned")
     return {k: d.get(k) for k in keys}
+
+
+def _model(manifest: dict) -> dict:
+    """Where the network and the data came from and what input the model takes (from the recipe as loaded)."""
+    settings = manifest["recipe"]["settings"]
+    spec = settings.get("model_spec", {})
+    train = stage_data(manifest, "train")
+    data = settings["data"]
+    return {"source": spec.get("source"), "description": train.get("model") or spec.get("arch") or spec.get("path"),
+            "dataset": data["dataset"], "data_path": data.get("path") or None, "input": settings.get("input"),
+            "data_read": train.get("data")}
+
+
+def _model_lines(m: dict) -> list[str]:
+    if not m.get("source"):
+        return []
+    i = m.get("input") or {}
+    data = f"`{m['dataset']}`" + (f" from {m['data_path']}" if m.get("data_path") else "")
+    lines = [f"Model: {m['description']} (model.source = {m['source']}); data: {data}; input "
+             f"{i.get('height')}x{i.get('width')}x{i.get('channels')}, mean {i.get('mean')}, std {i.get('std')}."]
+    read = m.get("data_read") or {}
+    if read.get("skipped_count"):
+        lines.append(f"Skipped {read['skipped_count']} unreadable picture(s): {', '.join(read['skipped'][:5])}.")
+    return lines
 
 
 def _fmt(v, spec: str) -> str:
@@ -106,6 +131,7 @@ def markdown(rep: dict) -> str:
         f"# {rep['recipe']['name']} {rep['recipe']['version']} on {rep['target']['name']}",
         "",
         f"Created {rep['created']} on {h['processor']} ({h['cpu_count']} cores, {h['system']}), Python {h['python']}.",
+        *_model_lines(rep.get("model") or {}),
         f"Evaluation: {rep['evaluation']['samples']} samples, {rep['evaluation']['threads']} thread(s). "
         f"Benchmark: {b.get('warmup', '-')} warm-up + {b.get('runs', '-')} timed runs per artifact, "
         f"{b.get('threads', '-')} thread(s), batch 1, each runtime in a fresh process, on the host CPU.",
@@ -177,6 +203,11 @@ def pruning_table(p: dict | None) -> list[str]:
     for layer in p["layers"]:
         lines.append(f"| {layer['name']} | {layer['out_before']} | {layer['out_after']} | {layer['params_before']:,} | "
                      f"{layer['params_after']:,} |")
+    left = p.get("left_unpruned") or []
+    if left:
+        lines += ["", "Left unpruned (structures the dependency graph could not follow; their widths are kept):", ""]
+        lines += [f"- {x['reason']}: {', '.join(x['layers'][:8])}{' ...' if len(x['layers']) > 8 else ''}"
+                  for x in left]
     return lines + [""]
 
 

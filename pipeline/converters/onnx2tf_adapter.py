@@ -38,7 +38,7 @@ def convert(onnx_path: Path, work_dir: Path, calibration_nhwc: np.ndarray | None
     if calibration_nhwc is not None:
         np.save(calib, calibration_nhwc.astype(np.float32))
     args = {"onnx": str(model_copy), "out": str(work_dir / "tf"), "calibration": str(calib) if calibration_nhwc
-            is not None else "", "int8": int8}
+            is not None else "", "int8": int8, "input_name": input_name(model_copy)}
     run(python_module("pipeline.converters.onnx2tf_adapter", json.dumps(args)), what="to_tflite: onnx2tf",
         timeout=timeout, cwd=work_dir)
     out = {}
@@ -49,6 +49,15 @@ def convert(onnx_path: Path, work_dir: Path, calibration_nhwc: np.ndarray | None
         if path.exists():
             out[precision] = path
     return out
+
+
+def input_name(path: Path) -> str:
+    """The graph input that takes the picture (exported files call it 'input'; a user's file has its own name)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    weights = {i.name for i in model.graph.initializer}
+    return next(i.name for i in model.graph.input if i.name not in weights)
 
 
 def _child(args: dict) -> None:
@@ -76,7 +85,7 @@ def _child(args: dict) -> None:
         # [name, data, mean, std]: the data is already normalised, so mean 0 and std 1 leave it alone.
         c = calib.shape[-1]
         kwargs["custom_input_op_name_np_data_path"] = [
-            ["input", args["calibration"], np.zeros((1, 1, 1, c), np.float32), np.ones((1, 1, 1, c), np.float32)]
+            [args["input_name"], args["calibration"], np.zeros((1, 1, 1, c), np.float32), np.ones((1, 1, 1, c), np.float32)]
         ]
     log = io.StringIO()
     try:

@@ -13,6 +13,7 @@ from pipeline.config import Config
 from pipeline.errors import ConfigError, UserError
 from pipeline.models.checkpoint import load_model, save_state_dict
 from pipeline.stage import Context, Stage, StageOutput
+from pipeline.stages.train import skip_reason
 from pipeline.training import Distillation, TrainSettings, predict_logits, train
 
 
@@ -54,6 +55,9 @@ def check_rebuild(model: torch.nn.Module, art, x: torch.Tensor, what: str) -> No
 
 def run(ctx: Context) -> StageOutput:
     cfg = ctx.recipe.data["prune"]
+    reason = skip_reason(ctx.recipe, "prune")
+    if reason:
+        return StageOutput((), {"skipped": reason})
     if not cfg["enabled"]:
         return StageOutput((), {"skipped": "prune.enabled = false"})
     src = ctx.inputs["train"].artifact("torch-fp32")
