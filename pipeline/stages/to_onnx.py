@@ -12,6 +12,7 @@ import torch
 
 from pipeline import data
 from pipeline.artifact import Artifact, artifact_name, derived, finalize
+from pipeline.compression.macs import count_onnx_macs
 from pipeline.config import Config
 from pipeline.errors import ToolError
 from pipeline.models.checkpoint import load_model
@@ -66,12 +67,17 @@ def convert(ctx: Context, src: Artifact) -> tuple[Artifact, float]:
 
 
 def run(ctx: Context) -> StageOutput:
-    arts, diffs = [], {}
+    arts, diffs, macs = [], {}, {}
     for src in ctx.upstream_artifacts():
         if src.format == "torch":
             art, diffs[art.name] = convert(ctx, src)
             arts.append(art)
-    return StageOutput(tuple(arts), {"ort_max_abs_diff": diffs, "parity_samples": PARITY_SAMPLES})
+            # an independent count from the graph's shapes: a layer the PyTorch hooks missed shows up here
+            macs[art.name] = count_onnx_macs(art.path)
+            ctx.log.info("%s: %d MACs from the ONNX graph, %d from the PyTorch layers", art.name, macs[art.name],
+                         art.macs)
+    return StageOutput(tuple(arts), {"ort_max_abs_diff": diffs, "parity_samples": PARITY_SAMPLES,
+                                     "macs_onnx": macs})
 
 
 STAGE = Stage("to_onnx", "ONNX fp32 of every float model (dynamo exporter), checked against ONNX Runtime",
