@@ -27,6 +27,6 @@ class ExecuTorchSession(Session):
         return [torch.from_numpy(to_artifact_input(x, self.artifact))]
 
     def invoke(self, prepared: list[torch.Tensor]) -> np.ndarray:
-        # The bindings point the program's input at the tensor's memory (no copy) and clone the output tensor out of
-        # the planned arena; .numpy() shares that clone's memory.
+        # The bindings point the program's input at the tensor's memory (no copy) and clone the output out of the
+        # planned arena (about 2 us for 10 logits here, against the private no-clone call); .numpy() shares it.
         return self.method.execute(prepared)[0].numpy()
