@@ -158,6 +158,12 @@ TARGET_SCHEMA: dict = {
         "runs": Field(int, 200, check=_positive, hint="> 0"),
         "threads": Field(int, 1, check=_positive, hint="> 0"),
         "cooldown_s": Field(float, 0.0, check=_non_negative, hint=">= 0"),
+        # host benchmark in interleaved rounds, each a fresh process per artifact: at least min_rounds, then more
+        # until every speed-up's confidence interval is narrower than ci_rel_width of its ratio, or a limit is hit
+        "min_rounds": Field(int, 3, check=_positive, hint="> 0"),
+        "max_rounds": Field(int, 10, check=_positive, hint="> 0 (and >= min_rounds)"),
+        "max_seconds": Field(float, 180.0, check=_positive, hint="> 0 (no round beyond min_rounds starts after this)"),
+        "ci_rel_width": Field(float, 0.1, check=_positive, hint="> 0 (interval width / ratio)"),
     },
 }
 

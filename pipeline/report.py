@@ -54,6 +54,11 @@ def build(manifest: dict) -> dict:
             "quantized_by": art.get("extra", {}).get("quantized_by"),
             "accuracy_drop": m.get("accuracy_drop"),
             "latency_ms": None if lat is None else {k: lat[k] for k in ("p50", "p90", "p99", "mean", "std", "cv")},
+            "prepare_p50_ms": (b.get("prepare_ms") or {}).get("p50"),
+            "rounds": len(b.get("rounds", [])) or None,
+            "round_p50_ms": [r["p50"] for r in b.get("rounds", [])] or None,
+            "min_ms": min((r["min"] for r in b.get("rounds", [])), default=None),
+            "speedup": b.get("speedup"),
             "load_ms": b.get("load_ms"),
             "peak_rss_mb": b.get("peak_rss_mb"),
             "threads": b.get("threads"),
@@ -74,7 +79,8 @@ def build(manifest: dict) -> dict:
                        "fp32_accuracy": stage_data(manifest, "evaluate").get("fp32_accuracy"),
                        "labelled": stage_data(manifest, "evaluate").get("labelled"),
                        "threads": stage_data(manifest, "evaluate").get("threads")},
-        "benchmark": {"settings": bench.get("settings"), "device": bench.get("device") or device},
+        "benchmark": {"settings": bench.get("settings"), "device": bench.get("device") or device,
+                      "rounds": bench.get("rounds"), "stopped": bench.get("stopped"), "machine": bench.get("machine")},
         "gates": {"enforced": not manifest["options"]["no_gates"], "violations": violations + device_violations},
         "artifacts": rows,
         "pruning": _pruning(manifest),
@@ -133,12 +139,13 @@ def markdown(rep: dict) -> str:
         f"Created {rep['created']} on {h['processor']} ({h['cpu_count']} cores, {h['system']}), Python {h['python']}.",
         *_model_lines(rep.get("model") or {}),
         f"Evaluation: {rep['evaluation']['samples']} samples, {rep['evaluation']['threads']} thread(s). "
-        f"Benchmark: {b.get('warmup', '-')} warm-up + {b.get('runs', '-')} timed runs per artifact, "
-        f"{b.get('threads', '-')} thread(s), batch 1, each runtime in a fresh process, on the host CPU.",
+        f"Benchmark: {b.get('warmup', '-')} warm-up + {b.get('runs', '-')} timed runs per artifact and round, "
+        f"{b.get('threads', '-')} thread(s), batch 1, each runtime in a fresh process, on the host CPU; "
+        f"{_rounds_line(rep['benchmark'])}",
         "",
         "| artifact | runtime | precision | size KB | accuracy | agreement | max abs diff | p50 ms | p90 ms "
-        "| p99 ms | cv | load ms | peak RSS MB | gate |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| p99 ms | cv | prepare ms | load ms | peak RSS MB | gate |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for a in rep["artifacts"]:
         lat = a["latency_ms"] or {}
@@ -146,12 +153,15 @@ def markdown(rep: dict) -> str:
             f"| {a['name']} | {a['runtime'] or '-'} | {a['precision']} | {a['size_bytes'] / 1024:.1f} | "
             f"{_fmt(a['accuracy'], '.4f')} | {_fmt(a['top1_agreement'], '.4f')} | {_fmt(a['max_abs_diff'], '.2e')} | "
             f"{_fmt(lat.get('p50'), '.3f')} | {_fmt(lat.get('p90'), '.3f')} | {_fmt(lat.get('p99'), '.3f')} | "
-            f"{_fmt(lat.get('cv'), '.2f')} | {_fmt(a['load_ms'], '.0f')} | {_fmt(a['peak_rss_mb'], '.0f')} | "
-            f"{a['gate']} |")
+            f"{_fmt(lat.get('cv'), '.2f')} | {_fmt(a.get('prepare_p50_ms'), '.3f')} | {_fmt(a['load_ms'], '.0f')} | "
+            f"{_fmt(a['peak_rss_mb'], '.0f')} | {a['gate']} |")
     lines += ["", "Agreement and max abs diff: against the artifact's reference (the PyTorch model it was made from; "
               "for int8 .pte files the PyTorch quantized reference; for int8 TFLite files the float model onnx2tf "
-              "calibrated). Peak RSS includes the runtime's own libraries (torch for ExecuTorch's Python bindings).",
-              ""]
+              "calibrated). p50/p90/p99/cv: the runtime's invoke alone, from the round with the median p50. "
+              "Prepare: our own input layout change and int8 quantization plus output dequantization (p50), which "
+              "an app pays once per frame on top. Peak RSS includes the runtime's own libraries (torch for "
+              "ExecuTorch's Python bindings).", ""]
+    lines += speedup_table(rep)
     lines += compression_table(rep)
     lines += report_devices.markdown(rep.get("on_device", []))
     if rep["gates"]["violations"]:
@@ -166,6 +176,40 @@ def markdown(rep: dict) -> str:
     tools = ", ".join(f"{k} {v}" for k, v in sorted(rep["tools"].items()))
     lines += ["", f"Tools: {tools}.", "", "![accuracy against latency](report.png)", ""]
     return "\n".join(lines)
+
+
+def _rounds_line(bench: dict) -> str:
+    """How many rounds ran, why they stopped, and the machine's load, with its warnings."""
+    if not bench.get("rounds"):
+        return "one round."
+    m = bench.get("machine") or {}
+    steal = m.get("steal_fraction")
+    text = (f"{bench['rounds']} interleaved round(s) (stopped: {bench['stopped']}); load average "
+            f"{_fmt(m.get('load1_before'), '.1f')} -> {_fmt(m.get('load1_after'), '.1f')} (max "
+            f"{_fmt(m.get('load1_max'), '.1f')}) on {m.get('cpu_count', '-')} cores, CPU steal "
+            f"{'-' if steal is None else format(100 * steal, '.1f') + '%'}.")
+    return text + "".join(f" **Warning: {w}.**" for w in m.get("warnings", []))
+
+
+def speedup_table(rep: dict) -> list[str]:
+    """Each artifact's speed-up over the fp32 artifact of its runtime, with the bootstrap interval over rounds."""
+    rows = [a for a in rep["artifacts"] if a.get("speedup")]
+    if not rows:
+        return []
+    conf = rows[0]["speedup"]["confidence"]
+    lines = ["## Speed-up against fp32 of the same runtime", "",
+             f"Ratio of median p50s over {rep['benchmark'].get('rounds')} rounds, with a {100 * conf:.0f}% bootstrap "
+             "interval (rounds resampled in pairs). Per-round p50s show the spread; min is the fastest run seen.", "",
+             "| artifact | baseline | p50 ms | baseline p50 ms | speed-up | interval | round p50s ms | min ms |",
+             "|---|---|---:|---:|---:|---|---|---:|"]
+    by_name = {a["name"]: a for a in rep["artifacts"]}
+    for a in rows:
+        s, base = a["speedup"], by_name.get(a["speedup"]["baseline"], {})
+        spread = ", ".join(f"{v:.3f}" for v in a.get("round_p50_ms") or [])
+        lines.append(f"| {a['name']} | {s['baseline']} | {_fmt((a['latency_ms'] or {}).get('p50'), '.3f')} | "
+                     f"{_fmt((base.get('latency_ms') or {}).get('p50'), '.3f')} | {s['ratio']:.2f}x | "
+                     f"{s['ci_low']:.2f}-{s['ci_high']:.2f}x | {spread} | {_fmt(a.get('min_ms'), '.3f')} |")
+    return lines + [""]
 
 
 def compression_table(rep: dict) -> list[str]:

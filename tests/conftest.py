@@ -68,6 +68,11 @@ build = {artifacts}
 warmup = 3
 runs = {runs}
 threads = 1
+# rounds: enough to exercise the interval and the stopping rule, few enough for `make test`
+min_rounds = 3
+max_rounds = 5
+max_seconds = 60
+ci_rel_width = 0.25
 """)
     return path
 

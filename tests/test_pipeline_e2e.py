@@ -107,6 +107,34 @@ def test_benchmark_records_settings_memory_and_load_time(e2e):
         assert res["peak_rss_mb"] > 10 and res["load_ms"] > 0 and res["threads"] == 1
 
 
+def test_benchmark_runs_interleaved_rounds_with_speedup_intervals(e2e):
+    bench = next(s for s in e2e["manifest"]["stages"] if s["name"] == "benchmark")["data"]
+    settings = bench["settings"]
+    assert settings["min_rounds"] <= bench["rounds"] <= settings["max_rounds"] and bench["stopped"]
+    assert set(bench["machine"]) >= {"load1_before", "load1_after", "load1_max", "steal_fraction", "warnings"}
+    for name, res in bench["results"].items():
+        assert len(res["rounds"]) == bench["rounds"], name
+        assert res["latency_ms"]["p50"] in [r["p50"] for r in res["rounds"]]  # the median round's own numbers
+        assert res["prepare_ms"]["p50"] > 0
+    rows = {r["name"]: r for r in e2e["report"]["artifacts"]}
+    expected = {"tflite-pruned-int8-ptq": "tflite-fp32", "pte-pruned-int8-qat": "pte-fp32",
+                "onnx-pruned-fp32": "onnx-fp32", "pt2-pruned-int8-ptq": "torch-fp32"}
+    for name, baseline in expected.items():
+        s = rows[name]["speedup"]
+        assert s["baseline"] == baseline and s["ci_low"] <= s["ratio"] <= s["ci_high"], name
+        assert s["ratio"] == pytest.approx(rows[baseline]["latency_ms"]["p50"] / rows[name]["latency_ms"]["p50"])
+    assert rows["tflite-fp32"]["speedup"] is None and rows["tflite-fp32"]["rounds"] == bench["rounds"]
+    assert "## Speed-up against fp32 of the same runtime" in (e2e["run_dir"] / "report.md").read_text()
+
+
+def test_onnx_graph_macs_agree_with_the_pytorch_count(e2e):
+    stages = {s["name"]: s for s in e2e["manifest"]["stages"]}
+    macs_onnx = stages["to_onnx"]["data"]["macs_onnx"]
+    assert set(macs_onnx) >= {"onnx-fp32", "onnx-pruned-fp32"}
+    for a in stages["to_onnx"]["artifacts"]:
+        assert macs_onnx[a["name"]] == a["macs"] > 0, a["name"]
+
+
 def test_report_is_rebuilt_from_the_manifest_alone(e2e, tmp_path):
     import shutil
 

@@ -53,8 +53,11 @@ def importance(name: str) -> tp.importance.Importance:
 
 
 def count(model: nn.Module, example: torch.Tensor) -> dict:
-    macs, params = tp.utils.count_ops_and_params(model, example)
-    return {"macs": int(macs), "params": int(params)}
+    """MACs (every convolution and linear layer, subclasses included) and parameters of `model` on `example`."""
+    # Torch-Pruning's counter matches exact layer types and skips subclasses (EfficientNet-Lite's padded conv).
+    from pipeline.compression.macs import count_macs
+
+    return count_macs(model, example)
 
 
 def layer_widths(model: nn.Module) -> dict[str, dict]:

@@ -8,10 +8,10 @@ from executorch.extension.pybindings import portable_lib
 from executorch.runtime import Runtime
 
 from pipeline.artifact import Artifact
-from pipeline.runtimes import from_artifact_output, to_artifact_input
+from pipeline.runtimes import Session, to_artifact_input
 
 
-class ExecuTorchSession:
+class ExecuTorchSession(Session):
     runtime = "executorch"
 
     def __init__(self, artifact: Artifact, threads: int):
@@ -22,6 +22,11 @@ class ExecuTorchSession:
         self.program = Runtime.get().load_program(artifact.path)
         self.method = self.program.load_method("forward")
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        out = self.method.execute([torch.from_numpy(to_artifact_input(x, self.artifact))])
-        return from_artifact_output(out[0].numpy(), self.artifact)
+    def prepare(self, x: np.ndarray) -> list[torch.Tensor]:
+        """float32 NCHW batch -> the method's inputs; torch.from_numpy shares the array's memory."""
+        return [torch.from_numpy(to_artifact_input(x, self.artifact))]
+
+    def invoke(self, prepared: list[torch.Tensor]) -> np.ndarray:
+        # The bindings point the program's input at the tensor's memory (no copy) and clone the output out of the
+        # planned arena (about 2 us for 10 logits here, against the private no-clone call); .numpy() shares it.
+        return self.method.execute(prepared)[0].numpy()

@@ -6,10 +6,10 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from pipeline.artifact import Artifact
-from pipeline.runtimes import from_artifact_output, to_artifact_input
+from pipeline.runtimes import Session
 
 
-class LiteRTSession:
+class LiteRTSession(Session):
     runtime = "litert"
 
     def __init__(self, artifact: Artifact, threads: int):
@@ -19,7 +19,9 @@ class LiteRTSession:
         self.input_index = self.interpreter.get_input_details()[0]["index"]
         self.output_index = self.interpreter.get_output_details()[0]["index"]
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        self.interpreter.set_tensor(self.input_index, to_artifact_input(x, self.artifact))
+    def invoke(self, prepared: np.ndarray) -> np.ndarray:
+        # set_tensor copies into the interpreter's own input buffer, as an app's input buffer does; get_tensor copies
+        # the (small) output, so no view into the interpreter outlives the next invoke
+        self.interpreter.set_tensor(self.input_index, prepared)
         self.interpreter.invoke()
-        return from_artifact_output(self.interpreter.get_tensor(self.output_index), self.artifact)
+        return self.interpreter.get_tensor(self.output_index)

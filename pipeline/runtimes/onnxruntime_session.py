@@ -6,10 +6,10 @@ import numpy as np
 import onnxruntime as ort
 
 from pipeline.artifact import Artifact
-from pipeline.runtimes import from_artifact_output, to_artifact_input
+from pipeline.runtimes import Session, to_artifact_input
 
 
-class OnnxRuntimeSession:
+class OnnxRuntimeSession(Session):
     runtime = "onnxruntime"
 
     def __init__(self, artifact: Artifact, threads: int, optimize: bool = True):
@@ -23,6 +23,9 @@ class OnnxRuntimeSession:
         self.session = ort.InferenceSession(artifact.path, opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        y = self.session.run(None, {self.input_name: to_artifact_input(x, self.artifact)})[0]
-        return from_artifact_output(y, self.artifact)
+    def prepare(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """float32 NCHW batch -> ONNX Runtime's feed (a contiguous array of the right type is used without a copy)."""
+        return {self.input_name: to_artifact_input(x, self.artifact)}
+
+    def invoke(self, prepared: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(None, prepared)[0]

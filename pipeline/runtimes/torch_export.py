@@ -6,17 +6,23 @@ import numpy as np
 import torch
 
 from pipeline.artifact import Artifact
+from pipeline.runtimes import Session
 
 
-class TorchExportSession:
+class TorchExportSession(Session):
     runtime = "torch"
 
     def __init__(self, artifact: Artifact, threads: int):
         torch.set_num_threads(threads)
         import torchao.quantization.pt2e  # noqa: F401  registers the quantized_decomposed ops the program calls
 
+        self.artifact = artifact
         self.module = torch.export.load(artifact.path).module()
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def prepare(self, x: np.ndarray) -> torch.Tensor:
+        """float32 NCHW batch -> a tensor sharing its memory."""
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+    def invoke(self, prepared: torch.Tensor) -> np.ndarray:
         with torch.no_grad():
-            return self.module(torch.from_numpy(x)).numpy()
+            return self.module(prepared).numpy()

@@ -1,21 +1,87 @@
-"""benchmark: host latency and memory of every artifact and of PyTorch eager, each in a fresh process."""
+"""benchmark: host latency and memory of every artifact and of PyTorch eager, in interleaved rounds of fresh processes.
+
+One round runs every artifact once, each in its own process (A B C ... A B C ...), so that a slow spell of a shared
+machine hits all of them alike instead of one. Each artifact's numbers are those of its median round; every speed-up
+against the fp32 artifact of the same runtime is a ratio of median p50s with a bootstrap interval over the rounds.
+After min_rounds, rounds stop once every interval is narrow enough ([benchmark] ci_rel_width), at max_rounds, or
+when max_seconds have passed.
+"""
 
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 
-from pipeline import data
+from pipeline import data, host_load
+from pipeline.artifact import Artifact
 from pipeline.config import Config
+from pipeline.errors import ConfigError
 from pipeline.proc import python_module
 from pipeline.proc import run as run_process
 from pipeline.progress import progress
+from pipeline.runtimes import RUNTIME_OF_FORMAT
 from pipeline.stage import Context, Stage, StageOutput
+from pipeline.stats import median_round, speedup_interval
 
 
 def settings(recipe: Config, target: Config) -> dict:
-    return {"benchmark": target.data["benchmark"], "device": target.data["device"]["kind"]}
+    bench = target.data["benchmark"]
+    if bench["max_rounds"] < bench["min_rounds"]:
+        raise ConfigError(target.path, "benchmark.max_rounds",
+                          f"{bench['max_rounds']} is below min_rounds = {bench['min_rounds']}")
+    return {"benchmark": bench, "device": target.data["device"]["kind"]}
+
+
+def baselines(artifacts: list[Artifact]) -> dict[str, str]:
+    """Artifact name -> the name of its baseline: the unpruned, unquantized fp32 artifact of the same runtime
+    (torch-fp32 for the torch runtime). Baselines themselves and artifacts without one are left out."""
+    base = {}
+    for a in artifacts:
+        rt = RUNTIME_OF_FORMAT[a.format]
+        if a.precision == "fp32" and not a.pruned and a.quantization == "none" and rt not in base:
+            base[rt] = a.name
+    return {a.name: base[RUNTIME_OF_FORMAT[a.format]] for a in artifacts
+            if RUNTIME_OF_FORMAT[a.format] in base and base[RUNTIME_OF_FORMAT[a.format]] != a.name}
+
+
+def _measure(art: Artifact, input_path, bench: dict) -> dict:
+    args = {"artifact": art.to_dict(), "input": str(input_path), "threads": bench["threads"],
+            "warmup": bench["warmup"], "runs": bench["runs"]}
+    proc = run_process(python_module("pipeline.bench_worker", json.dumps(args)), what=f"benchmark: {art.name}",
+                       timeout=1800)
+    return json.loads(proc.stdout.decode().strip().splitlines()[-1])
+
+
+def speedups(rounds: dict[str, list[dict]], base_of: dict[str, str]) -> dict[str, dict]:
+    """Each artifact's speed-up over its baseline from the per-round p50s, with its bootstrap interval."""
+    p50s = {name: [r["latency_ms"]["p50"] for r in rs] for name, rs in rounds.items()}
+    return {name: {"baseline": base, **speedup_interval(p50s[base], p50s[name])} for name, base in base_of.items()}
+
+
+def _stop_reason(done: int, elapsed: float, speed: dict[str, dict], bench: dict) -> str | None:
+    """Why no further round starts after `done` rounds, or None to run another (min_rounds always run)."""
+    if done < bench["min_rounds"]:
+        return None
+    if all(s["rel_width"] <= bench["ci_rel_width"] for s in speed.values()):
+        return "intervals narrow enough"
+    if done >= bench["max_rounds"]:
+        return "max_rounds"
+    if elapsed >= bench["max_seconds"]:
+        return "max_seconds"
+    return None
+
+
+def _result(art: Artifact, rs: list[dict], speedup: dict | None) -> dict:
+    """The median round's measurement of one artifact, with every round's p50 and minimum beside it."""
+    res = dict(rs[median_round([r["latency_ms"]["p50"] for r in rs])])
+    res.update({"format": art.format, "precision": art.precision, "size_bytes": art.size_bytes,
+                "device": "host",  # measured here; a device target's own numbers come from on_device
+                "rounds": [{"p50": r["latency_ms"]["p50"], "min": r["latency_ms"]["min"],
+                            "prepare_p50": r["prepare_ms"]["p50"]} for r in rs],
+                "speedup": speedup})
+    return res
 
 
 def run(ctx: Context) -> StageOutput:
@@ -24,25 +90,34 @@ def run(ctx: Context) -> StageOutput:
     input_path = ctx.out_dir / "input.npy"
     np.save(input_path, x)
     artifacts = [a for a in ctx.upstream_artifacts() if a.role == "model"]
-    results = {}
-    with progress(total=len(artifacts), desc="benchmark", unit="model") as bar:
-        for art in artifacts:
-            args = {"artifact": art.to_dict(), "input": str(input_path), "threads": bench["threads"],
-                    "warmup": bench["warmup"], "runs": bench["runs"]}
-            proc = run_process(python_module("pipeline.bench_worker", json.dumps(args)),
-                               what=f"benchmark: {art.name}", timeout=1800)
-            res = json.loads(proc.stdout.decode().strip().splitlines()[-1])
-            res.update({"format": art.format, "precision": art.precision, "size_bytes": art.size_bytes,
-                        "device": "host"})  # measured here; a device target's own numbers come from on_device
-            results[art.name] = res
-            lat = res["latency_ms"]
-            ctx.log.info("%-12s p50 %.3f ms  p90 %.3f  cv %.2f  load %.0f ms  peak RSS %.0f MB", art.name,
-                         lat["p50"], lat["p90"], lat["cv"], res["load_ms"], res["peak_rss_mb"])
-            bar.update(1)
+    base_of = baselines(artifacts)
+    rounds: dict[str, list[dict]] = {a.name: [] for a in artifacts}
+    loads, start, speed, stopped = [host_load.snapshot()], time.monotonic(), {}, None
+    with progress(total=len(artifacts) * bench["max_rounds"], desc="benchmark", unit="run") as bar:
+        while stopped is None:
+            for art in artifacts:
+                rounds[art.name].append(_measure(art, input_path, bench))
+                bar.update(1)
+            loads.append(host_load.snapshot())
+            speed = speedups(rounds, base_of)
+            stopped = _stop_reason(len(loads) - 1, time.monotonic() - start, speed, bench)
+    seconds = time.monotonic() - start
     input_path.unlink()
-    return StageOutput((), {"results": results, "settings": bench, "device": "host"})
+    results = {a.name: _result(a, rounds[a.name], speed.get(a.name)) for a in artifacts}
+    for name, res in results.items():
+        lat, s = res["latency_ms"], res["speedup"]
+        ctx.log.info("%-24s p50 %.3f ms (min %.3f) prepare %.3f ms  cv %.2f  load %.0f ms  peak RSS %.0f MB%s", name,
+                     lat["p50"], min(r["min"] for r in res["rounds"]), res["prepare_ms"]["p50"], lat["cv"],
+                     res["load_ms"], res["peak_rss_mb"],
+                     f"  {s['ratio']:.2f}x [{s['ci_low']:.2f}, {s['ci_high']:.2f}] vs {s['baseline']}" if s else "")
+    machine = host_load.summary(loads, bench["threads"])
+    ctx.log.info("benchmark: %d round(s) in %.0f s (stopped: %s)", len(loads) - 1, seconds, stopped)
+    for w in machine["warnings"]:
+        ctx.log.warning("benchmark: %s", w)
+    return StageOutput((), {"results": results, "settings": bench, "device": "host", "rounds": len(loads) - 1,
+                            "stopped": stopped, "seconds": seconds, "machine": machine})
 
 
-STAGE = Stage("benchmark", "host latency (p50/p90/p99, cv), load time and peak RSS per artifact",
-              ("train", "prune", "quantize", "to_onnx", "to_tflite", "to_executorch"), settings, run,
-              tools=("torch", "onnxruntime", "ai-edge-litert", "executorch"))
+STAGE = Stage("benchmark", "host latency (p50/p90/p99, cv) in interleaved rounds with speed-up intervals, load time "
+              "and peak RSS per artifact", ("train", "prune", "quantize", "to_onnx", "to_tflite", "to_executorch"),
+              settings, run, tools=("torch", "onnxruntime", "ai-edge-litert", "executorch"))

@@ -17,6 +17,7 @@ import torch
 
 from pipeline import data
 from pipeline.artifact import Artifact, artifact_name, derived, finalize
+from pipeline.compression.macs import count_onnx_macs
 from pipeline.config import Config
 from pipeline.errors import ToolError, UserError
 from pipeline.models.checkpoint import load_model
@@ -55,7 +56,7 @@ def import_file(ctx: Context) -> Artifact:
     onnx.save(model, str(path))
     labels = list(data.label_names(ctx.recipe))
     art = Artifact(name="onnx-fp32", path=str(path), format="onnx", precision="fp32", layout=spec["layout"],
-                   input_shape=tuple(spec["input_shape"]),
+                   input_shape=tuple(spec["input_shape"]), macs=count_onnx_macs(str(path)),
                    extra={"imported_from": str(src), "opset": max((o.version for o in model.opset_import
                                                                     if o.domain in ("", "ai.onnx")), default=0),
                           "input": data.input_spec(ctx.recipe).to_dict(), "labels": labels,
@@ -118,12 +119,17 @@ def run(ctx: Context) -> StageOutput:
     if source == "tflite":
         return StageOutput((), {"skipped": "model.source = 'tflite': the TFLite file is the artifact (to_tflite "
                                            "imports it); there is nothing to export"})
-    arts, diffs = [], {}
+    arts, diffs, macs = [], {}, {}
     for src in ctx.upstream_artifacts():
         if src.format == "torch":
             art, diffs[art.name] = convert(ctx, src)
             arts.append(art)
-    return StageOutput(tuple(arts), {"ort_max_abs_diff": diffs, "parity_samples": PARITY_SAMPLES})
+            # an independent count from the graph's shapes: a layer the PyTorch hooks missed shows up here
+            macs[art.name] = count_onnx_macs(art.path)
+            ctx.log.info("%s: %d MACs from the ONNX graph, %d from the PyTorch layers", art.name, macs[art.name],
+                         art.macs)
+    return StageOutput(tuple(arts), {"ort_max_abs_diff": diffs, "parity_samples": PARITY_SAMPLES,
+                                     "macs_onnx": macs})
 
 
 STAGE = Stage("to_onnx", "ONNX fp32 of every float model (dynamo exporter), checked against ONNX Runtime",
