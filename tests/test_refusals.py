@@ -76,7 +76,8 @@ def test_a_builder_that_fails_or_does_not_fit_stops_the_run_in_one_line(tmp_path
 @pytest.mark.parametrize("content, words", [
     (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe binary", "is not UTF-8 text"),
     ("[recipe]\nname = 'x'\n".encode("utf-16"), "is not UTF-8 text"),
-    (b"[recipe]\nname = 'x'\n[train]\nseed = 99999999999999999999\n", "train.seed: 99999999999999999999 is out of range"),
+    (b"[recipe]\nname = 'x'\n[train]\nseed = 99999999999999999999\n",
+     "train.seed: 99999999999999999999 is out of range"),
     (b"[recipe]\nname = 'x'\n[train]\nseed = 9999999999\n", "train.seed: 9999999999 is not allowed (must be 0 to"),
     (b"[recipe]\nname = 'x'\n[train]\nepochs = inf\n", "train.epochs: inf is not allowed (must be a finite"),
     (b"[recipe]\nname = 'x'\n[train]\nlr = nan\n", "train.lr: nan is not allowed (must be a finite number)"),

@@ -85,7 +85,8 @@ def _child(args: dict) -> None:
         # [name, data, mean, std]: the data is already normalised, so mean 0 and std 1 leave it alone.
         c = calib.shape[-1]
         kwargs["custom_input_op_name_np_data_path"] = [
-            [args["input_name"], args["calibration"], np.zeros((1, 1, 1, c), np.float32), np.ones((1, 1, 1, c), np.float32)]
+            [args["input_name"], args["calibration"], np.zeros((1, 1, 1, c), np.float32),
+             np.ones((1, 1, 1, c), np.float32)]
         ]
     log = io.StringIO()
     try:

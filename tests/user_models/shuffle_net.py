@@ -7,7 +7,6 @@ IndexError); the pipeline must leave that group unpruned and prune the rest.
 
 import torch
 import torch.nn as nn
-
 from blocks import SqueezeExcite  # a sibling module, as in a user's repo
 
 
