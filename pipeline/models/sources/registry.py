@@ -16,6 +16,9 @@ PRETRAINED = ("efficientnet_lite0",)  # architectures whose weights ship in a Py
 
 def check(table: dict, recipe_path: Path) -> dict:
     arch = table["arch"]
+    if not arch:
+        raise ConfigError(recipe_path, "model.arch", f"required with model.source = 'registry' (one of "
+                          f"{', '.join(sorted(ARCHITECTURES))}), or set model.source")
     if arch not in ARCHITECTURES:
         known = ", ".join(sorted(ARCHITECTURES))
         raise ConfigError(recipe_path, "model.arch", f"{arch!r} is not one of {known} "
