@@ -26,7 +26,7 @@ test: setup                 ## the test suite without the slow cases
 	$(PY) -m pytest -m "not slow" $(ARGS)
 
 test-all: setup             ## every test, the slow ones too
-	$(PY) -m pytest $(ARGS)
+	PIPELINE_FUZZ_EXAMPLES=500 $(PY) -m pytest $(ARGS)
 
 lint: setup
 	$(PY) -m ruff check pipeline tests

@@ -31,6 +31,10 @@ def _non_negative(v: Any) -> bool:
     return v >= 0
 
 
+def _numbers(v: list) -> bool:
+    return len(v) <= 4 and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+
+
 def _fraction(v: Any) -> bool:
     return 0.0 <= v <= 1.0
 
@@ -72,8 +76,8 @@ RECIPE_SCHEMA: dict = {
         "height": Field(int, 0, check=_non_negative, hint=">= 0 (0: from the model file or the data)"),
         "width": Field(int, 0, check=_non_negative, hint=">= 0 (0: from the model file or the data)"),
         "channels": Field(int, 0, choices=(0, 1, 3)),
-        "mean": Field(list, list),
-        "std": Field(list, list),
+        "mean": Field(list, list, check=_numbers, hint="a list of numbers, one per channel (or one for all)"),
+        "std": Field(list, list, check=_numbers, hint="a list of numbers, one per channel (or one for all)"),
         "range": Field(str, "0-1", choices=("0-1", "0-255")),
     },
     "weights": {

@@ -303,6 +303,10 @@ def test_tflite_file_from_outside_is_evaluated_and_benchmarked(tmp_path, mediapi
     assert _stage(run, "benchmark")["data"]["results"]["tflite-fp16"]["latency_ms"]["p50"] > 0
     logits = np.load(next((run["run_dir"].parent.parent / "cache" / "evaluate").glob("*/logits_tflite-fp16.npy")))
     assert logits.shape == (14, 896, 16) and np.isfinite(logits).all() and logits.std() > 0
+    released = cli("release", "--recipe", str(recipe), "--target", str(target), "--build-dir", str(tmp_path / "b"))
+    assert released.returncode == 0, released.stderr[-2000:]
+    verified = cli("verify", released.stdout.strip().splitlines()[-1])
+    assert verified.returncode == 0 and "tflite-fp16 (litert): 14 samples reproduce" in verified.stdout
 
 
 @pytest.mark.slow

@@ -1,0 +1,182 @@
+"""Property-based fuzzing (Hypothesis) of what comes from outside: recipe and target files, state dicts, pictures.
+
+The property: each input is accepted, or refused with a UserError (exit 2, one line); never another exception,
+never a file written outside the test's folder. The budget is small under `make test` and larger under
+`make test-all` (PIPELINE_FUZZ_EXAMPLES, set by the Makefile).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.config import RECIPE_SCHEMA, TARGET_SCHEMA, load_recipe, load_target
+from pipeline.errors import UserError
+from pipeline.schema import Field
+from pipeline.starter_recipe import _toml
+from tests.conftest import DEFAULT_RECIPE, write_target
+
+EXAMPLES = int(os.environ.get("PIPELINE_FUZZ_EXAMPLES", "30"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+
+scalars = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70), st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(), st.text(max_size=40), st.sampled_from(["../../x", "/etc/passwd", "a/b", "", ".", "ok", "l2"]),
+)
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+    st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8), inner, max_size=3), max_leaves=8)
+
+
+def _keys(schema: dict, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for k, v in schema.items():
+        out += _keys(v, prefix + (k,)) if isinstance(v, dict) else [prefix + (k,)]
+        if isinstance(v, Field) and v.free_table:
+            out.append(prefix + (k, "anything"))
+    return out
+
+
+def _dump(tree: dict, prefix: str = "") -> str:
+    """A tiny TOML writer for the trees below (tables, then their keys)."""
+    plain = {k: v for k, v in tree.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in tree.items() if isinstance(v, dict)}
+    lines = [f"[{prefix}]"] if prefix and plain else []
+    for k, v in plain.items():
+        lines.append(f'"{k}" = {_value(v)}')
+    for k, v in tables.items():
+        lines.append(_dump(v, f"{prefix}.{k}" if prefix else f'"{k}"' if not k.isidentifier() else k))
+    return "\n".join(lines) + "\n"
+
+
+def _value(v) -> str:
+    if isinstance(v, float) and v != v:
+        return "nan"
+    if isinstance(v, float) and v in (float("inf"), float("-inf")):
+        return "inf" if v > 0 else "-inf"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f'"{k}" = {_value(x)}' for k, x in v.items()) + "}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, str):
+        return json.dumps(v)  # JSON escapes strings the way TOML does
+    return _toml(v)
+
+
+def _mutate(tree: dict, path: tuple[str, ...], value) -> dict:
+    node = tree
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[path[-1]] = value
+    return tree
+
+
+def _check(loader, path: Path, folder: Path) -> None:
+    try:
+        loader(str(path))
+    except UserError as exc:
+        assert "\n" not in str(exc) and str(exc), repr(exc)
+    assert {p.name for p in folder.iterdir()} <= {path.name, "pics", "blocks.py"}, list(folder.iterdir())
+
+
+@FUZZ
+@given(st.binary(max_size=600))
+def test_random_bytes_as_a_recipe_are_refused_in_one_line(tmp_path_factory, data):
+    folder = tmp_path_factory.mktemp("bytes")
+    path = folder / "r.toml"
+    path.write_bytes(data)
+    _check(load_recipe, path, folder)
+
+
+@FUZZ
+@given(st.sampled_from(_keys(RECIPE_SCHEMA)), values, st.sampled_from(_keys(RECIPE_SCHEMA)), values)
+def test_mutated_recipes_load_or_are_refused_in_one_line(tmp_path_factory, key1, value1, key2, value2):
+    folder = tmp_path_factory.mktemp("recipe")
+    tree = tomllib.loads(DEFAULT_RECIPE.read_text())
+    tree = _mutate(_mutate(tree, key1, value1), key2, value2)
+    path = folder / "r.toml"
+    path.write_text(_dump(tree))
+    _check(load_recipe, path, folder)
+
+
+@FUZZ
+@given(st.sampled_from(_keys(TARGET_SCHEMA)), values)
+def test_mutated_targets_load_or_are_refused_in_one_line(tmp_path_factory, key, value):
+    folder = tmp_path_factory.mktemp("target")
+    base = tomllib.loads(write_target(folder).read_text())
+    path = folder / "test-host.toml"
+    path.write_text(_dump(_mutate(base, key, value)))
+    _check(load_target, path, folder)
+
+
+state_values = st.one_of(
+    st.builds(torch.randn, st.integers(0, 5), st.integers(1, 5)), st.builds(torch.full, st.just((3,)),
+                                                                            st.sampled_from([float("nan"), 1e38])),
+    st.integers(), st.text(max_size=5), st.none(), st.lists(st.integers(), max_size=3),
+)
+
+
+@FUZZ
+@given(st.one_of(st.dictionaries(st.sampled_from(["stem.0.weight", "classifier.weight", "state_dict", "model", "x"]),
+                                 state_values, max_size=4), state_values, st.binary(max_size=200)))
+def test_weight_files_load_or_are_refused_in_one_line(tmp_path_factory, content):
+    from pipeline.models import build
+    from pipeline.models.checkpoint import load_state_dict
+
+    folder = tmp_path_factory.mktemp("weights")
+    path = folder / "w.pt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    model = build("resnet_small", num_classes=10, in_channels=1, widths=[8, 16])
+    try:
+        load_state_dict(model, path)
+    except UserError as exc:
+        assert "\n" not in str(exc)
+
+
+@FUZZ
+@given(st.lists(st.binary(min_size=0, max_size=300), min_size=1, max_size=4))
+def test_unreadable_pictures_in_a_folder_are_skipped_never_raised(tmp_path_factory, blobs):
+    from PIL import Image
+
+    from pipeline.data import image_folder
+
+    folder = tmp_path_factory.mktemp("pics")
+    for cls in ("a", "b"):
+        (folder / cls).mkdir()
+        Image.new("L", (8, 8), 128).save(folder / cls / "good.png")
+    for i, blob in enumerate(blobs):
+        (folder / "a" / f"bad{i}.png").write_bytes(blob)
+    table = {"path": str(folder), "val_fraction": 0.5, "split_seed": 0}
+    spec = {"height": 8, "width": 8, "channels": 1}
+    loaded = [image_folder.load(table, which, spec) for which in ("train", "test")]
+    assert sum(len(s.images) for s in loaded) + sum(len(s.skipped) for s in loaded) == 2 + len(blobs)
+
+
+@pytest.mark.parametrize("size", [(20000, 20000)])
+def test_a_decompression_bomb_picture_is_skipped(tmp_path, size):
+    from PIL import Image
+
+    from pipeline.data import image_folder
+
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        Image.new("L", (8, 8)).save(tmp_path / cls / "ok.png")
+    Image.new("1", size).save(tmp_path / "a" / "bomb.png")  # 50 KB on disk, 400 megapixels decoded
+    split = image_folder.load({"path": str(tmp_path), "val_fraction": 0.5, "split_seed": 0}, "train",
+                              {"height": 8, "width": 8, "channels": 1})
+    split2 = image_folder.load({"path": str(tmp_path), "val_fraction": 0.5, "split_seed": 0}, "test",
+                               {"height": 8, "width": 8, "channels": 1})
+    skipped = split.skipped + split2.skipped
+    assert len(skipped) == 1 and "bomb.png" in skipped[0] and "DecompressionBomb" in skipped[0]
