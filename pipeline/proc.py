@@ -60,6 +60,12 @@ def venv_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def last_line(output: bytes | None) -> str:
+    """The last non-empty line of a child's output (its own words for why it failed), or 'no output'."""
+    tail = (output or b"")[-4000:].decode(errors="replace").strip()
+    return tail.splitlines()[-1].strip() if tail else "no output"
+
+
 def run(
     cmd: Sequence[str],
     *,
@@ -87,10 +93,9 @@ def run(
     except FileNotFoundError:
         raise ToolError(f"{what}: command not found: {cmd[0]} (run `make setup`)") from None
     if check and proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout or b"")[-4000:].decode(errors="replace").strip()
-        last = tail.splitlines()[-1] if tail else "no output"
-        err = ToolError(f"{what}: {exit_description(proc.returncode)}: {last}")
-        err.detail = tail
+        output = proc.stderr or proc.stdout
+        err = ToolError(f"{what}: {exit_description(proc.returncode)}: {last_line(output)}")
+        err.detail = (output or b"")[-4000:].decode(errors="replace").strip()
         raise err
     return proc
 
