@@ -155,15 +155,16 @@ def _check_layout(members: list[tarfile.TarInfo], sums: bytes | None, label: str
     return top
 
 
-def safe_extract(archive: Path, dest: Path) -> Path:
+def safe_extract(archive: Path, dest: Path, label: str | None = None) -> Path:
     """Extract a bundle archive into the empty folder `dest`; returns the bundle's top folder inside it.
 
     Every header is checked first (our rules and tarfile's "data" filter, size limits, the SHA256SUMS listing), so
     a bad member is refused before anything is written; then members are streamed out through the same filter.
     Raises UserError naming the first bad member, or the archive if it is truncated or not a .tar.gz.
     """
+    dest.mkdir(parents=True, exist_ok=True)
     dest = dest.resolve()
-    label = f"verify: {archive.name}"
+    label = label or f"verify: {archive.name}"
     try:
         with tarfile.open(archive, mode="r:gz") as tar:
             members, sums = _read_headers(tar, dest, label)
