@@ -48,11 +48,19 @@ def exit_description(returncode: int) -> str:
     return f"exit code {returncode}"
 
 
+# The folder holding the `pipeline` package this process runs. Children started with `python -m pipeline.<x>`
+# (often from another working directory) get it first on PYTHONPATH, so they run this same code, not whatever
+# checkout the venv's editable install points at.
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
 def venv_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for child processes: the venv's bin first on PATH (onnx2tf shells out to `onnxsim`)."""
+    """The environment for child processes: the venv's bin first on PATH (onnx2tf shells out to `onnxsim`), this
+    checkout first on PYTHONPATH."""
     env = dict(os.environ)
     bindir = str(Path(sys.executable).parent)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT), *filter(None, [env.get("PYTHONPATH")])])
     env.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if extra:

@@ -59,3 +59,11 @@ def test_a_child_killed_by_a_signal_is_reported_by_the_signal_name() -> None:
         run([sys.executable, "-c", "import os, sys; sys.stderr.write('about to abort\\n'); os.abort()"],
             what="test: runtime")
     assert str(err.value) == "test: runtime: killed by SIGABRT: about to abort"
+
+
+def test_a_python_child_runs_this_checkouts_pipeline_from_any_folder(tmp_path: Path) -> None:
+    from pipeline.proc import python_module
+
+    proc = run([sys.executable, "-c", "import pipeline; print(pipeline.__file__)"], what="test: import", cwd=tmp_path)
+    assert Path(proc.stdout.decode().strip()).resolve() == ROOT / "pipeline" / "__init__.py"
+    assert python_module("pipeline.x")[:2] == [sys.executable, "-m"]
