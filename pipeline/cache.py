@@ -76,8 +76,10 @@ def _read_entry(folder: Path) -> StageOutput:
         raw = bounded_json.load(folder / RECORD, RECORD)
         arts = [Artifact.from_dict(d) for d in raw["artifacts"]]
         data, files = raw["data"], raw.get("files")  # entries written before files were recorded lack them
-    except (UserError, KeyError, TypeError, ValueError) as exc:
-        raise DamagedEntry(f"unreadable {RECORD} ({exc})") from None
+    except UserError as exc:  # not JSON, too deep, too big: the message names output.json
+        raise DamagedEntry(str(exc)) from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DamagedEntry(f"{RECORD}: unexpected content ({type(exc).__name__}: {exc})") from None
     for a in arts:
         full = folder / a.path
         if not full.is_file():
