@@ -7,35 +7,20 @@
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sys
 from pathlib import Path
 
 from pipeline.android import sources
 from pipeline.errors import UserError
+from pipeline.release.bundle_copy import copy_verified
 
-BUNDLE_SCHEMA = "phone-pipeline/bundle/1"
 DEFAULT_APK = Path("build/android/phone-pipeline-demo.apk")
 
 
 def copy_bundle(bundle: Path, dest: Path = sources.BUNDLE_ASSETS) -> Path:
-    """Replace `dest` (the app's assets/bundle/) with a copy of the release bundle directory `bundle`."""
-    metadata = bundle / "metadata.json"
-    if not metadata.is_file():
-        raise UserError(f"copy-bundle: {bundle} has no metadata.json; pass a release bundle directory")
-    try:
-        schema = json.loads(metadata.read_text()).get("schema")
-    except (ValueError, AttributeError) as exc:
-        raise UserError(f"copy-bundle: {metadata} is not a JSON object: {exc}") from None
-    if schema != BUNDLE_SCHEMA:
-        raise UserError(f"copy-bundle: {metadata}: schema is {schema!r}, the app reads {BUNDLE_SCHEMA!r}")
-    staging = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(bundle, staging)
-    shutil.rmtree(dest, ignore_errors=True)
-    staging.rename(dest)
-    return dest
+    """Replace `dest` (the app's assets/bundle/) with a checked copy of the release bundle `bundle` (folder or
+    .tar.gz); links are never followed and a bundle that fails its checks leaves `dest` as it was."""
+    return copy_verified(bundle, dest, "copy-bundle")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--out", type=Path, default=DEFAULT_APK)
     build.add_argument("--bundle", type=Path, help="release bundle dir to ship as assets/bundle/")
     copy = sub.add_parser("copy-bundle", help="copy a release bundle into android_demo's assets")
-    copy.add_argument("bundle", type=Path)
+    copy.add_argument("bundle", type=Path, help="release bundle directory or .tar.gz")
+    copy.add_argument("--dest", type=Path, default=sources.BUNDLE_ASSETS, help="default: the app's assets/bundle/")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -53,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print(build_apk(args.out, bundle=args.bundle).summary())
         else:
-            print(f"copy-bundle: {copy_bundle(args.bundle)} now holds {args.bundle}")
+            print(f"copy-bundle: {copy_bundle(args.bundle, args.dest)} now holds {args.bundle}")
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -10,6 +11,8 @@ from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from pipeline.errors import UserError
 
 TOOL_PACKAGES = ("torch", "onnx", "onnxruntime", "onnxscript", "onnx2tf", "tensorflow-cpu", "ai-edge-litert",
                  "executorch", "torchao", "torch-pruning", "numpy")
@@ -95,17 +98,29 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write via a temp file in the same folder, then rename: readers never see half a file.
+
+    A full disk (or quota) is a UserError naming the file: the user frees space and reruns; the old file stays.
+    """
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts are ordinary files
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts are ordinary files
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise UserError(f"{path}: cannot be written: {os.strerror(exc.errno)}; free some space and rerun "
+                            f"(any earlier {path.name} is unchanged)") from None
         raise
 
 

@@ -2,6 +2,44 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+from pipeline import bounded_json
+from pipeline.errors import UserError
+
+# What readers of a manifest (the report) rely on: key path -> type. A file without these is not a run manifest.
+_TOP = {"created": str, "recipe.name": str, "recipe.path": str, "recipe.sha256": str, "recipe.settings": dict,
+        "target.name": str, "target.path": str, "host": dict, "tools": dict, "options": dict, "stages": list}
+_STAGE = {"name": str, "cached": bool, "seconds": (int, float), "data": dict, "artifacts": list}
+_ARTIFACT = {"name": str, "format": str, "precision": str, "path": str, "sha256": str, "size_bytes": int,
+             "layout": str, "input_shape": list}
+
+
+def _check(doc: Any, required: dict, where: str, path: Path) -> None:
+    if not isinstance(doc, dict):
+        raise UserError(f"{path}: {where or 'top level'}: expected an object; not a run manifest")
+    for key, kind in required.items():
+        value: Any = doc
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, kind):
+            problem = "missing" if value is None else f"expected {getattr(kind, '__name__', 'a number')}"
+            raise UserError(f"{path}: {where}{'.' if where else ''}{key}: {problem}; not a run manifest "
+                            "(rerun the pipeline to write one)")
+
+
+def load(path: Path) -> dict:
+    """A run's manifest.json, read within bounds and checked for what readers rely on; UserError naming the file
+    and the key otherwise (a garbage file, one without `stages`, one from another tool)."""
+    doc = bounded_json.load(path, str(path))
+    _check(doc, _TOP, "", path)
+    for i, rec in enumerate(doc["stages"]):
+        _check(rec, _STAGE, f"stages[{i}]", path)
+        for j, art in enumerate(rec["artifacts"]):
+            _check(art, _ARTIFACT, f"stages[{i}].artifacts[{j}]", path)
+    return doc
+
 
 def stage_data(manifest: dict, name: str) -> dict:
     """The measurements a stage recorded (empty if the stage did not run or was not reached)."""

@@ -5,12 +5,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pipeline import report_devices
 from pipeline.artifact import atomic_write_bytes, atomic_write_json
+from pipeline.errors import UserError
 from pipeline.manifest import artifacts, stage_data
+from pipeline.manifest import load as load_manifest
 
 SCHEMA = "phone-pipeline/report/1"
 
@@ -294,8 +295,15 @@ def plot(rep: dict, path: Path) -> None:
 def write(run_dir: Path, manifest: dict | None = None) -> Path:
     """Write report.json, report.md and report.png into `run_dir`; returns report.md's path."""
     if manifest is None:
-        manifest = json.loads((run_dir / "manifest.json").read_text())
-    rep = build(manifest)
+        path = run_dir / "manifest.json"
+        manifest = load_manifest(path)
+        try:
+            rep = build(manifest)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a file from outside, not our own run
+            raise UserError(f"{path}: cannot be read as a run manifest ({type(exc).__name__}: {exc}); rerun the "
+                            "pipeline to write one") from None
+    else:
+        rep = build(manifest)
     atomic_write_json(run_dir / "report.json", rep)
     atomic_write_bytes(run_dir / "report.md", markdown(rep).encode())
     plot(rep, run_dir / "report.png")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline import distributed, report
+from pipeline import distributed, report, run_lock
 from pipeline.artifact import atomic_write_json, sha256_file, tool_versions
 from pipeline.cache import Cache, stage_key
 from pipeline.config import Config
@@ -80,7 +80,8 @@ def run(recipe: Config, target: Config, opts: RunOptions) -> Path:
     writer = distributed.is_writer()
     scratch = None if writer else Path(tempfile.mkdtemp(prefix=f"pipeline-rank{distributed.rank_and_world()[0]}-"))
     try:
-        return _run(recipe, target, opts, threads, build_dir, Cache(build_dir / "cache", scratch), writer)
+        with run_lock.hold(run_dir(build_dir, recipe, target), enabled=writer):  # one writer per run folder
+            return _run(recipe, target, opts, threads, build_dir, Cache(build_dir / "cache", scratch), writer)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -13,6 +13,7 @@ from PIL import Image
 
 from pipeline.android import host_jvm
 from pipeline.preprocess import InputSpec, preprocess, quantize_int8
+from pipeline.release import checksums
 
 FASHION_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                   "Ankle boot"]
@@ -32,7 +33,8 @@ def _artifact(name: str, fmt: str, layout: str, spec: InputSpec, model: bytes, q
 def write_fixture_bundle(root: Path, spec: InputSpec, images: dict[str, np.ndarray],
                          int8: dict | None = None) -> dict:
     """A release bundle in the pipeline's metadata shape: real PNG samples, model files of stand-in bytes
-    (the host JVM has no runtime to load them) with their true SHA-256. Returns the metadata."""
+    (the host JVM has no runtime to load them) with their true SHA-256, zero recorded outputs and SHA256SUMS, so
+    that it passes the checks copy-bundle makes (all but running the models). Returns the metadata."""
     (root / "models").mkdir(parents=True, exist_ok=True)
     (root / "samples").mkdir(exist_ok=True)
     artifacts = []
@@ -41,7 +43,8 @@ def write_fixture_bundle(root: Path, spec: InputSpec, images: dict[str, np.ndarr
                                      ("pte-int8", "pte", "NCHW", int8 or {"scale": 0.0123, "zero_point": -5})]:
         model = f"stand-in for {name}".encode()
         (root / f"models/{name}.{fmt}").write_bytes(model)
-        artifacts.append(_artifact(name, fmt, layout, spec, model, quant))
+        artifacts.append({**_artifact(name, fmt, layout, spec, model, quant),
+                          "sample_outputs": f"samples/outputs/{name}.npy"})
     samples = []
     for i, (file_name, img) in enumerate(images.items()):
         Image.fromarray(img).save(root / "samples" / file_name)
@@ -56,6 +59,10 @@ def write_fixture_bundle(root: Path, spec: InputSpec, images: dict[str, np.ndarr
         "samples": samples,
     }
     (root / "metadata.json").write_text(json.dumps(metadata, indent=2))
+    (root / "samples" / "outputs").mkdir()
+    for a in artifacts:
+        np.save(root / a["sample_outputs"], np.zeros((len(samples), len(FASHION_LABELS)), "<f4"))
+    checksums.write(root)
     return metadata
 
 

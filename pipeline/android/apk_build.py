@@ -20,8 +20,9 @@ from pathlib import Path
 
 from pipeline.android import sources
 from pipeline.android.toolchain import Toolchain, ensure_toolchain
-from pipeline.errors import ToolError, UserError
+from pipeline.errors import ToolError
 from pipeline.proc import run
+from pipeline.release.bundle_copy import copy_verified
 
 KEY_ALIAS = "androiddebugkey"
 KEY_PASSWORD = "android"  # the well-known Android debug-key password: this key signs test builds only
@@ -51,9 +52,8 @@ class ApkReport:
 
 
 def build_apk(out: Path, bundle: Path | None = None) -> ApkReport:
-    """Build `out`; `bundle` (a release bundle dir) goes into assets/bundle/, else android_demo's own assets."""
-    if bundle is not None and not (bundle / "metadata.json").is_file():
-        raise UserError(f"apk: {bundle} has no metadata.json; pass a release bundle directory")
+    """Build `out`; `bundle` (a release bundle dir or .tar.gz, checked and copied without following links) goes
+    into assets/bundle/, else android_demo's own assets."""
     seconds: dict[str, float] = {}
     clock = time.monotonic()
 
@@ -63,13 +63,13 @@ def build_apk(out: Path, bundle: Path | None = None) -> ApkReport:
         seconds[step] = now - clock
         clock = now
 
-    tools = ensure_toolchain()
-    lap("toolchain")
     out = out.resolve()
     work = out.parent / (out.stem + ".work")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    assets = _stage_assets(work, bundle)
+    assets = _stage_assets(work, bundle)  # checked before any tool runs
+    tools = ensure_toolchain()
+    lap("toolchain")
     linked = _link_resources(tools, work, assets)
     lap("aapt2")
     classes_dex = _compile_and_dex(tools, work)
@@ -97,7 +97,7 @@ def _stage_assets(work: Path, bundle: Path | None) -> Path | None:
     if bundle is None:
         return sources.ASSETS if sources.ASSETS.is_dir() else None
     staged = work / "assets"
-    shutil.copytree(bundle, staged / "bundle")
+    copy_verified(bundle, staged / "bundle", "apk")
     return staged
 
 

@@ -55,7 +55,10 @@ def _record_outputs(root: Path, chosen: list[dict], entries: list[dict], recipe:
     (root / samples.OUTPUTS_DIR).mkdir(parents=True)
     for rec in chosen:
         art = meta_doc.to_artifact(rec, root / meta_doc.bundle_file(rec))
-        y = samples.outputs(art, x)
+        try:
+            y = samples.outputs(art, x)
+        except samples.ArtifactRunError as exc:
+            raise UserError(f"release: {rec['path']}: the {rec['format']} runtime cannot run it ({exc})") from None
         (root / meta_doc.outputs_file(rec)).write_bytes(samples.npy_bytes(y))
 
 

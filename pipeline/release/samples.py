@@ -7,14 +7,18 @@ so release and verify feed each runtime exactly what an app following the refere
 from __future__ import annotations
 
 import io
+import json
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from pipeline.artifact import Artifact
+from pipeline.errors import ToolError
 from pipeline.preprocess import InputSpec, preprocess
-from pipeline.runtimes import open_session
+from pipeline.proc import exit_description, last_line, python_module, run
 
 COUNT = 16
 OUTPUTS_DIR = "samples/outputs"
@@ -23,6 +27,15 @@ OUTPUTS_DIR = "samples/outputs"
 # other SIMD kernels, so fp32/fp16 outputs may differ by float rounding: |got - want| <= 1e-5 * max(1, max|want|)
 # (relative to the logits' scale). Dequantized int8 outputs may differ by one quantization step: scale * 1.001.
 FLOAT_RTOL = 1e-5
+
+# A sample picture is model-sized (tens to hundreds of pixels a side); a bigger one is refused from its header, before
+# PIL decodes it. PIL's own bomb check (Image.MAX_IMAGE_PIXELS, about 89 Mpixels) is kept as a second line, its
+# warning turned into an error.
+MAX_SAMPLE_PIXELS = 4096 * 4096
+
+
+class SampleError(Exception):
+    """A sample picture or recorded-outputs file of a bundle that cannot be used; the message names the file."""
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -43,16 +56,76 @@ def write_pictures(root: Path, images: np.ndarray, labels: np.ndarray | None) ->
     return entries
 
 
+def read_picture(path: Path, rel: str) -> np.ndarray:
+    """A sample picture's pixels; SampleError (naming `rel`) for a file PIL cannot read or one too big to decode."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_SAMPLE_PIXELS:
+                    raise SampleError(f"{rel}: {width}x{height} pixels, more than the {MAX_SAMPLE_PIXELS:,} a sample "
+                                      "picture may have; refused before decoding")
+                return np.asarray(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # PIL's check, at open
+        raise SampleError(f"{rel}: refused before decoding: {exc}") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:  # PIL's UnidentifiedImageError is an OSError
+        raise SampleError(f"{rel}: unreadable sample picture ({exc})") from None
+
+
 def inputs(root: Path, samples: list[dict], spec: InputSpec) -> np.ndarray:
     """float32 N x C x H x W: each sample PNG through the reference preprocessing."""
-    return np.concatenate([preprocess(np.asarray(Image.open(root / s["file"])), spec, layout="NCHW")
+    return np.concatenate([preprocess(read_picture(root / s["file"], s["file"]), spec, layout="NCHW")
                            for s in samples])
 
 
+def read_outputs(path: Path, rel: str, shape: tuple[int, int]) -> np.ndarray:
+    """Recorded outputs (float32 samples x classes) from a .npy file whose header is checked before anything is
+    allocated: a file declaring 10^12 rows is refused from its first bytes."""
+    fmt = np.lib.format
+    try:
+        with path.open("rb") as f:
+            version = fmt.read_magic(f)
+            if version not in ((1, 0), (2, 0)):
+                raise SampleError(f"{rel}: .npy format {version[0]}.{version[1]}; expected 1.0 or 2.0")
+            header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            declared, fortran, dtype = header(f)
+            data_bytes = path.stat().st_size - f.tell()
+    except (OSError, ValueError) as exc:
+        raise SampleError(f"{rel}: unreadable recorded outputs ({exc})") from None
+    if tuple(declared) != shape or dtype != np.dtype("<f4") or fortran:
+        raise SampleError(f"{rel}: declares {dtype} {list(declared)}{' (Fortran order)' if fortran else ''}; "
+                          f"expected float32 {list(shape)} (one row per sample, one column per class)")
+    if data_bytes != shape[0] * shape[1] * 4:
+        raise SampleError(f"{rel}: {data_bytes:,} data bytes, the header declares {shape[0] * shape[1] * 4:,}")
+    return np.load(path, allow_pickle=False)
+
+
+RUN_TIMEOUT_S = 600
+
+
+class ArtifactRunError(Exception):
+    """The artifact's runtime failed or died on it; the message is the child's exit and its last words."""
+
+
 def outputs(artifact: Artifact, x: np.ndarray) -> np.ndarray:
-    """float32 N x classes: `artifact` run in its own runtime (one thread), one sample at a time."""
-    session = open_session(artifact, threads=1)
-    return np.concatenate([session.run(x[i : i + 1]) for i in range(len(x))]).astype(np.float32)
+    """float32 N x classes: `artifact` run in its own runtime (one thread), one sample at a time, in a child process
+    (pipeline/release/outputs_worker.py), so a runtime that aborts on a bad file cannot take the caller with it.
+
+    Raises ArtifactRunError when the runtime cannot run the file.
+    """
+    with tempfile.TemporaryDirectory(prefix="pipeline-outputs.") as tmp:
+        x_path, y_path = Path(tmp) / "x.npy", Path(tmp) / "y.npy"
+        np.save(x_path, np.ascontiguousarray(x, dtype=np.float32), allow_pickle=False)
+        args = {"artifact": artifact.to_dict(), "input": str(x_path), "output": str(y_path)}
+        try:
+            proc = run(python_module("pipeline.release.outputs_worker", json.dumps(args)),
+                       what=f"{artifact.format} runtime", timeout=RUN_TIMEOUT_S, check=False)
+        except ToolError as exc:  # timed out
+            raise ArtifactRunError(str(exc)) from None
+        if proc.returncode != 0:
+            raise ArtifactRunError(f"{exit_description(proc.returncode)}: {last_line(proc.stderr)}")
+        return np.load(y_path, allow_pickle=False)
 
 
 def allowed_difference(want: np.ndarray, output_quantization: dict | None) -> float:

@@ -18,6 +18,7 @@ from typing import Any
 from pipeline.errors import UserError
 
 SCHEMA = "phone-pipeline/bundle/1"
+MAX_SIDE = 4096  # pixels of a model input's side: bounds what preprocessing allocates for a bundle from outside
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -100,8 +101,8 @@ def _quantization(doc: _Doc, d: dict, key: str, path: str, required: bool) -> No
 def _input(doc: _Doc, root: dict) -> dict:
     spec = doc.obj(doc.get(root, "input", "", dict), "input")
     for key in ("height", "width"):
-        if doc.get(spec, key, "input", int) <= 0:
-            raise doc.fail(f"input.{key}", "expected > 0")
+        if not 0 < doc.get(spec, key, "input", int) <= MAX_SIDE:
+            raise doc.fail(f"input.{key}", f"expected 1..{MAX_SIDE}")
     channels = doc.one_of(spec, "channels", "input", (1, 3))
     for key in ("mean", "std"):
         values = doc.get(spec, key, "input", list)

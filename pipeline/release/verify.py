@@ -1,20 +1,21 @@
 """`pipeline verify BUNDLE`: is this bundle whole, well-formed, and do its models still give the recorded outputs?
 
 Steps, each refusing with one line that names the bundle and the file or key: safe extraction (archives only),
-SHA256SUMS, metadata.json against its schema, each artifact's sha256 against the metadata, then every artifact loaded
-in its own runtime on the bundled sample pictures, compared with the outputs recorded at release time (tolerances in
-pipeline/release/samples.py).
+SHA256SUMS, metadata.json against its schema, each artifact's sha256 against the metadata, the sample pictures and the
+recorded outputs (bounded before they are decoded), then every artifact loaded in its own runtime, in a child process,
+on the bundled sample pictures, compared with the outputs recorded at release time (tolerances in
+pipeline/release/samples.py). A runtime that aborts on a damaged file kills that child, and verify says so in one line.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from pipeline import bounded_json
 from pipeline.artifact import Artifact, sha256_file
 from pipeline.errors import UserError
 from pipeline.preprocess import InputSpec
@@ -53,35 +54,73 @@ def _refuse_special_files(root: Path, label: str) -> None:
             raise UserError(f"{label}: {p.relative_to(root).as_posix()}: refused: not a plain file or folder")
 
 
+METADATA_MAX_BYTES = 4 << 20
+
+
 def _read_metadata(root: Path, label: str) -> dict:
-    path = root / "metadata.json"
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{label}: metadata.json missing") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{label}: metadata.json: not valid JSON ({exc})") from None
+    doc = bounded_json.load(root / "metadata.json", f"{label}: metadata.json", max_bytes=METADATA_MAX_BYTES)
     return validate_metadata(doc, f"{label}: metadata.json")
 
 
-def _check_artifact(root: Path, entry: dict, spec: InputSpec, x: np.ndarray, label: str) -> ArtifactCheck:
-    where = f"{label}: {entry['file']}"
+@dataclass(frozen=True)
+class Contents:
+    """A bundle folder whose files, documents and recorded outputs were checked, its models not yet run."""
+
+    files: int
+    metadata: dict
+    inputs: np.ndarray  # the sample pictures through the reference preprocessing
+    recorded: dict[str, np.ndarray]  # artifact name -> the outputs recorded at release time
+
+
+def _check_model_file(root: Path, entry: dict, label: str) -> None:
     path = root / entry["file"]
     if not path.is_file():
-        raise UserError(f"{where}: missing")
+        raise UserError(f"{label}: {entry['file']}: missing")
     if sha256_file(path) != entry["sha256"]:
-        raise UserError(f"{where}: sha256 differs from metadata.json")
+        raise UserError(f"{label}: {entry['file']}: sha256 differs from metadata.json")
+
+
+def _recorded_outputs(root: Path, entry: dict, shape: tuple[int, int], label: str) -> np.ndarray:
+    rel = entry["sample_outputs"]
+    if not (root / rel).is_file():
+        raise UserError(f"{label}: {rel}: missing")
     try:
-        want = np.load(root / entry["sample_outputs"], allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{label}: {entry['sample_outputs']}: unreadable recorded outputs ({exc})") from None
-    art = Artifact(entry["name"], str(path), entry["format"], entry["precision"], entry["layout"],
+        return samples.read_outputs(root / rel, rel, shape)
+    except samples.SampleError as exc:
+        raise UserError(f"{label}: {exc}") from None
+
+
+def check_contents(root: Path, label: str) -> Contents:
+    """Everything `verify` checks short of running the models: plain files and folders only, SHA256SUMS,
+    metadata.json (bounded, against its schema), each model's sha256, the sample pictures (decoded within limits)
+    and the recorded outputs (headers checked before reading). Raises UserError with one line."""
+    _refuse_special_files(root, label)
+    files = checksums.check(root, label)
+    meta = _read_metadata(root, label)
+    for s in meta["samples"]:
+        if not (root / s["file"]).is_file():
+            raise UserError(f"{label}: {s['file']}: missing")
+    try:
+        x = samples.inputs(root, meta["samples"], InputSpec.from_dict(meta["input"]))
+    except samples.SampleError as exc:
+        raise UserError(f"{label}: {exc}") from None
+    recorded = {}
+    for entry in meta["artifacts"]:
+        _check_model_file(root, entry, label)
+        recorded[entry["name"]] = _recorded_outputs(root, entry, (len(x), meta["output"]["classes"]), label)
+    return Contents(files, meta, x, recorded)
+
+
+def _run_artifact(root: Path, entry: dict, contents: Contents, label: str) -> ArtifactCheck:
+    where = f"{label}: {entry['file']}"
+    art = Artifact(entry["name"], str(root / entry["file"]), entry["format"], entry["precision"], entry["layout"],
                    tuple(entry["input_shape"]), entry["input_dtype"], entry["input_quantization"],
                    entry["output_quantization"], entry["sha256"])
+    x, want = contents.inputs, contents.recorded[entry["name"]]
     try:
         got = samples.outputs(art, x)
-    except Exception as exc:  # a runtime that cannot load the file: one line, the runtime's own words
-        raise UserError(f"{where}: the {entry['format']} runtime cannot run it ({str(exc).splitlines()[0]})") from None
+    except samples.ArtifactRunError as exc:  # the runtime refused or died on the file: its own words
+        raise UserError(f"{where}: the {entry['format']} runtime cannot run it ({exc})") from None
     if got.shape != want.shape:
         raise UserError(f"{label}: {entry['sample_outputs']}: shape {list(want.shape)}, the artifact gives "
                         f"{list(got.shape)}")
@@ -93,20 +132,11 @@ def _check_artifact(root: Path, entry: dict, spec: InputSpec, x: np.ndarray, lab
 
 
 def verify_tree(root: Path, label: str) -> Verdict:
-    """Verify an extracted (or never archived) bundle folder."""
-    _refuse_special_files(root, label)
-    files = checksums.check(root, label)
-    meta = _read_metadata(root, label)
-    spec = InputSpec.from_dict(meta["input"])
-    for s in meta["samples"]:
-        if not (root / s["file"]).is_file():
-            raise UserError(f"{label}: {s['file']}: missing")
-    try:
-        x = samples.inputs(root, meta["samples"], spec)
-    except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
-        raise UserError(f"{label}: a sample picture is unreadable ({exc})") from None
-    checks = tuple(_check_artifact(root, a, spec, x, label) for a in meta["artifacts"])
-    return Verdict(label, files, checks)
+    """Verify an extracted (or never archived) bundle folder: its contents, then each model run in a child process
+    on the sample pictures against the recorded outputs."""
+    contents = check_contents(root, label)
+    checks = tuple(_run_artifact(root, a, contents, label) for a in contents.metadata["artifacts"])
+    return Verdict(label, contents.files, checks)
 
 
 def verify(bundle: Path) -> Verdict:

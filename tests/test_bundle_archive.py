@@ -1,0 +1,143 @@
+"""Extraction of bundle archives from outside: headers checked before anything is written, members streamed."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import cli
+
+from pipeline.errors import UserError
+from pipeline.release import archive, checksums
+
+NAME = "tiny-0.1.0-test-host"
+
+
+def _tree(root: Path) -> Path:
+    """A small bundle-shaped folder with its SHA256SUMS (safe_extract does not read the documents)."""
+    (root / "models").mkdir(parents=True)
+    (root / "metadata.json").write_text('{"schema": "phone-pipeline/bundle/1"}\n')
+    (root / "models" / "m.tflite").write_bytes(b"model bytes")
+    checksums.write(root)
+    return root
+
+
+def _tar_entries(tar_bytes: bytes) -> bytes:
+    """A tar stream without its end-of-archive blocks, so more members can follow."""
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+        last = tar.getmembers()[-1]
+        end = last.offset_data + (-(-last.size // 512) * 512)
+    return tar_bytes[:end]
+
+
+def _archive_with(tmp_path: Path, extra: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
+    """The small bundle's archive with `extra` members appended after the good ones."""
+    good = gzip.decompress(archive.tar_gz_bytes(_tree(tmp_path / "src" / NAME), NAME))
+    raw = io.BytesIO(good)
+    with tarfile.open(fileobj=raw, mode="a") as tar:
+        for info, payload in extra:
+            tar.addfile(info, io.BytesIO(payload) if info.isfile() else None)
+    path = tmp_path / "bundle.tar.gz"
+    path.write_bytes(gzip.compress(raw.getvalue()))
+    return path
+
+
+def _file(name: str, payload: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    return info, payload
+
+
+def _zero_bomb(tmp_path: Path, size: int = 2 << 30) -> Path:
+    """The good members, then a member of `size` zero bytes: a few MB on disk. gzip streams may be concatenated,
+    so the zeros are one compressed block of 64 MiB repeated instead of 2 GiB put through zlib here."""
+    good = gzip.decompress(archive.tar_gz_bytes(_tree(tmp_path / "src" / NAME), NAME))
+    info = tarfile.TarInfo(f"{NAME}/models/zeros.bin")
+    info.size = size
+    head = _tar_entries(good) + info.tobuf(format=tarfile.PAX_FORMAT)
+    block = 64 << 20
+    zeros = gzip.compress(bytes(block), compresslevel=9)
+    path = tmp_path / "bomb.tar.gz"
+    with path.open("wb") as f:
+        f.write(gzip.compress(head))
+        for _ in range(size // block):
+            f.write(zeros)
+        f.write(gzip.compress(bytes(1024)))  # end-of-archive blocks
+    return path
+
+
+def _refused(path: Path, dest: Path) -> str:
+    dest.mkdir()
+    with pytest.raises(UserError) as err:
+        archive.safe_extract(path, dest)
+    assert list(dest.iterdir()) == [], "something was written before the refusal"
+    assert "\n" not in str(err.value)
+    return str(err.value)
+
+
+def test_a_good_archive_extracts_to_the_same_files(tmp_path: Path) -> None:
+    path = _archive_with(tmp_path, [])
+    top = archive.safe_extract(path, tmp_path / "dest")
+    assert checksums.check(top, "test") == 2
+    assert (top / "models" / "m.tflite").read_bytes() == b"model bytes"
+
+
+def test_a_2gb_member_is_refused_from_its_header_before_anything_is_written(tmp_path: Path) -> None:
+    bomb = _zero_bomb(tmp_path)
+    assert bomb.stat().st_size < 4 << 20
+    start = time.monotonic()
+    message = _refused(bomb, tmp_path / "dest")
+    assert time.monotonic() - start < 10
+    assert message == (f"verify: bomb.tar.gz: {NAME}/models/zeros.bin: refused: 2,147,483,648 bytes, more than "
+                       f"the {archive.MAX_MEMBER_BYTES:,} a bundle member may have")
+
+
+def test_members_that_add_up_past_the_limit_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(archive, "MAX_TOTAL_BYTES", 200)
+    path = _archive_with(tmp_path, [_file(f"{NAME}/models/big.bin", bytes(300))])
+    assert "refused: the members add up to more than 200 bytes" in _refused(path, tmp_path / "dest")
+
+
+def test_a_member_sha256sums_does_not_list_is_refused_before_writing(tmp_path: Path) -> None:
+    path = _archive_with(tmp_path, [_file(f"{NAME}/models/extra.bin", b"not listed")])
+    assert _refused(path, tmp_path / "dest") == (f"verify: bundle.tar.gz: {NAME}/models/extra.bin: refused: not "
+                                                 "listed in SHA256SUMS")
+
+
+def test_a_member_inside_a_file_is_refused_with_one_line(tmp_path: Path) -> None:
+    path = _archive_with(tmp_path, [_file(f"{NAME}/metadata.json/x", b"x")])
+    assert _refused(path, tmp_path / "dest") == (f"verify: bundle.tar.gz: {NAME}/metadata.json/x: refused: "
+                                                 f"{NAME}/metadata.json is a file in this archive, not a folder")
+
+
+def test_an_archive_without_sha256sums_is_refused(tmp_path: Path) -> None:
+    raw = io.BytesIO()
+    info, payload = _file(f"{NAME}/metadata.json", b"{}")
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        tar.addfile(info, io.BytesIO(payload))
+    path = tmp_path / "nosums.tar.gz"
+    path.write_bytes(gzip.compress(raw.getvalue()))
+    assert _refused(path, tmp_path / "dest") == f"verify: nosums.tar.gz: {NAME}/SHA256SUMS missing"
+
+
+def test_verify_refuses_the_zero_bomb_in_one_line_with_exit_2(tmp_path: Path) -> None:
+    proc = cli("verify", str(_zero_bomb(tmp_path)))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        f"error: verify: bomb.tar.gz: {NAME}/models/zeros.bin: refused: 2,147,483,648 bytes, more than the "
+        f"{archive.MAX_MEMBER_BYTES:,} a bundle member may have"]
+
+
+def test_the_zero_bomb_really_holds_2gb_of_zeros(tmp_path: Path) -> None:
+    # The bomb above must be a real one (not a truncated archive), or the refusal tests would prove nothing.
+    bomb = _zero_bomb(tmp_path, size=256 << 20)
+    with tarfile.open(bomb) as tar:
+        member = tar.getmember(f"{NAME}/models/zeros.bin")
+        src = tar.extractfile(member)
+        assert src is not None
+        seen = sum(len(chunk) for chunk in iter(lambda: src.read(16 << 20), b""))
+    assert seen == member.size == 256 << 20

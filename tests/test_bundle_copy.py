@@ -1,0 +1,107 @@
+"""Taking a bundle into the app (`make android-demo`, the APK build): checked first, links never followed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from test_android_demo import GREY_28, photos, write_fixture_bundle
+
+from pipeline.android.apk_build import build_apk
+from pipeline.apk import main
+from pipeline.errors import UserError
+from pipeline.release import archive, checksums
+from pipeline.release.bundle_copy import copy_verified
+
+SECRET = "root:$6$not-really-a-hash:19000:0:99999:7:::\n"
+
+
+@pytest.fixture()
+def bundle(tmp_path: Path) -> Path:
+    root = tmp_path / "fashion-0.1.0-host"
+    write_fixture_bundle(root, GREY_28, dict(list(photos().items())[:2]))
+    return root
+
+
+@pytest.fixture()
+def secret(tmp_path: Path) -> Path:
+    """Stands in for /etc/shadow: a file outside the bundle that must never reach the app."""
+    path = tmp_path / "shadow"
+    path.write_text(SECRET)
+    return path
+
+
+def _holds_secret(folder: Path) -> bool:
+    return any(p.is_file() and SECRET in p.read_text(errors="replace") for p in folder.rglob("*"))
+
+
+def test_a_link_to_a_secret_file_is_refused_and_nothing_is_copied(
+    bundle: Path, secret: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (bundle / "SECRET").symlink_to(secret)
+    dest = tmp_path / "assets" / "bundle"
+    assert main(["copy-bundle", str(bundle), "--dest", str(dest)]) == 2
+    assert capsys.readouterr().err == (f"error: copy-bundle: SECRET: refused: a symbolic link (to {str(secret)!r}); "
+                                       "a bundle holds plain files only\n")
+    assert not dest.exists() and not _holds_secret(tmp_path / "assets")
+
+
+def test_a_linked_folder_is_refused_too(bundle: Path, secret: Path, tmp_path: Path) -> None:
+    (bundle / "samples" / "more").symlink_to(secret.parent, target_is_directory=True)
+    with pytest.raises(UserError, match=r"samples/more: refused: a symbolic link"):
+        copy_verified(bundle, tmp_path / "dest", "copy-bundle")
+    assert not (tmp_path / "dest").exists()
+
+
+def test_a_failed_copy_leaves_the_previous_assets_alone(bundle: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    copy_verified(bundle, dest, "copy-bundle")
+    before = sorted(p.relative_to(dest) for p in dest.rglob("*"))
+    (bundle / "models" / "tflite-fp32.tflite").write_bytes(b"swapped model")
+    checksums.write(bundle)  # the sums match; the metadata's sha256 does not
+    with pytest.raises(UserError, match="tflite-fp32.tflite: sha256 differs from metadata.json"):
+        copy_verified(bundle, dest, "copy-bundle")
+    assert sorted(p.relative_to(dest) for p in dest.rglob("*")) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left behind
+
+
+def test_a_file_sha256sums_does_not_list_is_refused(bundle: Path, tmp_path: Path) -> None:
+    (bundle / "extra.txt").write_text("slipped in")
+    with pytest.raises(UserError, match="extra.txt: not listed in SHA256SUMS"):
+        copy_verified(bundle, tmp_path / "dest", "copy-bundle")
+
+
+def test_a_bundle_archive_is_taken_too(bundle: Path, tmp_path: Path) -> None:
+    packed = tmp_path / "bundle.tar.gz"
+    packed.write_bytes(archive.tar_gz_bytes(bundle, bundle.name))
+    dest = copy_verified(packed, tmp_path / "dest", "copy-bundle")
+    assert json.loads((dest / "metadata.json").read_text())["schema"] == "phone-pipeline/bundle/1"
+    assert checksums.check(dest, "test") > 0
+
+
+def test_a_destination_that_is_a_link_is_replaced_not_written_through(bundle: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("not the app's")
+    dest = tmp_path / "dest"
+    dest.symlink_to(elsewhere, target_is_directory=True)
+    copy_verified(bundle, dest, "copy-bundle")
+    assert not dest.is_symlink() and (dest / "metadata.json").is_file()
+    assert [p.name for p in elsewhere.iterdir()] == ["keep.txt"]
+
+
+def test_the_apk_build_refuses_a_linked_bundle_before_running_any_tool(
+    bundle: Path, secret: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.android.apk_build as apk_build
+
+    def no_tools() -> None:
+        raise AssertionError("the toolchain was reached with an unchecked bundle")
+
+    monkeypatch.setattr(apk_build, "ensure_toolchain", no_tools)
+    os.symlink(secret, bundle / "models" / "SECRET")
+    with pytest.raises(UserError, match=r"^apk: models/SECRET: refused: a symbolic link"):
+        build_apk(tmp_path / "out" / "demo.apk", bundle=bundle)
+    assert not _holds_secret(tmp_path / "out")

@@ -1,0 +1,164 @@
+"""`pipeline verify` on hostile bundle content: each case is exit 2 and one line naming the file, never a crash.
+
+The bundle here is small and made in seconds: a real XNNPACK .pte of a 16 -> 3 linear model on 4x4 grey pictures,
+its outputs recorded by the same child-process runner verify uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import cli
+
+from pipeline.artifact import Artifact
+from pipeline.preprocess import InputSpec
+from pipeline.release import archive, checksums, samples
+from pipeline.release.verify import verify
+
+NAME = "hostile-0.1.0-host"
+SPEC = InputSpec(height=4, width=4, channels=1, mean=(0.5,), std=(0.5,))
+PTE = "models/pte-fp32.pte"
+OUTPUTS = "samples/outputs/pte-fp32.npy"
+
+
+def _tiny_pte() -> bytes:
+    import torch
+
+    from pipeline.converters.executorch_lowering import lower
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)).eval()
+    return lower(model, torch.zeros(1, 1, 4, 4))[0]
+
+
+def _artifact_entry(model: bytes) -> dict:
+    return {"name": "pte-fp32", "file": PTE, "format": "pte", "precision": "fp32", "layout": "NCHW",
+            "input_shape": [1, 1, 4, 4], "input_dtype": "float32", "input_quantization": None,
+            "output_quantization": None, "sha256": hashlib.sha256(model).hexdigest(), "sample_outputs": OUTPUTS}
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bundle") / NAME
+    (root / "models").mkdir(parents=True)
+    model = _tiny_pte()
+    (root / PTE).write_bytes(model)
+    pictures = np.random.default_rng(0).integers(0, 256, (4, 4, 4), dtype=np.uint8)
+    entries = samples.write_pictures(root, pictures, np.array([0, 1, 2, 0]))
+    (root / "samples" / "outputs").mkdir()
+    x = samples.inputs(root, entries, SPEC)
+    y = samples.outputs(Artifact("pte-fp32", str(root / PTE), "pte", "fp32", "NCHW", (1, 1, 4, 4)), x)
+    (root / OUTPUTS).write_bytes(samples.npy_bytes(y))
+    meta = {"schema": "phone-pipeline/bundle/1",
+            "model": {"name": "hostile", "version": "0.1.0", "task": "image-classification"},
+            "input": SPEC.to_dict(), "labels": ["a", "b", "c"], "output": {"kind": "logits", "classes": 3},
+            "artifacts": [_artifact_entry(model)], "samples": entries}
+    (root / "metadata.json").write_text(json.dumps(meta, indent=2))
+    checksums.write(root)
+    return root
+
+
+def _copy(good: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(good, tmp_path / NAME))
+
+
+def _one_line_exit_2(bundle: Path) -> str:
+    """Run verify as a user does, on the bundle packed as a .tar.gz; returns its one line."""
+    checksums.write(bundle)  # as a careful attacker would: the sums match
+    packed = bundle.parent / "bundle.tar.gz"
+    packed.write_bytes(archive.tar_gz_bytes(bundle, NAME))
+    proc = cli("verify", str(packed))
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: verify: bundle.tar.gz: "), proc.stderr[-3000:]
+    return lines[0].removeprefix("error: verify: bundle.tar.gz: ")
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A grey PNG that declares width x height and carries one compressed row (PIL reads the header first)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(width + 1)))
+            + chunk(b"IEND", b""))
+
+
+def test_the_small_bundle_verifies(good: Path) -> None:
+    verdict = verify(good)
+    assert [(a.name, a.samples) for a in verdict.artifacts] == [("pte-fp32", 4)]
+
+
+def test_a_pte_whose_runtime_aborts_is_one_line_not_a_dead_verifier(good: Path, tmp_path: Path) -> None:
+    root = _copy(good, tmp_path)
+    data = bytearray((root / PTE).read_bytes())
+    data[5] ^= 0xFF  # inside the flatbuffer's identifier: ExecuTorch's bindings terminate the process on it
+    (root / PTE).write_bytes(bytes(data))
+    meta = json.loads((root / "metadata.json").read_text())
+    meta["artifacts"][0]["sha256"] = hashlib.sha256(data).hexdigest()
+    (root / "metadata.json").write_text(json.dumps(meta))
+    line = _one_line_exit_2(root)
+    assert line.startswith(f"{PTE}: the pte runtime cannot run it (killed by SIGABRT: "), line
+
+
+def test_a_20000x20000_sample_picture_is_refused_before_decoding(good: Path, tmp_path: Path) -> None:
+    root = _copy(good, tmp_path)
+    (root / "samples" / "0001.png").write_bytes(_png_header_only(20000, 20000))
+    assert _one_line_exit_2(root) == ("samples/0001.png: refused before decoding: Image size (400000000 pixels) "
+                                      "exceeds limit of 178956970 pixels, could be decompression bomb DOS attack.")
+
+
+def test_a_sample_picture_under_pils_limit_but_over_ours_is_refused_before_decoding(good: Path,
+                                                                                     tmp_path: Path) -> None:
+    root = _copy(good, tmp_path)
+    (root / "samples" / "0001.png").write_bytes(_png_header_only(5000, 5000))
+    assert _one_line_exit_2(root) == ("samples/0001.png: 5000x5000 pixels, more than the 16,777,216 a sample "
+                                      "picture may have; refused before decoding")
+
+
+def test_a_sample_picture_that_is_not_a_picture_is_one_line(good: Path, tmp_path: Path) -> None:
+    root = _copy(good, tmp_path)
+    (root / "samples" / "0002.png").write_bytes(b"GIF89a but not really")
+    assert _one_line_exit_2(root).startswith("samples/0002.png: unreadable sample picture (cannot identify")
+
+
+def test_recorded_outputs_declaring_10_to_the_12_rows_are_refused_from_the_header(good: Path, tmp_path: Path) -> None:
+    root = _copy(good, tmp_path)
+    with (root / OUTPUTS).open("wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (10**12, 3)})
+        f.write(bytes(48))
+    assert _one_line_exit_2(root) == (f"{OUTPUTS}: declares float32 [1000000000000, 3]; expected float32 [4, 3] "
+                                      "(one row per sample, one column per class)")
+
+
+def test_recorded_outputs_shorter_than_their_header_are_refused(good: Path, tmp_path: Path) -> None:
+    root = _copy(good, tmp_path)
+    (root / OUTPUTS).write_bytes((root / OUTPUTS).read_bytes()[:-4])
+    assert _one_line_exit_2(root) == f"{OUTPUTS}: 44 data bytes, the header declares 48"
+
+
+def test_metadata_nested_100000_deep_is_refused_before_parsing(good: Path, tmp_path: Path) -> None:
+    root = _copy(good, tmp_path)
+    (root / "metadata.json").write_text('{"schema": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert _one_line_exit_2(root) == "metadata.json: nested more than 64 levels deep; refused"
+
+
+def test_metadata_bigger_than_its_limit_is_refused(good: Path, tmp_path: Path) -> None:
+    root = _copy(good, tmp_path)
+    (root / "metadata.json").write_text('{"pad": "' + "x" * (5 << 20) + '"}')
+    assert _one_line_exit_2(root) == "metadata.json: more than 4,194,304 bytes; refused"
+
+
+def test_an_input_side_too_big_to_allocate_is_a_schema_error(good: Path, tmp_path: Path) -> None:
+    root = _copy(good, tmp_path)
+    meta = json.loads((root / "metadata.json").read_text())
+    meta["input"]["height"] = 10**9
+    (root / "metadata.json").write_text(json.dumps(meta))
+    assert _one_line_exit_2(root) == "metadata.json: input.height: expected 1..4096"
