@@ -65,6 +65,9 @@ adb-loopback emulated-arm64: setup  ## the pipeline on a test device, which is s
 pixel-8 galaxy-s24: setup   ## the pipeline on a phone over USB adb: make pixel-8 SERIAL=<serial from adb devices>
 	$(CLI) run --recipe $(RECIPE) --target $@ $(if $(SERIAL),--serial $(SERIAL)) $(ARGS)
 
-.PHONY: evidence-qdq
+.PHONY: evidence-qdq evidence-geffnet
 evidence-qdq: setup         ## measure whether QAT ranges survive Q/DQ ONNX -> onnx2tf (run `make demo` first)
 	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.experiments.qdq_through_onnx2tf build/runs/$(RECIPE)__$(TARGET)
+
+evidence-geffnet: setup     ## pass table: geffnet architectures through ONNX/TFLite/.pte parity and pruning (about 15 min)
+	$(PY) -m pipeline.experiments.geffnet_table build/experiments/geffnet_table.json
