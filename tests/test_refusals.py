@@ -3,6 +3,8 @@ key, no traceback, nothing written (issues 8 and 9)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -152,3 +154,34 @@ def test_pictures_reach_the_model_with_standard_strides():
     assert x.stride() == (784, 784, 28, 1)
     y = torch.nn.Conv2d(1, 8, 3)(x)
     assert y.is_contiguous() and y.view(4, -1).shape == (4, 8 * 26 * 26)
+
+
+def test_a_bug_in_a_stage_is_one_line_exit_1_with_the_traceback_in_a_log(tmp_path, monkeypatch, capsys):
+    from pipeline import cli
+
+    def boom(model, example):
+        raise ZeroDivisionError("a bug of ours")
+
+    monkeypatch.setattr("pipeline.stages.train.count", boom)  # the MAC count at the end of training
+    recipe = write_recipe(tmp_path, "bug", **{"train.max_train_samples": "256", "train.epochs": "1",
+                                               "data.eval_samples": "50"})
+    code = cli.main(["run", "--recipe", str(recipe), "--build-dir", str(tmp_path / "b")])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 1
+    assert err.startswith("error: stage train failed with an internal error (ZeroDivisionError: a bug of ours)")
+    log = Path(err.split("the traceback is in ")[1].split(";")[0])
+    assert log.parent == tmp_path / "b" / "logs" and "Traceback" in log.read_text() and "boom" in log.read_text()
+
+
+def test_mnist_is_the_real_mnist_from_its_package():
+    from pipeline.data import eval_split, train_split
+
+    recipe_path = ROOT / "tests" / "user_models" / "mnist-probe.toml"
+    recipe_path.write_text('[recipe]\nname = "m"\n[model]\narch = "resnet_small"\n[data]\ndataset = "mnist"\n')
+    try:
+        recipe = load_recipe(str(recipe_path))
+    finally:
+        recipe_path.unlink()
+    test, train = eval_split(recipe), train_split(recipe)
+    assert test.images.shape == (10000, 28, 28) and train.images.shape == (60000, 28, 28)
+    assert test.labels[:3].tolist() == [7, 2, 1] and recipe.data["input"]["mean"] == [0.1307]
