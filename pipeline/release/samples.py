@@ -79,9 +79,13 @@ def inputs(root: Path, samples: list[dict], spec: InputSpec) -> np.ndarray:
                            for s in samples])
 
 
+MAX_OUTPUTS_PER_SAMPLE = 1 << 22  # a detector's boxes or a segmenter's mask, not a memory bomb
+
+
 def read_outputs(path: Path, rel: str, shape: tuple[int, int]) -> np.ndarray:
-    """Recorded outputs (float32 samples x classes) from a .npy file whose header is checked before anything is
-    allocated: a file declaring 10^12 rows is refused from its first bytes."""
+    """Recorded outputs (float32, one row per sample: samples x classes for a classifier, any bounded per-sample
+    shape for detectors and segmenters) from a .npy file whose header is checked before anything is allocated: a
+    file declaring 10^12 rows is refused from its first bytes."""
     fmt = np.lib.format
     try:
         with path.open("rb") as f:
@@ -93,11 +97,13 @@ def read_outputs(path: Path, rel: str, shape: tuple[int, int]) -> np.ndarray:
             data_bytes = path.stat().st_size - f.tell()
     except (OSError, ValueError) as exc:
         raise SampleError(f"{rel}: unreadable recorded outputs ({exc})") from None
-    if tuple(declared) != shape or dtype != np.dtype("<f4") or fortran:
+    per_sample = int(np.prod(declared[1:], dtype=np.int64)) if len(declared) > 1 else 0
+    if (len(declared) < 2 or declared[0] != shape[0] or not 0 < per_sample <= MAX_OUTPUTS_PER_SAMPLE
+            or dtype != np.dtype("<f4") or fortran):
         raise SampleError(f"{rel}: declares {dtype} {list(declared)}{' (Fortran order)' if fortran else ''}; "
                           f"expected float32 {list(shape)} (one row per sample, one column per class)")
-    if data_bytes != shape[0] * shape[1] * 4:
-        raise SampleError(f"{rel}: {data_bytes:,} data bytes, the header declares {shape[0] * shape[1] * 4:,}")
+    if data_bytes != shape[0] * per_sample * 4:
+        raise SampleError(f"{rel}: {data_bytes:,} data bytes, the header declares {shape[0] * per_sample * 4:,}")
     return np.load(path, allow_pickle=False)
 
 
