@@ -30,7 +30,7 @@ def test_pretrained_weights_know_the_cat_and_the_coffee():
     from pipeline.preprocess import InputSpec, normalise_batch
 
     spec = InputSpec(224, 224, 3, MEAN, STD)
-    images, names = photos.load(spec)
+    images, names = photos.load(spec.to_dict())
     model = efficientnet_lite0().eval()
     with torch.no_grad():
         top1 = model(torch.from_numpy(normalise_batch(images[:2], spec))).argmax(1).tolist()
