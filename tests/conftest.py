@@ -69,8 +69,8 @@ warmup = 3
 runs = {runs}
 threads = 1
 # rounds: enough to exercise the interval and the stopping rule, few enough for `make test`
-min_rounds = 3
-max_rounds = 5
+min_rounds = 2
+max_rounds = 3
 max_seconds = 60
 ci_rel_width = 0.25
 """)

@@ -90,8 +90,17 @@ def test_a_builder_that_fails_or_does_not_fit_stops_the_run_in_one_line(tmp_path
 def test_hostile_recipe_files_are_one_line(tmp_path, content, words):
     recipe = tmp_path / "hostile.toml"
     recipe.write_bytes(content)
+    with pytest.raises(ConfigError) as info:  # in-process: the CLI's one-line path is tested just below
+        load_recipe(str(recipe))
+    line = f"error: {info.value}"
+    assert str(recipe) in line and words in line and "\n" not in line, line
+
+
+def test_a_hostile_recipe_through_the_cli_is_exit_2_and_writes_nothing(tmp_path):
+    recipe = tmp_path / "hostile.toml"
+    recipe.write_bytes(b"[recipe]\nname = 'x'\n[train]\nepochs = inf\n")
     line = _one_line(cli("run", "--recipe", str(recipe), "--build-dir", str(tmp_path / "b")))
-    assert str(recipe) in line and words in line, line
+    assert line == f"error: {recipe}: train.epochs: inf is not allowed (must be a finite number)"
     assert not (tmp_path / "b").exists()
 
 
