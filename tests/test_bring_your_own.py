@@ -71,6 +71,7 @@ max_accuracy_drop = 15.0
     return _run(recipe, write_target(folder, runs=10), folder / "build")
 
 
+@pytest.mark.slow  # a whole pipeline run (minutes on 2 cores): make test-all
 def test_user_model_file_reaches_every_artifact_with_parity(user_model_run):
     arts = _artifacts(user_model_run)
     for name in ("torch-fp32", "onnx-fp32", "tflite-fp32", "pte-fp32", "torch-pruned-fp32", "tflite-pruned-fp32",
@@ -83,6 +84,7 @@ def test_user_model_file_reaches_every_artifact_with_parity(user_model_run):
     assert metrics["torch-fp32"]["accuracy"] > 0.5  # 1 epoch on 3,000 pictures; chance is 0.1
 
 
+@pytest.mark.slow  # a whole pipeline run (minutes on 2 cores): make test-all
 def test_pruning_leaves_the_split_concat_group_unpruned_and_says_which(user_model_run):
     prune = _stage(user_model_run, "prune")["data"]
     assert prune["after"]["macs"] < prune["before"]["macs"] / 1.3
@@ -94,6 +96,7 @@ def test_pruning_leaves_the_split_concat_group_unpruned_and_says_which(user_mode
     assert "Left unpruned" in (user_model_run["run_dir"] / "report.md").read_text()
 
 
+@pytest.mark.slow  # a whole pipeline run (minutes on 2 cores): make test-all
 def test_a_fresh_process_rebuilds_the_user_model_for_the_benchmark(user_model_run):
     results = _stage(user_model_run, "benchmark")["data"]["results"]
     assert results["torch-fp32"]["latency_ms"]["p50"] > 0 and results["torch-pruned-fp32"]["latency_ms"]["p50"] > 0
@@ -158,6 +161,7 @@ flip = false
     return {**_run(recipe, target, folder / "build"), "recipe": recipe, "target": target, "folder": folder}
 
 
+@pytest.mark.slow  # a whole pipeline run (minutes on 2 cores): make test-all
 def test_image_folder_trains_and_evaluates_with_the_corrupt_file_named(folder_run):
     train = _stage(folder_run, "train")["data"]
     assert train["data"]["skipped_count"] == 1 and train["data"]["skipped"][0].startswith("Bag/broken.png")
@@ -171,6 +175,7 @@ def test_image_folder_trains_and_evaluates_with_the_corrupt_file_named(folder_ru
     assert "broken.png" in (folder_run["run_dir"] / "report.md").read_text()
 
 
+@pytest.mark.slow  # a whole pipeline run (minutes on 2 cores): make test-all
 def test_a_changed_folder_is_new_data_and_an_unchanged_one_is_read_from_the_array_cache(folder_run):
     from pipeline.config import load_recipe
     from pipeline.data import array_cache, eval_split
