@@ -18,6 +18,7 @@ from pipeline.compression.quantization import MAX_BATCH, ptq, qat
 from pipeline.config import Config
 from pipeline.errors import ToolError
 from pipeline.models.checkpoint import load_model, save_state_dict
+from pipeline.runtimes.pt2_file import make_reproducible
 from pipeline.stage import Context, Stage, StageOutput
 from pipeline.stages.to_executorch import write_program
 from pipeline.stages.train import skip_reason
@@ -53,7 +54,12 @@ def qat_settings(recipe: Config) -> TrainSettings:
 def _save_reference(converted: torch.nn.Module, example_batch: torch.Tensor, path) -> None:
     program = torch.export.export(converted, (example_batch,),
                                   dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},))
+    for module in program.graph_module.modules():  # provenance records hold id()s of graphs: differ every run
+        if isinstance(module, torch.fx.GraphModule):
+            for node in module.graph.nodes:
+                node.meta.pop("from_node", None)
     torch.export.save(program, str(path))
+    make_reproducible(path)  # torch writes a random serialization id into every save
 
 
 def _quantize(ctx: Context, method: str, model: torch.nn.Module, calib: torch.Tensor):
