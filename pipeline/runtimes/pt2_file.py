@@ -31,23 +31,20 @@ def make_reproducible(path: Path) -> None:
     new = old[:20] + str(int(hashlib.sha256(old[:20]).hexdigest(), 16) % 10**20).zfill(20).encode()
     crc = zlib.crc32(new) & 0xFFFFFFFF
     name = info.filename.encode()
+    blob = path.read_bytes()
+    if blob[info.header_offset : info.header_offset + 4] != _LOCAL:
+        return
+    name_len, extra_len = struct.unpack("<HH", blob[info.header_offset + 26 : info.header_offset + 30])
+    central = blob.rfind(_CENTRAL)  # this record's central directory entry: the file name sits at offset 46
+    while central != -1:
+        n = struct.unpack("<H", blob[central + 28 : central + 30])[0]
+        if blob[central + 46 : central + 46 + n] == name:
+            break
+        central = blob.rfind(_CENTRAL, 0, central)
+    if central == -1:
+        return
     with path.open("r+b") as f:
-        f.seek(info.header_offset)
-        header = f.read(30)
-        if header[:4] != _LOCAL:
-            return
-        name_len, extra_len = struct.unpack("<HH", header[26:30])
-        f.seek(info.header_offset + 14)
-        f.write(struct.pack("<I", crc))
-        f.seek(info.header_offset + 30 + name_len + extra_len)
-        f.write(new)
-        blob = path.read_bytes()
-        # the central directory entry of this record: signature ... file name at offset 46
-        at = blob.rfind(_CENTRAL)
-        while at != -1:
-            n = struct.unpack("<H", blob[at + 28 : at + 30])[0]
-            if blob[at + 46 : at + 46 + n] == name:
-                f.seek(at + 16)
-                f.write(struct.pack("<I", crc))
-                break
-            at = blob.rfind(_CENTRAL, 0, at)
+        for at, data in ((info.header_offset + 14, struct.pack("<I", crc)), (central + 16, struct.pack("<I", crc)),
+                         (info.header_offset + 30 + name_len + extra_len, new)):
+            f.seek(at)
+            f.write(data)
