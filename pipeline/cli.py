@@ -21,6 +21,7 @@ EXAMPLES = """examples:
   phone-pipeline stages                                # what each stage produces
   phone-pipeline targets                               # the devices in targets/
   phone-pipeline report build/runs/fashion-mnist-mobilenetv2__host   # rebuild the report, run nothing
+  phone-pipeline debug build/runs/fashion-mnist-mobilenetv2__host tflite-pruned-int8-ptq   # which layer broke it?
   phone-pipeline release --target host                 # run (cached) and bundle; prints the .tar.gz path
   phone-pipeline verify build/release/fashion-mnist-mobilenetv2-0.1.0-host.tar.gz
 """
@@ -36,7 +37,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         target = replace(target, data={**target.data, "device": {**target.data["device"], "serial": args.serial}})
     only = tuple(s for s in (args.only or "").split(",") if s)
     opts = runner.RunOptions(build_dir=Path(args.build_dir), from_stage=args.from_stage, only=only,
-                             force=args.force, no_gates=args.no_gates, threads=args.threads)
+                             force=args.force, no_gates=args.no_gates, threads=args.threads,
+                             explain=not args.no_explain)
     out = runner.run(recipe, target, opts)
     report = out / "report.md"
     print(report if report.exists() else out / "manifest.json")
@@ -86,6 +88,25 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not (run_dir / "manifest.json").exists():
         raise UserError(f"{run_dir}: no manifest.json here; give a run folder such as build/runs/<recipe>__<target>")
     print(report.write(run_dir))
+    return 0
+
+
+def _cmd_debug(args: argparse.Namespace) -> int:
+    import json
+
+    from pipeline.debug import debug
+
+    page = debug(Path(args.run_dir), args.artifact, samples=args.samples, min_sqnr_db=args.min_sqnr)
+    result = json.loads(page.with_suffix(".json").read_text())
+    first, worst = result["first_divergent_layer"], result["worst_layer"]
+    if (page.parent.parent / "report.json").exists():
+        from pipeline import report
+
+        report.write(page.parent.parent)  # the report links the page
+    print(f"{args.artifact}: {len(result['layers'])} layers compared on {result['samples']} samples; "
+          f"first below {result['min_sqnr_db']:g} dB: {first or 'none'}; worst: {worst or '-'} "
+          f"({result['worst_sqnr_db']} dB)")
+    print(page)
     return 0
 
 
@@ -152,6 +173,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--only", metavar="STAGE[,STAGE]", help="run only these stages (earlier ones must be cached)")
     r.add_argument("--force", action="store_true", help="ignore the cache and rerun everything")
     r.add_argument("--no-gates", action="store_true", help="finish the run and the report even if a gate fails")
+    r.add_argument("--no-explain", action="store_true", help="no layer-by-layer page (debug) for the artifacts "
+                   "that fail an accuracy or parity gate")
     r.add_argument("--threads", type=_positive_int,
                    help="torch threads for host work (default: the target's compute.threads)")
     r.add_argument("--build-dir", default="build", help="where the cache and runs live (default: build)")
@@ -173,6 +196,14 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="rebuild report.md/json/png from a run's manifest, running nothing")
     rep.add_argument("run_dir")
     rep.set_defaults(func=_cmd_report)
+    dbg = sub.add_parser("debug", help="compare an artifact with its PyTorch model layer by layer: which layer "
+                         "diverges (writes RUN_DIR/debug/ARTIFACT.md, .json, .png)")
+    dbg.add_argument("run_dir")
+    dbg.add_argument("artifact", help="an artifact name from the run's report, e.g. tflite-pruned-int8-ptq")
+    dbg.add_argument("--samples", type=_positive_int, default=8, help="evaluation samples to compare on (default 8)")
+    dbg.add_argument("--min-sqnr", type=float, metavar="DB", help="SQNR under which a layer has diverged "
+                     "(default by precision: fp32 60, fp16 35, int8 15)")
+    dbg.set_defaults(func=_cmd_debug)
     rel = sub.add_parser("release", help="run the pipeline (cached), then bundle the chosen artifacts for a target")
     rel.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe name (pipeline/recipes) or path to a .toml")
     rel.add_argument("--target", default="host", help="target name (targets/) or path to a .toml")

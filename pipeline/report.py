@@ -168,6 +168,7 @@ def markdown(rep: dict) -> str:
     if rep["gates"]["violations"]:
         state = "enforced" if rep["gates"]["enforced"] else "NOT enforced (--no-gates)"
         lines += [f"## Gate violations ({state})", ""] + [f"- {v}" for v in rep["gates"]["violations"]] + [""]
+    lines += _debug_lines(rep)
     lines += ["## Stages", "", "| stage | cached | seconds | note |", "|---|---|---:|---|"]
     lines += [f"| {s['name']} | {'yes' if s['cached'] else 'no'} | {s['seconds']:.1f} | "
               f"{'skipped: ' + s['skipped'] if s.get('skipped') else ''} |" for s in rep["stages"]]
@@ -292,6 +293,42 @@ def plot(rep: dict, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def attach_debug(rep: dict, run_dir: Path) -> None:
+    """Give each artifact row its layer-by-layer page's findings (`debug`), when one exists for this very file."""
+    from pipeline import bounded_json
+
+    for row in rep["artifacts"]:
+        row["debug"] = None
+        page = run_dir / "debug" / f"{row['name']}.json"
+        if not page.is_file():
+            continue
+        try:
+            found = bounded_json.load(page, str(page))
+        except UserError:
+            continue  # a damaged page is not a finding; `phone-pipeline debug` rewrites it
+        if not isinstance(found, dict) or found.get("artifact", {}).get("sha256") != row["sha256"]:
+            continue  # a page of an earlier file of the same name
+        row["debug"] = {"first_divergent_layer": found.get("first_divergent_layer"),
+                        "worst_layer": found.get("worst_layer"), "worst_sqnr_db": found.get("worst_sqnr_db"),
+                        "page": f"debug/{row['name']}.md"}
+
+
+def _debug_lines(rep: dict) -> list[str]:
+    rows = [a for a in rep["artifacts"] if a.get("debug")]
+    if not rows:
+        return []
+    lines = ["## Layer by layer", "",
+             "| artifact | gate | first divergent layer | worst layer | worst SQNR dB | page |",
+             "|---|---|---|---|---:|---|"]
+    for a in rows:
+        d = a["debug"]
+        sqnr = d["worst_sqnr_db"]
+        shown = format(sqnr, ".1f") if isinstance(sqnr, float) else sqnr or "-"
+        lines.append(f"| {a['name']} | {a['gate']} | {d['first_divergent_layer'] or 'none'} | "
+                     f"{d['worst_layer'] or '-'} | {shown} | [{d['page']}]({d['page']}) |")
+    return lines + [""]
+
+
 def write(run_dir: Path, manifest: dict | None = None) -> Path:
     """Write report.json, report.md and report.png into `run_dir`; returns report.md's path."""
     if manifest is None:
@@ -304,6 +341,7 @@ def write(run_dir: Path, manifest: dict | None = None) -> Path:
                             "pipeline to write one") from None
     else:
         rep = build(manifest)
+    attach_debug(rep, run_dir)
     atomic_write_json(run_dir / "report.json", rep)
     atomic_write_bytes(run_dir / "report.md", markdown(rep).encode())
     plot(rep, run_dir / "report.png")

@@ -32,6 +32,7 @@ class RunOptions:
     force: bool = False
     no_gates: bool = False
     threads: int | None = None  # overrides the target's compute threads
+    explain: bool = True  # a failed evaluate gate writes the layer-by-layer page of each artifact that failed it
 
 
 def run_dir(build_dir: Path, recipe: Config, target: Config) -> Path:
@@ -167,6 +168,8 @@ def _run(recipe: Config, target: Config, opts: RunOptions, threads: int, build_d
             continue
         atomic_write_json(out_dir / "manifest.json", manifest)
         violations = outputs[stage.name].data.get("gate_violations", [])
+        if violations and opts.explain and stage.name == "evaluate":
+            _explain(out_dir, violations)
         if violations and not opts.no_gates and gate_failure is None:
             gate_failure = GateError(violations[0] + (f" (+{len(violations) - 1} more)" if len(violations) > 1 else "")
                                      + "; rerun with --no-gates to finish the report anyway")
@@ -177,6 +180,20 @@ def _run(recipe: Config, target: Config, opts: RunOptions, threads: int, build_d
         report.write(out_dir, manifest)  # what was measured up to the gate, with the violations marked
         raise gate_failure
     return out_dir
+
+
+def _explain(out_dir: Path, violations: list[str]) -> None:
+    """Layer-by-layer pages of the artifacts that failed an evaluate gate; a page that cannot be made is a warning."""
+    from pipeline.debug import debug
+
+    for name in dict.fromkeys(v.split(":")[0] for v in violations):
+        try:
+            page = debug(out_dir, name)
+        except Exception as exc:  # the gate's own message is what the user must see; the page is a help
+            log.warning("debug %s: no layer-by-layer page: %s", name, str(exc).splitlines()[0][:200] if str(exc)
+                        else type(exc).__name__)
+            continue
+        log.info("debug %s: layer by layer in %s", name, page)
 
 
 def _record(stage: Stage, key: str, out: StageOutput, cached: bool, seconds: float) -> dict:

@@ -19,7 +19,15 @@ def test_violated_tolerance_fails_with_one_line(e2e, tmp_path, test_target):
     assert [s["name"] for s in manifest["stages"]][-1] == "evaluate"  # stopped at the gate
     rep = json.loads((e2e["build"] / "runs" / "tiny__test-host" / "report.json").read_text())
     assert rep["gates"]["enforced"] and any("tflite-fp16: max_abs_diff" in v for v in rep["gates"]["violations"])
-    assert {r["name"]: r for r in rep["artifacts"]}["tflite-fp16"]["gate"] == "fail"
+    row = {r["name"]: r for r in rep["artifacts"]}["tflite-fp16"]
+    assert row["gate"] == "fail"
+    # the failed artifact was explained layer by layer, and the report links the page
+    run_dir = e2e["build"] / "runs" / "tiny__test-host"
+    page = json.loads((run_dir / "debug" / "tflite-fp16.json").read_text())
+    assert page["artifact"]["sha256"] == row["sha256"] and len(page["layers"]) >= 15
+    assert row["debug"]["page"] == "debug/tflite-fp16.md" and row["debug"]["worst_layer"] == page["worst_layer"]
+    assert "[debug/tflite-fp16.md](debug/tflite-fp16.md)" in (run_dir / "report.md").read_text()
+    assert not (run_dir / "debug" / "tflite-fp32.json").exists()  # it passed: nothing to explain
 
 
 def test_no_gates_finishes_and_marks_the_failure(e2e, tmp_path, test_target):

@@ -1,0 +1,199 @@
+"""Layer by layer: where an artifact's numbers leave the PyTorch model's (`phone-pipeline debug RUN_DIR ARTIFACT`).
+
+The artifact and the PyTorch model it must reproduce run on the same evaluation samples; each side's intermediate
+tensors are matched to module names (ONNX: the exporter's scope metadata; TFLite: the weights of each op, through the
+ONNX file onnx2tf converted; PT2E programs and the int8 .pte that reproduces one: the nodes' module stacks) and
+compared per module. Layout (NHWC) and int8 scales are undone before comparing. Tensors that match no module are
+left out and counted, never guessed.
+
+For example::
+
+    page = debug(Path("build/runs/fashion-mnist-mobilenetv2__host"), "tflite-pruned-int8-ptq")
+    # build/runs/.../debug/tflite-pruned-int8-ptq.md (+ .json, .png)
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline import data
+from pipeline.artifact import Artifact
+from pipeline.debug import metrics, torch_layers
+from pipeline.errors import UserError
+from pipeline.manifest import artifacts as manifest_artifacts
+from pipeline.manifest import load as load_manifest
+
+# A layer whose SQNR falls below this is where the artifact diverges (by the artifact's precision; --min-sqnr).
+MIN_SQNR_DB = {"fp32": 60.0, "fp16": 35.0, "int8": 15.0}
+SAMPLES = 8
+
+
+def reference_model(art: Artifact, arts: dict[str, Artifact]) -> Artifact:
+    """The PyTorch (state_dict) artifact whose modules `art`'s layers are compared with."""
+    seen, cur = set(), art
+    while cur.format != "torch":
+        nxt = cur.reference or cur.extra.get("source", "")
+        if cur.format == "pt2":
+            nxt = cur.extra.get("source", "")
+        if not nxt or nxt in seen or nxt not in arts:
+            raise UserError(f"{art.name}: no PyTorch model to compare its layers with (it was imported from "
+                            f"{art.extra.get('imported_from', 'a file')}); debug needs a run that starts from a "
+                            "PyTorch model")
+        seen.add(nxt)
+        cur = arts[nxt]
+    return cur
+
+
+def _runtime_layers(art: Artifact, arts: dict[str, Artifact], x: np.ndarray) -> tuple[dict, np.ndarray, list[str]]:
+    """({module: (value NCHW, how matched)}, final output, notes) for the artifact's format."""
+    from pipeline.runtimes import batch_size, open_session
+
+    if art.format == "onnx":
+        import onnx
+
+        from pipeline.debug import onnx_layers
+
+        model = onnx.load(art.path)
+        tensors = onnx_layers.module_outputs(model)
+        values = onnx_layers.run_with_intermediates(model, list(tensors.values()), x, batch_size(art))
+        final = values[model.graph.output[0].name]
+        how = "ONNX node scope (pkg.torch.onnx.name_scopes)"
+        return {m: (values[t], how) for m, t in tensors.items() if t in values}, final, [
+            "ONNX Runtime with graph optimizations off, so every tensor is the one the file computes"]
+    if art.format == "tflite":
+        return _tflite_layers(art, arts, x)
+    if art.format in ("pt2", "pte"):
+        from pipeline.debug import pt2_layers
+
+        program = art if art.format == "pt2" else arts.get(art.reference)
+        notes = []
+        if program is None or program.format != "pt2":
+            layers: dict = {}
+            notes.append("the .pte's XNNPACK delegate runs the whole graph as one call and keeps no intermediate "
+                         "tensors, and this program has no PT2E reference: only its final output is compared")
+        else:
+            values, _ = pt2_layers.run_with_intermediates(program.path, torch.from_numpy(x))
+            layers = {m: (v, f"PT2E node module stack ({program.name})") for m, v in values.items()}
+            if art.format == "pte":
+                notes.append(f"layers: the PT2E program {program.name} that this .pte reproduces (the XNNPACK "
+                             "delegate keeps no intermediate tensors); output: the .pte itself in ExecuTorch")
+        session = open_session(art, threads=1)
+        b = batch_size(art)
+        final = np.concatenate([session.run(x[i : i + b]) for i in range(0, len(x), b)])
+        return layers, final, notes
+    raise UserError(f"{art.name}: a {art.format} artifact is the reference itself; debug an artifact made from it")
+
+
+def _tflite_layers(art: Artifact, arts: dict[str, Artifact], x: np.ndarray) -> tuple[dict, np.ndarray, list[str]]:
+    import onnx
+
+    from pipeline.debug import onnx_layers, tflite_layers
+    from pipeline.runtimes import batch_size, open_session, to_artifact_input
+
+    source = arts.get(art.extra.get("source", ""))
+    if source is None or source.format != "onnx":
+        raise UserError(f"{art.name}: the ONNX file it was converted from is not in the run; debug needs it to "
+                        "name TFLite tensors")
+    model = onnx.load(source.path)
+    module_of = {n.output[0]: onnx_layers.node_module(n) for n in model.graph.node if n.output}
+    prepared = to_artifact_input(x, art)
+    found, _ = tflite_layers.run_with_intermediates(art.path, prepared, batch_size(art), model)
+    layers = {}
+    for tensor, (value, match) in found.items():
+        module = module_of.get(tensor)
+        if not module:
+            continue
+        if value.ndim == 4 and art.layout == "NHWC":
+            value = value.transpose(0, 3, 1, 2)
+        how = f"{match.how}: TFLite {match.tflite_tensor.split(';')[0]} = ONNX {match.onnx_node} of {source.name}"
+        layers[module] = (np.ascontiguousarray(value), how, match.weight_difference)
+    session = open_session(art, threads=1)
+    b = batch_size(art)
+    final = np.concatenate([session.run(x[i : i + b]) for i in range(0, len(x), b)])
+    notes = ["layers: LiteRT builtin kernels (the XNNPACK delegate keeps no intermediate tensors); output: LiteRT "
+             "with XNNPACK, as benchmarked", f"TFLite ops matched to modules through {source.name}"]
+    return layers, final, notes
+
+
+def compare_layers(ref: torch_layers.ModuleOutputs, layers: dict, threshold: float) -> tuple[list[dict], list[dict]]:
+    """(rows in model order, unmatched) for the runtime's {module: (value, how[, weight diff])}."""
+    present = set(layers)
+    by_canonical: dict[str, tuple] = {}
+    for module, entry in layers.items():
+        by_canonical[ref.canonical(module, present)] = (module, *entry)
+    rows, unmatched = [], []
+    for name, expected in ref.outputs.items():
+        if name not in by_canonical:
+            continue
+        module, value, how, *rest = by_canonical[name]
+        if value.shape != expected.shape:
+            unmatched.append({"layer": name, "reason": f"shape {list(value.shape)} against {list(expected.shape)}"})
+            continue
+        row = {"layer": name, "kind": ref.kinds[name], "matched_by": how, **metrics.compare(value, expected)}
+        if module != name:
+            row["matched_by"] += f" ({module} with {name} folded in)"
+        if rest:
+            row["weight_relative_difference"] = rest[0]
+        row["diverged"] = row["sqnr_db"] < threshold
+        rows.append(row)
+    for module in layers:
+        if ref.canonical(module, present) not in ref.outputs:
+            unmatched.append({"layer": module, "reason": "no PyTorch module of that name returned one tensor"})
+    return rows, unmatched
+
+
+def debug(run_dir: Path, name: str, samples: int = SAMPLES, min_sqnr_db: float | None = None) -> Path:
+    """Compare `name`'s layers with its PyTorch model on `samples` evaluation inputs; returns the page's path."""
+    from pipeline.config import load_recipe
+    from pipeline.debug import page
+    from pipeline.models.checkpoint import load_model
+
+    start = time.perf_counter()
+    manifest_path = run_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise UserError(f"{run_dir}: no manifest.json here; give a run folder such as build/runs/<recipe>__<target>")
+    manifest = load_manifest(manifest_path)
+    arts = {n: Artifact.from_dict(a) for n, a in manifest_artifacts(manifest).items()}
+    if name not in arts:
+        raise UserError(f"{manifest_path}: no artifact {name!r}; the run has {', '.join(arts)}")
+    art = arts[name]
+    for a in (art, *(arts[n] for n in (art.reference, art.extra.get("source", "")) if n in arts)):
+        if not Path(a.path).is_file():
+            raise UserError(f"{a.path}: artifact {a.name} of {manifest_path} is missing; rerun the pipeline")
+    ref_art = reference_model(art, arts)
+    recipe = load_recipe(manifest["recipe"]["path"])
+    x = data.to_tensor(data.eval_split(recipe, samples).images, data.input_spec(recipe))
+    torch.set_num_threads(1)
+    model = load_model(ref_art)
+    ref = torch_layers.capture(model, torch.from_numpy(x))
+    with torch.no_grad():
+        ref_out = model(torch.from_numpy(x)).numpy()
+    layers, final, notes = _runtime_layers(art, arts, x)
+    threshold = MIN_SQNR_DB.get(art.precision, 40.0) if min_sqnr_db is None else min_sqnr_db
+    rows, unmatched = compare_layers(ref, layers, threshold)
+    output = metrics.compare(final.reshape(ref_out.shape), ref_out)
+    output["top1_agreement"] = float((final.reshape(len(x), -1).argmax(1) == ref_out.reshape(len(x), -1)
+                                      .argmax(1)).mean())
+    first = next((r for r in rows if r["diverged"]), None)
+    worst = min(rows, key=lambda r: r["sqnr_db"], default=None)
+    result = {
+        "schema": "phone-pipeline/debug/1",
+        "artifact": {k: getattr(art, k) for k in ("name", "format", "precision", "path", "sha256")},
+        "reference": {"name": ref_art.name, "path": ref_art.path, "runtime": "torch (eager, forward hooks)"},
+        "samples": int(len(x)),
+        "min_sqnr_db": threshold,
+        "layers": rows,
+        "unmatched": unmatched,
+        "modules_without_a_tensor": len(ref.outputs) - len(rows),
+        "output": output,
+        "first_divergent_layer": first["layer"] if first else None,
+        "worst_layer": worst["layer"] if worst else None,
+        "worst_sqnr_db": worst["sqnr_db"] if worst else None,
+        "notes": notes,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    return page.write(run_dir / "debug", result)

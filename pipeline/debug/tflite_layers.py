@@ -1,0 +1,154 @@
+"""TFLite files from onnx2tf: every weighted op's output, matched to the ONNX node (and so the module) it came from.
+
+onnx2tf names TFLite tensors after TensorFlow ops (`model/tf.nn.convolution_3/convolution`), not after ONNX nodes,
+so names cannot link them. Weights can: each CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED op is matched to the ONNX
+Conv, Gemm or MatMul whose weights (moved to ONNX's layout, dequantized for int8) are the closest. An op whose weights
+match none (a weight edited in the file, say) falls back to the next unused ONNX node of the same weight shape, and
+the page says so with the weight difference. Other ops (adds, pooling) are not matched.
+
+LiteRT runs with its builtin kernels here (the default XNNPACK delegate keeps no intermediate tensors); the debug
+page compares the final output of the XNNPACK run as well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+ONNX_WEIGHTED = ("Conv", "Gemm", "MatMul")
+ONNX_ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "HardSwish", "Sigmoid", "Tanh")
+GOOD_WEIGHTS = 0.25  # relative weight difference under which a match by weights is trusted (int8 rounding: ~1%)
+
+
+@dataclass
+class OnnxWeight:
+    index: int  # position in graph order
+    node: onnx.NodeProto
+    weight: np.ndarray  # as ONNX's Conv ([O, I/g, kh, kw]) or Gemm ([out, in]) take it
+
+
+def onnx_weights(model: onnx.ModelProto) -> list[OnnxWeight]:
+    """The weighted nodes of an ONNX graph with their weights in Conv/Gemm layout."""
+    init = {i.name: i for i in model.graph.initializer}
+    found = []
+    for index, node in enumerate(model.graph.node):
+        if node.op_type not in ONNX_WEIGHTED or len(node.input) < 2 or node.input[1] not in init:
+            continue
+        w = numpy_helper.to_array(init[node.input[1]]).astype(np.float32)
+        if node.op_type == "MatMul" or (node.op_type == "Gemm" and not _attr(node, "transB", 0)):
+            w = w.T
+        found.append(OnnxWeight(index, node, w))
+    return found
+
+
+def _attr(node: onnx.NodeProto, name: str, default: int) -> int:
+    return next((a.i for a in node.attribute if a.name == name), default)
+
+
+def _dequantized(interp, detail: dict) -> np.ndarray:
+    value = interp.get_tensor(detail["index"])
+    q = detail.get("quantization_parameters") or {}
+    scales = np.asarray(q.get("scales", []), np.float32)
+    if value.dtype in (np.int8, np.uint8, np.int16, np.int32) and scales.size:
+        zeros = np.asarray(q.get("zero_points", np.zeros_like(scales)), np.float32)
+        shape = [1] * value.ndim
+        if scales.size > 1:
+            shape[q.get("quantized_dimension", 0)] = scales.size
+        return (value.astype(np.float32) - zeros.reshape(shape)) * scales.reshape(shape)
+    return value.astype(np.float32)
+
+
+def to_onnx_layout(op: str, w: np.ndarray) -> np.ndarray:
+    """A TFLite op's weight in ONNX's layout: CONV_2D OHWI -> OIHW, DEPTHWISE 1HWO -> O1HW, FULLY_CONNECTED as is."""
+    if op == "CONV_2D" and w.ndim == 4:
+        return w.transpose(0, 3, 1, 2)
+    if op == "DEPTHWISE_CONV_2D" and w.ndim == 4:
+        return w.transpose(3, 0, 1, 2)
+    return w
+
+
+def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
+    denom = float(np.linalg.norm(b))
+    return float(np.linalg.norm(a - b)) / denom if denom > 0 else float(np.linalg.norm(a))
+
+
+@dataclass
+class OpMatch:
+    tflite_tensor: str
+    onnx_node: str
+    module_tensor: str  # the ONNX tensor whose module the TFLite tensor is the output of
+    weight_difference: float
+    how: str
+
+
+def match_ops(interp, ops: list[dict], details: dict[int, dict], model: onnx.ModelProto) -> dict[int, OpMatch]:
+    """TFLite weighted op's output tensor index -> its ONNX match."""
+    candidates = onnx_weights(model)
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    used: set[int] = set()
+    last = -1
+    matches = {}
+    for op in ops:
+        if op["op_name"] not in WEIGHTED or len(op["inputs"]) < 2:
+            continue
+        w = to_onnx_layout(op["op_name"], _dequantized(interp, details[op["inputs"][1]]))
+        same = [c for c in candidates if c.index not in used and c.weight.shape == w.shape]
+        if not same:
+            continue
+        diffs = {c.index: relative_difference(w, c.weight) for c in same}
+        best = min(same, key=lambda c: diffs[c.index])
+        how = "weights"
+        if diffs[best.index] > GOOD_WEIGHTS:
+            later = [c for c in same if c.index > last]
+            if not later:
+                continue
+            best, how = later[0], "order and weight shape (weights differ)"
+        used.add(best.index)
+        last = best.index
+        out = op["outputs"][0]
+        module_tensor = best.node.output[0]
+        first_op = details[out]["name"].split(";")[0].lower()
+        if "relu" in first_op or "clip" in first_op:  # an activation fused into the op: its output is the act's
+            after = [n for n in consumers.get(module_tensor, []) if n.op_type in ONNX_ACTIVATIONS]
+            if len(after) != 1:
+                continue
+            module_tensor = after[0].output[0]
+            how += ", activation fused"
+        matches[out] = OpMatch(details[out]["name"], best.node.name, module_tensor, diffs[best.index], how)
+    return matches
+
+
+def run_with_intermediates(path: str, x: np.ndarray, batch: int, model: onnx.ModelProto):
+    """Run the TFLite file on prepared input `x` (artifact layout and type) in batches of `batch`.
+
+    Returns ({onnx tensor name: (float32 value in the artifact's layout, OpMatch)}, raw final outputs).
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(model_path=path, num_threads=1, experimental_preserve_all_tensors=True,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp.allocate_tensors()
+    details = {d["index"]: d for d in interp.get_tensor_details()}
+    ops = interp._get_ops_details()  # the op list (LiteRT's own debugger reads it the same way)
+    inp = interp.get_input_details()[0]["index"]
+    outp = interp.get_output_details()[0]["index"]
+    matches: dict[int, OpMatch] = {}
+    parts: dict[int, list[np.ndarray]] = {}
+    finals = []
+    for i in range(0, len(x), batch):
+        interp.set_tensor(inp, np.ascontiguousarray(x[i : i + batch]))
+        interp.invoke()
+        if not matches:  # weights are readable once the graph has run (fp16 weights are DEQUANTIZE outputs)
+            matches = match_ops(interp, ops, details, model)
+        for index in matches:
+            parts.setdefault(index, []).append(_dequantized(interp, details[index]))
+        finals.append(interp.get_tensor(outp))
+    found = {m.module_tensor: (np.concatenate(parts[idx]), m) for idx, m in matches.items()}
+    return found, np.concatenate(finals)

@@ -1,0 +1,114 @@
+"""phone-pipeline debug: layer-by-layer comparison of artifacts with their PyTorch model, on the shared e2e run.
+
+Each test works on a copy of the run's manifest in its own folder (the artifacts stay in the run's cache), so the
+pages it writes and the files it alters never touch the shared run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from pipeline.debug import debug
+from pipeline.debug.onnx_layers import node_module
+from tests.conftest import cli
+
+
+def _run_copy(e2e: dict, folder: Path, replace: dict[str, Path] | None = None) -> Path:
+    """A run folder holding e2e's manifest, with the named artifacts' paths pointed at other files."""
+    manifest = json.loads(json.dumps(e2e["manifest"]))
+    for rec in manifest["stages"]:
+        for art in rec["artifacts"]:
+            if replace and art["name"] in replace:
+                art["path"] = str(replace[art["name"]])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def _path(e2e: dict, name: str) -> Path:
+    return Path(next(a["path"] for r in e2e["manifest"]["stages"] for a in r["artifacts"] if a["name"] == name))
+
+
+@pytest.mark.parametrize("name", ["onnx-fp32", "tflite-fp32", "tflite-pruned-int8-ptq", "pte-pruned-int8-qat"])
+def test_faithful_artifacts_match_their_layers_and_none_diverges(e2e, tmp_path, name):
+    page = debug(_run_copy(e2e, tmp_path), name)
+    result = json.loads(page.with_suffix(".json").read_text())
+    layers = result["layers"]
+    assert len(layers) >= 15, result["unmatched"]  # every conv of the tiny MobileNetV2 at least
+    assert result["first_divergent_layer"] is None, (result["first_divergent_layer"], result["worst_sqnr_db"])
+    assert page.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    assert "| layer |" in page.read_text()
+    if result["artifact"]["precision"] == "fp32":
+        assert min(r["sqnr_db"] for r in layers if r["sqnr_db"] != "inf") > 80  # float rounding only
+    else:  # int8 costs SQNR but a faithful int8 layer stays well above noise
+        assert 15 < result["worst_sqnr_db"] < 60
+    assert result["output"]["top1_agreement"] >= 0.75
+
+
+def test_a_weight_altered_in_the_onnx_file_is_named(e2e, tmp_path):
+    model = onnx.load(str(_path(e2e, "onnx-fp32")))
+    init = {i.name: i for i in model.graph.initializer}
+    convs = [n for n in model.graph.node if n.op_type == "Conv" and n.input[1] in init]
+    victim = convs[len(convs) // 2]
+    w = numpy_helper.to_array(init[victim.input[1]]).copy()
+    w[0] *= -3.0  # one output channel's filter turned around
+    init[victim.input[1]].CopyFrom(numpy_helper.from_array(w, victim.input[1]))
+    altered = tmp_path / "altered.onnx"
+    onnx.save(model, str(altered))
+    page = debug(_run_copy(e2e, tmp_path / "run", {"onnx-fp32": altered}), "onnx-fp32")
+    result = json.loads(page.with_suffix(".json").read_text())
+    expected = node_module(victim)
+    assert result["first_divergent_layer"] == expected, result["layers"][:3]
+    before = [r for r in result["layers"][: [r["layer"] for r in result["layers"]].index(expected)]]
+    assert before and all(r["sqnr_db"] == "inf" or r["sqnr_db"] > 80 for r in before)
+
+
+def test_a_weight_altered_in_the_tflite_file_is_named(e2e, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    src = _path(e2e, "tflite-fp32")
+    clean = json.loads(debug(_run_copy(e2e, tmp_path / "clean"), "tflite-fp32").with_suffix(".json").read_text())
+    layer = clean["layers"][len(clean["layers"]) // 2]
+    tensor = layer["matched_by"].split("TFLite ")[1].split(" = ONNX")[0]  # the op output the clean page matched
+    interp = Interpreter(model_path=str(src))
+    details = {d["index"]: d for d in interp.get_tensor_details()}
+    op = next(o for o in interp._get_ops_details() if details[o["outputs"][0]]["name"].split(";")[0] == tensor)
+    w = interp.get_tensor(op["inputs"][1])
+    blob = src.read_bytes()
+    assert blob.count(w.tobytes()) == 1
+    altered = tmp_path / "altered.tflite"
+    altered.write_bytes(blob.replace(w.tobytes(), (-w).tobytes()))
+    page = debug(_run_copy(e2e, tmp_path / "run", {"tflite-fp32": altered}), "tflite-fp32")
+    result = json.loads(page.with_suffix(".json").read_text())
+    assert result["first_divergent_layer"] == layer["layer"]
+    row = next(r for r in result["layers"] if r["layer"] == layer["layer"])
+    assert "weights differ" in row["matched_by"] and row["weight_relative_difference"] > 1.5
+    assert "weights differ" in page.read_text()
+
+
+def test_debug_refuses_what_it_cannot_compare_with_one_line(e2e, tmp_path):
+    run = _run_copy(e2e, tmp_path / "run")
+    for args, needle in (((str(run), "tflite-nope"), "no artifact 'tflite-nope'"),
+                         ((str(tmp_path / "empty"), "onnx-fp32"), "no manifest.json"),
+                         ((str(run), "torch-fp32"), "is the reference itself")):
+        proc = cli("debug", *args)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0], proc.stderr[-2000:]
+    assert not (tmp_path / "empty").exists()
+
+
+def test_sqnr_of_known_errors():
+    from pipeline.debug.metrics import compare
+
+    ref = np.ones(1000, np.float32)
+    m = compare(ref + 0.01, ref)  # error power 1e-4 of signal 1: 40 dB
+    assert m["sqnr_db"] == pytest.approx(40.0, abs=1e-3) and m["relative_error"] == pytest.approx(0.01, rel=1e-4)
+    assert compare(ref, ref)["sqnr_db"] == float("inf")
+    assert compare(-ref, ref)["cosine"] == pytest.approx(-1.0)
