@@ -121,6 +121,11 @@ RECIPE_SCHEMA: dict = {
     "quantize": {
         "methods": Field(list, list, choices=("ptq", "qat")),
         "max_accuracy_drop": Field(float, 1.0, check=_non_negative, hint=">= 0 (points against the fp32 model)"),
+        "sensitivity": Field(bool, False),  # rank layers by what int8 costs at each (one PTQ per layer)
+        "fallback": Field(str, "none", choices=("none", "auto")),  # PTQ: most sensitive layers float until it passes
+        "max_float_layers": Field(int, 3, check=_positive, hint="> 0"),
+        "sensitivity_images": Field(int, 64, check=_positive, hint="> 0 (calibration images the ranking is "
+                                    "measured on)"),
         "qat": _distilled_training(epochs=0.3, lr=0.005, weight=0.5),
     },
     "tolerances": {

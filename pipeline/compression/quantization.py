@@ -8,6 +8,7 @@ reference that the ExecuTorch program must reproduce.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -18,13 +19,40 @@ from pipeline.training import Distillation, TrainSettings, train
 MAX_BATCH = 1024
 
 
-def _quantizer(qat: bool):
+WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+def _quantizer(qat: bool, quantized: Callable[[torch.fx.Node], bool] | None = None):
+    """The XNNPACK quantizer (per-channel symmetric weights); `quantized(node)` False leaves a node in float."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
     )
 
-    return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
+    if quantized is not None:  # set_module_name cannot take "no config"; a filter can
+        quantizer.set_filter_function(quantized)
+    return quantizer
+
+
+def weighted_layers(model: nn.Module) -> list[str]:
+    """Names of the convolution and linear modules (subclasses too), in definition order: the units of fallback."""
+    return [name for name, m in model.named_modules() if isinstance(m, WEIGHTED) and name]
+
+
+def layer_units(graph: torch.fx.GraphModule, layers: list[str]) -> dict[str, str]:
+    """node name -> the weighted layer it belongs to: the layer's own nodes and the ones after it (BatchNorm,
+    activation, add) up to the next weighted layer, in graph order. The quantizer annotates a conv with its
+    activation as one pattern, so a layer kept float must take its activation with it."""
+    wanted, units, current = set(layers), {}, None
+    for node in graph.graph.nodes:
+        stack = [v[0] for v in (node.meta.get("nn_module_stack") or {}).values()]
+        own = next((name for name in reversed(stack) if name in wanted), None)
+        if own is not None:
+            current = own
+        if current is not None and node.op == "call_function":
+            units[node.name] = current
+    return units
 
 
 def export_for_quantization(model: nn.Module, example_batch: torch.Tensor) -> torch.fx.GraphModule:
@@ -33,13 +61,35 @@ def export_for_quantization(model: nn.Module, example_batch: torch.Tensor) -> to
     return torch.export.export(model, (example_batch,), dynamic_shapes=({0: batch},)).module()
 
 
-def ptq(model: nn.Module, calibration: torch.Tensor, batch: int = 32) -> torch.fx.GraphModule:
-    """Post-training quantization: observe `calibration` (normalised NCHW) and convert."""
+def ptq(model: nn.Module, calibration: torch.Tensor, batch: int = 32, float_modules: tuple[str, ...] = (),
+        graph: torch.fx.GraphModule | None = None, only_modules: tuple[str, ...] = ()) -> torch.fx.GraphModule:
+    """Post-training quantization: observe `calibration` (normalised NCHW) and convert.
+
+    `float_modules`: weighted layers (with the ops after them, see `layer_units`) kept in float (fallback);
+    `only_modules`: quantize these layers alone (sensitivity);
+    `graph`: the model already exported for quantization (reused across many quantizations of one model; it is
+    copied, not changed).
+    """
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    graph = export_for_quantization(copy.deepcopy(model).eval(), calibration[:2])
-    prepared = prepare_pt2e(graph, _quantizer(qat=False))
+    graph = copy.deepcopy(graph) if graph is not None else export_for_quantization(copy.deepcopy(model).eval(),
+                                                                                    calibration[:2])
+    quantized = None
+    if float_modules or only_modules:
+        units = layer_units(graph, weighted_layers(model))
+        unknown = [m for m in (*float_modules, *only_modules) if m not in set(units.values())]
+        if unknown:
+            raise ValueError(f"no convolution or linear layer named {unknown[0]!r} in the model")
+        keep, only = set(float_modules), set(only_modules)
+
+        def quantized(node: torch.fx.Node) -> bool:
+            if node.op != "call_function":
+                return True  # weights and inputs go with the op that uses them
+            unit = units.get(node.name)
+            return unit not in keep and (not only or unit in only)
+
+    prepared = prepare_pt2e(graph, _quantizer(qat=False, quantized=quantized))
     with torch.no_grad():
         for i in range(0, len(calibration), batch):
             prepared(calibration[i : i + batch])

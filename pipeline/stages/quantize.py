@@ -14,10 +14,12 @@ import torch
 
 from pipeline import data
 from pipeline.artifact import Artifact, artifact_name, derived, finalize
-from pipeline.compression.quantization import MAX_BATCH, ptq, qat
+from pipeline.compression.quantization import MAX_BATCH, ptq, qat, weighted_layers
+from pipeline.compression.sensitivity import fallback, rank
 from pipeline.config import Config
 from pipeline.errors import ToolError
 from pipeline.models.checkpoint import load_model, save_state_dict
+from pipeline.progress import progress
 from pipeline.runtimes.pt2_file import make_reproducible
 from pipeline.stage import Context, Stage, StageOutput
 from pipeline.stages.to_executorch import write_program
@@ -33,7 +35,9 @@ def wanted(target: Config) -> dict[str, bool]:
 
 
 def settings(recipe: Config, target: Config) -> dict:
-    quantize_cfg = {k: v for k, v in recipe.data["quantize"].items() if k != "max_accuracy_drop"}  # a gate only
+    cfg = recipe.data["quantize"]
+    # the limit is a gate only, unless fallback uses it to decide which layers stay float
+    quantize_cfg = {k: v for k, v in cfg.items() if k != "max_accuracy_drop" or cfg["fallback"] == "auto"}
     return {"quantize": quantize_cfg, "train": recipe.data["train"], "wanted": wanted(target),
             "data": data.fingerprint(recipe)}
 
@@ -60,6 +64,46 @@ def _save_reference(converted: torch.nn.Module, example_batch: torch.Tensor, pat
                 node.meta.pop("from_node", None)
     torch.export.save(program, str(path))
     make_reproducible(path)  # torch writes a random serialization id into every save
+
+
+def _sensitivity(ctx: Context, model: torch.nn.Module, calib: torch.Tensor) -> dict:
+    probe = calib[: ctx.recipe.data["quantize"]["sensitivity_images"]]
+    layers = weighted_layers(model)
+    ctx.log.info("sensitivity: quantizing each of %d layers alone, output SQNR on %d calibration images",
+                 len(layers), len(probe))
+    with progress(total=len(layers), desc="sensitivity", unit="layer") as bar:
+        ranking = rank(model, calib, probe, progress=lambda name: bar.update(1))
+    top = ", ".join(f"{r['layer']} {r['sqnr_db']:.1f} dB" for r in ranking["layers"][:3])
+    ctx.log.info("sensitivity: all int8 %.1f dB; most sensitive: %s", ranking["all_int8_sqnr_db"], top)
+    return ranking
+
+
+def _accuracy(model: torch.nn.Module, x: torch.Tensor, labels) -> float:
+    return float((predict_logits(model, x).argmax(1) == labels).mean())
+
+
+def _fallback(ctx: Context, model, calib, converted, ranking: dict | None, evals, ex) -> tuple:
+    """PTQ with the most sensitive layers in float while the int8 accuracy gate fails; (converted, ranking, record)."""
+    cfg = ctx.recipe.data["quantize"]
+    if evals.labels is None:
+        return converted, ranking, {"applied": False, "why": "the evaluation set has no labels to check the gate"}
+    fp32 = _accuracy(load_model(ctx.inputs["train"].artifact("torch-fp32")), ex, evals.labels)
+    acc = _accuracy(converted, ex, evals.labels)
+    record = {"fp32_accuracy": fp32, "all_int8_accuracy": acc, "limit_points": cfg["max_accuracy_drop"]}
+    if 100 * (fp32 - acc) <= cfg["max_accuracy_drop"]:
+        return converted, ranking, {**record, "applied": False, "why": "all-int8 passes the gate", "float_layers": []}
+    ranking = ranking or _sensitivity(ctx, model, calib)
+    converted, kept = fallback(model, calib, ranking,
+                               lambda m: 100 * (fp32 - _accuracy(m, ex, evals.labels)) <= cfg["max_accuracy_drop"],
+                               cfg["max_float_layers"])
+    acc = _accuracy(converted, ex, evals.labels)
+    passed = 100 * (fp32 - acc) <= cfg["max_accuracy_drop"]
+    (ctx.log.info if passed else ctx.log.warning)(
+        "fallback: %s kept in float: accuracy %.4f (all int8 %.4f, fp32 %.4f); %s", ", ".join(kept), acc,
+        record["all_int8_accuracy"], fp32, "the gate passes" if passed else
+        f"still more than {cfg['max_accuracy_drop']} points below fp32 with {len(kept)} float layer(s) "
+        "(quantize.max_float_layers)")
+    return converted, ranking, {**record, "applied": True, "float_layers": kept, "accuracy": acc, "passed": passed}
 
 
 def _quantize(ctx: Context, method: str, model: torch.nn.Module, calib: torch.Tensor):
@@ -94,9 +138,14 @@ def run(ctx: Context) -> StageOutput:
     example = torch.zeros(src.input_shape)
     arts: list[Artifact] = []
     summary: dict = {"source": src.name, "methods": {}}
+    ranking = _sensitivity(ctx, model, calib) if cfg["sensitivity"] else None
     for method in cfg["methods"]:
         try:
             converted, float_model, how = _quantize(ctx, method, model, calib)
+            if method == "ptq" and cfg["fallback"] == "auto":
+                converted, ranking, summary["fallback"] = _fallback(ctx, model, calib, converted, ranking, evals, ex)
+                if summary["fallback"].get("float_layers"):
+                    how += f"; kept in float: {', '.join(summary['fallback']['float_layers'])} (fallback)"
         except Exception as exc:
             raise ToolError(f"quantize: {method} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") \
                 from None
@@ -133,6 +182,8 @@ def run(ctx: Context) -> StageOutput:
             arts.append(derived(src, name=name, path=str(path), format="torch", precision="fp32", layout="NCHW",
                                 quantization=method, role="intermediate", reference="",
                                 extra={**src.extra, "int8_via": method, "quantized_by": float_source}))
+    if ranking is not None:
+        summary["sensitivity"] = ranking
     tools = ("torch", "torchao", "executorch")
     return StageOutput(tuple(finalize(a, tools) for a in arts), summary)
 
