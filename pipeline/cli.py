@@ -96,7 +96,8 @@ def _cmd_debug(args: argparse.Namespace) -> int:
 
     from pipeline.debug import debug
 
-    page = debug(Path(args.run_dir), args.artifact, samples=args.samples, min_sqnr_db=args.min_sqnr)
+    page = debug(Path(args.run_dir), args.artifact, samples=args.samples, min_sqnr_db=args.min_sqnr,
+                 against=args.against)
     result = json.loads(page.with_suffix(".json").read_text())
     first, worst = result["first_divergent_layer"], result["worst_layer"]
     if (page.parent.parent / "report.json").exists():
@@ -203,6 +204,8 @@ def parser() -> argparse.ArgumentParser:
     dbg.add_argument("--samples", type=_positive_int, default=8, help="evaluation samples to compare on (default 8)")
     dbg.add_argument("--min-sqnr", type=float, metavar="DB", help="SQNR under which a layer has diverged "
                      "(default by precision: fp32 60, fp16 35, int8 15)")
+    dbg.add_argument("--against", choices=("torch", "source"), default="torch", help="torch: the PyTorch model "
+                     "(default); source: a TFLite file against the ONNX file it was converted from")
     dbg.set_defaults(func=_cmd_debug)
     rel = sub.add_parser("release", help="run the pipeline (cached), then bundle the chosen artifacts for a target")
     rel.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe name (pipeline/recipes) or path to a .toml")

@@ -112,3 +112,15 @@ def test_sqnr_of_known_errors():
     assert m["sqnr_db"] == pytest.approx(40.0, abs=1e-3) and m["relative_error"] == pytest.approx(0.01, rel=1e-4)
     assert compare(ref, ref)["sqnr_db"] == float("inf")
     assert compare(-ref, ref)["cosine"] == pytest.approx(-1.0)
+
+
+@pytest.mark.slow
+def test_debug_finds_where_the_qdq_onnx_breaks_in_onnx2tf(e2e, tmp_path):
+    from pipeline.experiments.qdq_through_onnx2tf import measure
+
+    result = measure(_run_copy(e2e, tmp_path / "run"))
+    forms = {f["form"].split(" (")[0]: f for f in result["forms"]}
+    assert forms["Q/DQ ONNX through onnx2tf, run in LiteRT"]["agreement_with_pt2e"] < 0.5  # the trap is there
+    page = json.loads(Path(result["debug"]["page"]).with_suffix(".json").read_text())
+    assert page["layers"] and result["debug"]["first_divergent_layer"] == page["layers"][0]["layer"] == "features.0.2"
+    assert page["layers"][0]["weight_relative_difference"] > 0.1  # the cause: onnx2tf's weights are not the file's

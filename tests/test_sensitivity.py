@@ -85,3 +85,25 @@ def test_sensitivity_ranks_the_outlier_layers_first_and_fallback_restores_int8(o
 def test_fallback_refuses_a_layer_the_model_does_not_have(outlier_model):
     with pytest.raises(ValueError, match="no convolution or linear layer named 'nope'"):
         ptq(outlier_model, _task(8, 1)[0], float_modules=("nope",))
+
+
+@pytest.mark.slow
+def test_quantize_stage_falls_back_and_records_it(e2e, tmp_path, test_target):
+    import json
+
+    from tests.conftest import cli, write_recipe
+
+    # an impossible limit: fallback must try the two most sensitive layers, say it still fails, and ship them float
+    recipe = write_recipe(tmp_path, "tiny", **{"quantize.methods": '["ptq"]', "quantize.fallback": '"auto"',
+                                              "quantize.max_accuracy_drop": "0.0", "quantize.max_float_layers": "2"})
+    proc = cli("run", "--recipe", str(recipe), "--target", str(test_target), "--build-dir", str(e2e["build"]),
+               "--only", "train,prune,quantize")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((e2e["build"] / "runs" / "tiny__test-host" / "manifest.json").read_text())
+    data = next(r for r in manifest["stages"] if r["name"] == "quantize")["data"]
+    fb = data["fallback"]
+    ranking = [r["layer"] for r in data["sensitivity"]["layers"]]
+    assert fb["applied"] and fb["float_layers"] == ranking[:2], fb
+    assert "still more than" in proc.stderr  # says so, with the numbers
+    pte = next(a for r in manifest["stages"] for a in r["artifacts"] if a["name"] == "pte-pruned-int8-ptq")
+    assert f"kept in float: {', '.join(ranking[:2])}" in pte["extra"]["quantized_by"]

@@ -26,6 +26,7 @@ from pipeline.debug import metrics, torch_layers
 from pipeline.errors import UserError
 from pipeline.manifest import artifacts as manifest_artifacts
 from pipeline.manifest import load as load_manifest
+from pipeline.manifest import stage_data
 
 # A layer whose SQNR falls below this is where the artifact diverges (by the artifact's precision; --min-sqnr).
 MIN_SQNR_DB = {"fp32": 60.0, "fp16": 35.0, "int8": 15.0}
@@ -88,10 +89,11 @@ def _runtime_layers(art: Artifact, arts: dict[str, Artifact], x: np.ndarray) -> 
     raise UserError(f"{art.name}: a {art.format} artifact is the reference itself; debug an artifact made from it")
 
 
-def _tflite_layers(art: Artifact, arts: dict[str, Artifact], x: np.ndarray) -> tuple[dict, np.ndarray, list[str]]:
+def _tflite_run(art: Artifact, arts: dict[str, Artifact], x: np.ndarray):
+    """(found {ONNX tensor: (value NCHW, how, weight diff)}, ONNX model, its artifact, final output, notes)."""
     import onnx
 
-    from pipeline.debug import onnx_layers, tflite_layers
+    from pipeline.debug import tflite_layers
     from pipeline.runtimes import batch_size, open_session, to_artifact_input
 
     source = arts.get(art.extra.get("source", ""))
@@ -99,24 +101,54 @@ def _tflite_layers(art: Artifact, arts: dict[str, Artifact], x: np.ndarray) -> t
         raise UserError(f"{art.name}: the ONNX file it was converted from is not in the run; debug needs it to "
                         "name TFLite tensors")
     model = onnx.load(source.path)
-    module_of = {n.output[0]: onnx_layers.node_module(n) for n in model.graph.node if n.output}
-    prepared = to_artifact_input(x, art)
-    found, _ = tflite_layers.run_with_intermediates(art.path, prepared, batch_size(art), model)
+    found, _ = tflite_layers.run_with_intermediates(art.path, to_artifact_input(x, art), batch_size(art), model)
     layers = {}
     for tensor, (value, match) in found.items():
-        module = module_of.get(tensor)
-        if not module:
-            continue
         if value.ndim == 4 and art.layout == "NHWC":
             value = value.transpose(0, 3, 1, 2)
         how = f"{match.how}: TFLite {match.tflite_tensor.split(';')[0]} = ONNX {match.onnx_node} of {source.name}"
-        layers[module] = (np.ascontiguousarray(value), how, match.weight_difference)
+        layers[tensor] = (np.ascontiguousarray(value), how, match.weight_difference)
     session = open_session(art, threads=1)
     b = batch_size(art)
     final = np.concatenate([session.run(x[i : i + b]) for i in range(0, len(x), b)])
     notes = ["layers: LiteRT builtin kernels (the XNNPACK delegate keeps no intermediate tensors); output: LiteRT "
-             "with XNNPACK, as benchmarked", f"TFLite ops matched to modules through {source.name}"]
-    return layers, final, notes
+             "with XNNPACK, as benchmarked", f"TFLite ops matched to ONNX nodes of {source.name} by their weights"]
+    return layers, model, source, final, notes
+
+
+def _tflite_layers(art: Artifact, arts: dict[str, Artifact], x: np.ndarray) -> tuple[dict, np.ndarray, list[str]]:
+    from pipeline.debug import onnx_layers
+
+    found, model, _, final, notes = _tflite_run(art, arts, x)
+    module_of = {n.output[0]: onnx_layers.node_module(n) for n in model.graph.node if n.output}
+    return {module_of[t]: entry for t, entry in found.items() if module_of.get(t)}, final, notes
+
+
+def _against_source(art: Artifact, arts: dict[str, Artifact], x: np.ndarray):
+    """A TFLite file against the ONNX file onnx2tf converted (ONNX Runtime): where the conversion itself went wrong.
+
+    Layers are named by module where the ONNX file records one, else by ONNX node name."""
+    from pipeline.debug import onnx_layers
+    from pipeline.runtimes import batch_size
+
+    if art.format != "tflite":
+        raise UserError(f"{art.name}: --against source compares a TFLite file with the ONNX file it was converted "
+                        f"from; a {art.format} artifact has none (use the default, --against torch)")
+    found, model, source, final, notes = _tflite_run(art, arts, x)
+    nodes = {n.output[0]: n for n in model.graph.node if n.output}
+    order = [t for t in nodes if t in found]
+    values = onnx_layers.run_with_intermediates(model, order, x, batch_size(source))
+    ref = torch_layers.ModuleOutputs()
+    layers = {}
+    for t in order:
+        name = onnx_layers.node_module(nodes[t]) or nodes[t].name
+        if name in ref.outputs:
+            name = f"{name} ({nodes[t].name})"
+        ref.outputs[name], ref.kinds[name] = values[t], nodes[t].op_type
+        layers[name] = found[t]
+    ref_out = values[model.graph.output[0].name]
+    return ref, ref_out, layers, final, notes, {"name": source.name, "path": source.path,
+                                                "runtime": "onnxruntime (graph optimizations off)"}
 
 
 def compare_layers(ref: torch_layers.ModuleOutputs, layers: dict, threshold: float) -> tuple[list[dict], list[dict]]:
@@ -146,8 +178,10 @@ def compare_layers(ref: torch_layers.ModuleOutputs, layers: dict, threshold: flo
     return rows, unmatched
 
 
-def debug(run_dir: Path, name: str, samples: int = SAMPLES, min_sqnr_db: float | None = None) -> Path:
-    """Compare `name`'s layers with its PyTorch model on `samples` evaluation inputs; returns the page's path."""
+def debug(run_dir: Path, name: str, samples: int = SAMPLES, min_sqnr_db: float | None = None,
+          against: str = "torch") -> Path:
+    """Compare `name`'s layers with its PyTorch model (`against="source"`: a TFLite file with the ONNX file it was
+    converted from) on `samples` evaluation inputs; returns the page's path."""
     from pipeline.config import load_recipe
     from pipeline.debug import page
     from pipeline.models.checkpoint import load_model
@@ -164,26 +198,36 @@ def debug(run_dir: Path, name: str, samples: int = SAMPLES, min_sqnr_db: float |
     for a in (art, *(arts[n] for n in (art.reference, art.extra.get("source", "")) if n in arts)):
         if not Path(a.path).is_file():
             raise UserError(f"{a.path}: artifact {a.name} of {manifest_path} is missing; rerun the pipeline")
-    ref_art = reference_model(art, arts)
     recipe = load_recipe(manifest["recipe"]["path"])
     x = data.to_tensor(data.eval_split(recipe, samples).images, data.input_spec(recipe))
     torch.set_num_threads(1)
-    model = load_model(ref_art)
-    ref = torch_layers.capture(model, torch.from_numpy(x))
-    with torch.no_grad():
-        ref_out = model(torch.from_numpy(x)).numpy()
-    layers, final, notes = _runtime_layers(art, arts, x)
+    if against == "source":
+        ref, ref_out, layers, final, notes, reference = _against_source(art, arts, x)
+    else:
+        ref_art = reference_model(art, arts)
+        model = load_model(ref_art)
+        ref = torch_layers.capture(model, torch.from_numpy(x))
+        with torch.no_grad():
+            ref_out = model(torch.from_numpy(x)).numpy()
+        layers, final, notes = _runtime_layers(art, arts, x)
+        reference = {"name": ref_art.name, "path": ref_art.path, "runtime": "torch (eager, forward hooks)"}
     threshold = MIN_SQNR_DB.get(art.precision, 40.0) if min_sqnr_db is None else min_sqnr_db
     rows, unmatched = compare_layers(ref, layers, threshold)
     output = metrics.compare(final.reshape(ref_out.shape), ref_out)
     output["top1_agreement"] = float((final.reshape(len(x), -1).argmax(1) == ref_out.reshape(len(x), -1)
                                       .argmax(1)).mean())
+    quantized = stage_data(manifest, "quantize")
+    if art.precision == "int8" and quantized.get("sensitivity"):
+        notes.append("int8 sensitivity (quantize.sensitivity; one layer int8 at a time, output SQNR): " + ", ".join(
+            f"{r['layer']} {r['sqnr_db']:.1f} dB" for r in quantized["sensitivity"]["layers"][:5]))
+    if art.format in ("pte", "pt2") and art.quantization == "ptq" and quantized.get("fallback", {}).get("float_layers"):
+        notes.append(f"kept in float by quantize.fallback: {', '.join(quantized['fallback']['float_layers'])}")
     first = next((r for r in rows if r["diverged"]), None)
     worst = min(rows, key=lambda r: r["sqnr_db"], default=None)
     result = {
         "schema": "phone-pipeline/debug/1",
         "artifact": {k: getattr(art, k) for k in ("name", "format", "precision", "path", "sha256")},
-        "reference": {"name": ref_art.name, "path": ref_art.path, "runtime": "torch (eager, forward hooks)"},
+        "reference": reference,
         "samples": int(len(x)),
         "min_sqnr_db": threshold,
         "layers": rows,

@@ -28,8 +28,9 @@ def _db(v: float) -> str:
 def markdown(r: dict) -> str:
     art, out = r["artifact"], r["output"]
     lines = [f"# Layer by layer: {art['name']}", "",
-             f"{art['format']} {art['precision']} `{art['path']}` against the PyTorch model {r['reference']['name']} "
-             f"on {r['samples']} evaluation samples; divergence threshold {r['min_sqnr_db']:g} dB SQNR.", ""]
+             f"{art['format']} {art['precision']} `{art['path']}` against {r['reference']['name']} "
+             f"({r['reference']['runtime']}) on {r['samples']} evaluation samples; divergence threshold "
+             f"{r['min_sqnr_db']:g} dB SQNR.", ""]
     if r["first_divergent_layer"]:
         lines.append(f"**First divergent layer: `{r['first_divergent_layer']}`**; worst: `{r['worst_layer']}` "
                      f"({_db(r['worst_sqnr_db'])} dB).")

@@ -31,14 +31,34 @@ class OnnxWeight:
     weight: np.ndarray  # as ONNX's Conv ([O, I/g, kh, kw]) or Gemm ([out, in]) take it
 
 
+def _constant(name: str, init: dict, producers: dict) -> np.ndarray | None:
+    """An initializer's value, or a DequantizeLinear of initializers (the weights of a Q/DQ file), as float32."""
+    if name in init:
+        return numpy_helper.to_array(init[name]).astype(np.float32)
+    node = producers.get(name)
+    if node is None or node.op_type != "DequantizeLinear" or not all(i in init for i in node.input if i):
+        return None
+    q, scale = (numpy_helper.to_array(init[i]).astype(np.float32) for i in node.input[:2])
+    zero = numpy_helper.to_array(init[node.input[2]]).astype(np.float32) if len(node.input) > 2 and node.input[2] \
+        else np.zeros_like(scale)
+    if scale.ndim == 1 and q.ndim > 1:  # per-channel along `axis`
+        shape = [1] * q.ndim
+        shape[_attr(node, "axis", 1)] = scale.size
+        scale, zero = scale.reshape(shape), zero.reshape(shape)
+    return (q - zero) * scale
+
+
 def onnx_weights(model: onnx.ModelProto) -> list[OnnxWeight]:
     """The weighted nodes of an ONNX graph with their weights in Conv/Gemm layout."""
     init = {i.name: i for i in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
     found = []
     for index, node in enumerate(model.graph.node):
-        if node.op_type not in ONNX_WEIGHTED or len(node.input) < 2 or node.input[1] not in init:
+        if node.op_type not in ONNX_WEIGHTED or len(node.input) < 2:
             continue
-        w = numpy_helper.to_array(init[node.input[1]]).astype(np.float32)
+        w = _constant(node.input[1], init, producers)
+        if w is None:
+            continue
         if node.op_type == "MatMul" or (node.op_type == "Gemm" and not _attr(node, "transB", 0)):
             w = w.T
         found.append(OnnxWeight(index, node, w))
@@ -85,6 +105,21 @@ class OpMatch:
     how: str
 
 
+def _activation_after(tensor: str, consumers: dict[str, list[onnx.NodeProto]]) -> list[onnx.NodeProto]:
+    """The activation nodes reading `tensor`, looking through Quantize/DequantizeLinear pairs (Q/DQ files)."""
+    found, frontier = [], [tensor]
+    for _ in range(3):
+        nxt = []
+        for t in frontier:
+            for node in consumers.get(t, []):
+                if node.op_type in ONNX_ACTIVATIONS:
+                    found.append(node)
+                elif node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+                    nxt.append(node.output[0])
+        frontier = nxt
+    return found
+
+
 def match_ops(interp, ops: list[dict], details: dict[int, dict], model: onnx.ModelProto) -> dict[int, OpMatch]:
     """TFLite weighted op's output tensor index -> its ONNX match."""
     candidates = onnx_weights(model)
@@ -116,7 +151,7 @@ def match_ops(interp, ops: list[dict], details: dict[int, dict], model: onnx.Mod
         module_tensor = best.node.output[0]
         first_op = details[out]["name"].split(";")[0].lower()
         if "relu" in first_op or "clip" in first_op:  # an activation fused into the op: its output is the act's
-            after = [n for n in consumers.get(module_tensor, []) if n.op_type in ONNX_ACTIVATIONS]
+            after = _activation_after(module_tensor, consumers)
             if len(after) != 1:
                 continue
             module_tensor = after[0].output[0]

@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from pipeline import data
-from pipeline.artifact import Artifact, atomic_write_json
+from pipeline.artifact import Artifact, atomic_write_json, finalize
 from pipeline.config import load_recipe
 from pipeline.converters import onnx2tf_adapter
 from pipeline.manifest import artifacts
@@ -71,9 +72,30 @@ def measure(run_dir: Path) -> dict:
         s = open_session(shipped)
         rows.append(_score(f"shipped {shipped.name} (onnx2tf int8 calibration of the QAT-tuned float weights)",
                            np.concatenate([s.run(x[i : i + 1]) for i in range(len(x))]), split.labels, reference))
-    result = {"run": str(run_dir), "samples": int(len(x)), "qdq_onnx_ops": ops, "forms": rows}
+    found = explain(manifest, finalize(qdq, ("onnx",)), finalize(tfl, ("onnx2tf",)), work / "run")
+    result = {"run": str(run_dir), "samples": int(len(x)), "qdq_onnx_ops": ops, "forms": rows, "debug": found}
     atomic_write_json(run_dir / "qdq_evidence.json", result)
     return result
+
+
+def explain(manifest: dict, qdq: Artifact, tfl: Artifact, folder: Path) -> dict:
+    """`debug --against source` on the converted file: the layer where onnx2tf's output leaves the Q/DQ file's.
+
+    The two files go into a copy of the run's manifest (in `folder`) as artifacts of their own, so the debug page is
+    made exactly as for a run's artifacts. The threshold is 20 dB: both sides emulate the same int8 rounding in
+    float, so a faithful conversion differs only where a value sits on a rounding boundary.
+    """
+    from pipeline.debug import debug
+
+    tfl = replace(tfl, extra={**tfl.extra, "source": qdq.name}, reference=qdq.name)
+    record = {"name": "qdq_evidence", "key": "", "cached": False, "seconds": 0.0, "data": {},
+              "artifacts": [qdq.to_dict(), tfl.to_dict()]}
+    atomic_write_json(folder / "manifest.json", {**manifest, "stages": [*manifest["stages"], record]})
+    page = debug(folder, tfl.name, min_sqnr_db=20.0, against="source")
+    found = json.loads(page.with_suffix(".json").read_text())
+    return {"page": str(page), "first_divergent_layer": found["first_divergent_layer"],
+            "worst_layer": found["worst_layer"], "worst_sqnr_db": found["worst_sqnr_db"],
+            "layers_compared": len(found["layers"])}
 
 
 def main() -> int:
@@ -83,6 +105,9 @@ def main() -> int:
     for row in result["forms"]:
         print(f"{row['accuracy']:.4f} accuracy, {row['agreement_with_pt2e']:.4f} agreement: {row['form']}")
     print(f"Q/DQ ONNX ops: {', '.join(result['qdq_onnx_ops'])}")
+    d = result["debug"]
+    print(f"layer by layer ({d['layers_compared']} layers, LiteRT against ONNX Runtime on the Q/DQ file): first "
+          f"divergent {d['first_divergent_layer']}, worst {d['worst_layer']} ({d['worst_sqnr_db']} dB): {d['page']}")
     return 0
 
 
