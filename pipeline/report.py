@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline import report_devices
+from pipeline import figure, report_devices
 from pipeline.artifact import atomic_write_bytes, atomic_write_json
 from pipeline.errors import UserError
 from pipeline.manifest import artifacts, stage_data
@@ -259,10 +259,7 @@ def pruning_table(p: dict | None) -> list[str]:
 
 def plot(rep: dict, path: Path) -> None:
     """Accuracy (or agreement, for unlabelled sets) against p50 latency; marker area follows file size."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figure.pyplot()
 
     labelled = bool(rep["evaluation"]["labelled"])
     key = "accuracy" if labelled else "top1_agreement"
@@ -285,12 +282,7 @@ def plot(rep: dict, path: Path) -> None:
     ax.set_title(f"{rep['recipe']['name']}: accuracy against latency (marker area ~ file size)", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, figure.png(fig))
 
 
 def attach_debug(rep: dict, run_dir: Path) -> None:

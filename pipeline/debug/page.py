@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from pathlib import Path
 
+from pipeline import figure
 from pipeline.artifact import atomic_write_bytes
 
 
@@ -59,11 +59,7 @@ def markdown(r: dict) -> str:
 
 
 def plot(r: dict) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = figure.pyplot()
     values = [min(row["sqnr_db"], 150.0) for row in r["layers"]]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.18 * len(values)), 3.6), dpi=110)
     ax.plot(range(len(values)), values, marker="o", markersize=3)
@@ -77,10 +73,7 @@ def plot(r: dict) -> bytes:
     ax.set_title(f"{r['artifact']['name']} against {r['reference']['name']}", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure.png(fig)
 
 
 def write(folder: Path, r: dict) -> Path:
