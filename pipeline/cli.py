@@ -99,14 +99,14 @@ def _cmd_debug(args: argparse.Namespace) -> int:
     page = debug(Path(args.run_dir), args.artifact, samples=args.samples, min_sqnr_db=args.min_sqnr,
                  against=args.against)
     result = json.loads(page.with_suffix(".json").read_text())
-    first, worst = result["first_divergent_layer"], result["worst_layer"]
+    first, worst, sqnr = result["first_divergent_layer"], result["worst_layer"], result["worst_sqnr_db"]
     if (page.parent.parent / "report.json").exists():
         from pipeline import report
 
         report.write(page.parent.parent)  # the report links the page
     print(f"{args.artifact}: {len(result['layers'])} layers compared on {result['samples']} samples; "
           f"first below {result['min_sqnr_db']:g} dB: {first or 'none'}; worst: {worst or '-'} "
-          f"({result['worst_sqnr_db']} dB)")
+          f"({sqnr if isinstance(sqnr, str) or sqnr is None else round(sqnr, 1)} dB)")
     print(page)
     return 0
 

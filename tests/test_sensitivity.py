@@ -8,6 +8,8 @@ bring int8 accuracy back, checked in the lowered .pte running in ExecuTorch, not
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -94,10 +96,11 @@ def test_quantize_stage_falls_back_and_records_it(e2e, tmp_path, test_target):
     from tests.conftest import cli, write_recipe
 
     # an impossible limit: fallback must try the two most sensitive layers, say it still fails, and ship them float
+    # in the .pte and in the int8 TFLite file; the run finishes (--no-gates) so both are evaluated
     recipe = write_recipe(tmp_path, "tiny", **{"quantize.methods": '["ptq"]', "quantize.fallback": '"auto"',
                                               "quantize.max_accuracy_drop": "0.0", "quantize.max_float_layers": "2"})
     proc = cli("run", "--recipe", str(recipe), "--target", str(test_target), "--build-dir", str(e2e["build"]),
-               "--only", "train,prune,quantize")
+               "--no-gates")
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((e2e["build"] / "runs" / "tiny__test-host" / "manifest.json").read_text())
     data = next(r for r in manifest["stages"] if r["name"] == "quantize")["data"]
@@ -105,5 +108,54 @@ def test_quantize_stage_falls_back_and_records_it(e2e, tmp_path, test_target):
     ranking = [r["layer"] for r in data["sensitivity"]["layers"]]
     assert fb["applied"] and fb["float_layers"] == ranking[:2], fb
     assert "still more than" in proc.stderr  # says so, with the numbers
-    pte = next(a for r in manifest["stages"] for a in r["artifacts"] if a["name"] == "pte-pruned-int8-ptq")
-    assert f"kept in float: {', '.join(ranking[:2])}" in pte["extra"]["quantized_by"]
+    arts = {a["name"]: a for r in manifest["stages"] for a in r["artifacts"]}
+    for name in ("pte-pruned-int8-ptq", "tflite-pruned-int8-ptq"):  # both runtimes keep the same layers float
+        assert f"kept in float: {', '.join(ranking[:2])}" in arts[name]["extra"]["quantized_by"], name
+    assert len(arts["tflite-pruned-int8-ptq"]["extra"]["float_tensors"]) == 2
+    rep = json.loads((e2e["build"] / "runs" / "tiny__test-host" / "report.json").read_text())
+    assert {r["name"]: r for r in rep["artifacts"]}["tflite-pruned-int8-ptq"]["accuracy"] is not None
+
+
+def test_tflite_keeps_the_same_layers_float_and_recovers(outlier_model, tmp_path):
+    """The TFLite route: onnx2tf's SavedModel requantized by TensorFlow with the fallback layers denylisted."""
+    import onnx
+
+    from pipeline.artifact import Artifact
+    from pipeline.converters import onnx2tf_adapter, tflite_fallback
+    from pipeline.debug.onnx_layers import node_module
+    from pipeline.runtimes import open_session
+    from pipeline.stages.to_onnx import export
+    from pipeline.stages.to_tflite import io_quantization
+
+    calib, _ = _task(128, 1)
+    x, y = _task(600, 2)
+    fp32 = _accuracy(outlier_model, x, y)
+    onnx_path = tmp_path / "outlier.onnx"
+    export(outlier_model, x[:1], onnx_path, 18)
+    nhwc = np.ascontiguousarray(calib.numpy().transpose(0, 2, 3, 1))
+    files = onnx2tf_adapter.convert(onnx_path, tmp_path / "work", nhwc, int8=True)
+    float_nodes = [n.name for n in onnx.load(str(onnx_path)).graph.node if n.op_type == "Conv"
+                   and node_module(n) in ("2", "4")]
+    assert len(float_nodes) == 2
+    np.save(tmp_path / "calib.npy", nhwc)
+    out = tmp_path / "fallback.tflite"
+    kept = tflite_fallback.convert(tmp_path / "work" / "tf", tmp_path / "calib.npy", onnx_path, float_nodes, out)
+    assert len(kept) == 2
+
+    def accuracy(path: Path) -> float:
+        dtype, in_q, out_q = io_quantization(path)
+        art = Artifact(name=path.stem, path=str(path), format="tflite", precision="int8", layout="NHWC",
+                       input_shape=(1, 16, 16, 1), input_dtype=dtype, input_quantization=in_q,
+                       output_quantization=out_q)
+        session = open_session(art)
+        logits = np.concatenate([session.run(x[i : i + 1].numpy()) for i in range(len(x))])
+        return float((logits.argmax(1) == y.numpy()).mean())
+
+    assert accuracy(files["int8"]) < fp32 - 0.2  # onnx2tf's full-integer file falls into the trap too
+    assert accuracy(out) >= fp32 - 0.03
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(out))
+    dtypes = {d["name"]: d["dtype"] for d in interp.get_tensor_details()}
+    assert all(dtypes[name] == np.float32 for name in kept)  # those convs run in float, the rest in int8
+    assert interp.get_input_details()[0]["dtype"] == np.int8

@@ -78,6 +78,14 @@ def _sensitivity(ctx: Context, model: torch.nn.Module, calib: torch.Tensor) -> d
     return ranking
 
 
+def float_scopes(model: torch.nn.Module, example: torch.Tensor, layers: list[str]) -> list[str]:
+    """The module names exported ONNX nodes of `layers` carry: each layer and the BatchNorm folded into it."""
+    from pipeline.debug.torch_layers import capture
+
+    flow = capture(model, example)
+    return sorted({name for layer in layers for name in (layer, flow.folded_into(layer)) if name})
+
+
 def _accuracy(model: torch.nn.Module, x: torch.Tensor, labels) -> float:
     return float((predict_logits(model, x).argmax(1) == labels).mean())
 
@@ -179,9 +187,12 @@ def run(ctx: Context) -> StageOutput:
                 save_state_dict(float_model, path)
             float_source = (f"the QAT-tuned float weights ({how})" if method == "qat"
                             else f"{src.name} (no PT2E involved)")
+            extra = {**src.extra, "int8_via": method, "quantized_by": float_source}
+            kept = summary.get("fallback", {}).get("float_layers") if method == "ptq" else None
+            if kept:  # to_tflite keeps the same layers float in the int8 file
+                extra.update(float_layers=kept, float_scopes=float_scopes(model, calib[:1], kept))
             arts.append(derived(src, name=name, path=str(path), format="torch", precision="fp32", layout="NCHW",
-                                quantization=method, role="intermediate", reference="",
-                                extra={**src.extra, "int8_via": method, "quantized_by": float_source}))
+                                quantization=method, role="intermediate", reference="", extra=extra))
     if ranking is not None:
         summary["sensitivity"] = ranking
     tools = ("torch", "torchao", "executorch")

@@ -98,11 +98,30 @@ def import_file(ctx: Context) -> Artifact:
     return finalize(art, ("ai-edge-litert",))
 
 
+def _keep_float(src: Artifact, work: Path, files: dict[str, Path]) -> list[str]:
+    """Replace onnx2tf's int8 file by one with the fallback layers' ops in float; returns their TFLite names."""
+    import onnx
+
+    from pipeline.converters import tflite_fallback
+    from pipeline.debug.onnx_layers import node_module
+
+    scopes = set(src.extra["float_scopes"])
+    nodes = [n.name for n in onnx.load(src.path).graph.node
+             if n.op_type in ("Conv", "Gemm", "MatMul") and node_module(n) in scopes]
+    if not nodes:
+        raise ToolError(f"to_tflite: {src.name}: no ONNX node of the float layers {', '.join(sorted(scopes))}")
+    out = work / "int8_with_float_layers.tflite"
+    kept = tflite_fallback.convert(work / "tf", work / "calibration.npy", Path(src.path), nodes, out)
+    files["int8"] = out
+    return kept
+
+
 def convert(ctx: Context, src: Artifact, precisions: list[str], calib: np.ndarray) -> list[Artifact]:
     work = ctx.out_dir / f"onnx2tf-{src.name}"
     files = onnx2tf_adapter.convert(Path(src.path), work, calib, int8="int8" in precisions)
     shape = src.input_shape
     n, c, h, w = shape if src.layout == "NCHW" else (shape[0], shape[3], shape[1], shape[2])
+    kept = _keep_float(src, work, files) if "int8" in files and src.extra.get("float_scopes") else []
     arts = []
     for precision in precisions:
         if precision not in files:
@@ -120,6 +139,10 @@ def convert(ctx: Context, src: Artifact, precisions: list[str], calib: np.ndarra
                                      f"calibrated on {len(calib)} training images, of "
                                      f"{src.extra.get('quantized_by', 'the float model')}; onnx2tf cannot carry "
                                      "PT2E ranges (make evidence-qdq)")
+            if kept:
+                extra["quantized_by"] += (f"; kept in float: {', '.join(src.extra['float_layers'])} (quantize.fallback;"
+                                          " TensorFlow's quantization debugger, denylisted ops)")
+                extra["float_tensors"] = kept
         if "imported_from" in src.extra:
             extra.update(input=src.extra["input"], labels=src.extra["labels"])
         arts.append(finalize(derived(
@@ -147,4 +170,4 @@ def run(ctx: Context) -> StageOutput:
 
 STAGE = Stage("to_tflite", "TFLite fp32/fp16, and int8 from the quantized float models, via onnx2tf (NHWC input)",
               ("to_onnx",), settings, run,
-              tools=("onnx2tf", "tensorflow-cpu", "tf-keras", "onnx", "onnxsim", "onnx-graphsurgeon"))
+              tools=("onnx2tf", "tensorflow-cpu", "tf-keras", "onnx", "onnxsim", "onnx-graphsurgeon", "ai-edge-litert"))
