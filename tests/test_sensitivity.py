@@ -1,8 +1,9 @@
 """int8 sensitivity and float fallback on a model built to break int8: one tensor with a huge outlier channel.
 
-The model is trained on a small synthetic task; then channel 0 of layer `2`'s output is scaled by 1000 and the
-next layer's weights for it by 1/1000, so the float function is unchanged but the per-tensor int8 range of that
-tensor swallows every other channel. Sensitivity must rank the layers around that tensor first, and fallback must
+The model (pipeline/experiments/outlier_fallback.py, where `make evidence-fallback` measures what fallback costs) is
+trained on a small synthetic task; then channel 0 of layer `2`'s output is scaled by 1000 and the next layer's
+weights for it by 1/1000, so the float function is unchanged but the per-tensor int8 range of that tensor swallows
+every other channel. Sensitivity must rank the layers around that tensor first, and fallback must
 bring int8 accuracy back, checked in the lowered .pte running in ExecuTorch, not only in PyTorch.
 """
 
@@ -17,34 +18,13 @@ import torch.nn as nn
 
 from pipeline.compression.quantization import ptq
 from pipeline.compression.sensitivity import fallback, rank
-
-
-def _task(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    protos = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(0))
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 4, (n,), generator=g)
-    return protos[y] + 0.8 * torch.randn(n, 1, 16, 16, generator=g), y
+from pipeline.experiments.outlier_fallback import outlier_model as build_outlier_model
+from pipeline.experiments.outlier_fallback import task
 
 
 @pytest.fixture(scope="module")
 def outlier_model() -> nn.Module:
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
-                        nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                        nn.Linear(8, 4))
-    opt = torch.optim.Adam(net.parameters(), 1e-2)
-    for step in range(150):
-        x, y = _task(64, 100 + step)
-        loss = nn.functional.cross_entropy(net(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    net.eval()
-    with torch.no_grad():  # ReLU is positively homogeneous: the float model computes the same function
-        net[2].weight[0] *= 1000
-        net[2].bias[0] *= 1000
-        net[4].weight[:, 0] /= 1000
-    return net
+    return build_outlier_model()
 
 
 def _accuracy(model, x, y) -> float:
@@ -57,8 +37,8 @@ def test_sensitivity_ranks_the_outlier_layers_first_and_fallback_restores_int8(o
     from pipeline.converters.executorch_lowering import lower
     from pipeline.runtimes import open_session
 
-    calib, _ = _task(128, 1)
-    x, y = _task(600, 2)
+    calib, _ = task(128, 1)
+    x, y = task(600, 2)
     fp32 = _accuracy(outlier_model, x, y)
     all_int8 = _accuracy(ptq(outlier_model, calib), x, y)
     assert fp32 > 0.6 and all_int8 < fp32 - 0.2  # the trap works: int8 ruins it
@@ -86,7 +66,7 @@ def test_sensitivity_ranks_the_outlier_layers_first_and_fallback_restores_int8(o
 
 def test_fallback_refuses_a_layer_the_model_does_not_have(outlier_model):
     with pytest.raises(ValueError, match="no convolution or linear layer named 'nope'"):
-        ptq(outlier_model, _task(8, 1)[0], float_modules=("nope",))
+        ptq(outlier_model, task(8, 1)[0], float_modules=("nope",))
 
 
 @pytest.mark.slow
@@ -127,8 +107,8 @@ def test_tflite_keeps_the_same_layers_float_and_recovers(outlier_model, tmp_path
     from pipeline.stages.to_onnx import export
     from pipeline.stages.to_tflite import io_quantization
 
-    calib, _ = _task(128, 1)
-    x, y = _task(600, 2)
+    calib, _ = task(128, 1)
+    x, y = task(600, 2)
     fp32 = _accuracy(outlier_model, x, y)
     onnx_path = tmp_path / "outlier.onnx"
     export(outlier_model, x[:1], onnx_path, 18)
