@@ -70,7 +70,7 @@ runs = {runs}
 threads = 1
 # rounds: enough to exercise the interval and the stopping rule, few enough for `make test`
 min_rounds = 2
-max_rounds = 3
+max_rounds = 2
 max_seconds = 60
 ci_rel_width = 0.25
 """)

@@ -31,10 +31,11 @@ def test_changed_benchmark_setting_reruns_only_the_benchmark(e2e, tiny_recipe, w
 
 def test_from_reruns_that_stage_and_later_ones(e2e, tiny_recipe, test_target):
     proc = cli("run", "--recipe", str(tiny_recipe), "--target", str(test_target), "--build-dir", str(e2e["build"]),
-               "--from", "evaluate")
+               "--from", "on_device")  # the last cached stage: the rerun is cheap, the rule is the same
     assert proc.returncode == 0, proc.stderr
     cached = _stages(e2e["build"])
-    assert cached["to_executorch"] and not cached["evaluate"] and not cached["benchmark"]
+    assert cached["evaluate"] and cached["benchmark"] and not cached["on_device"]
+    assert "[on_device] running" in proc.stderr and "[benchmark] cached" in proc.stderr
 
 
 def test_only_needs_cached_inputs(tmp_path, tiny_recipe, test_target):

@@ -6,9 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT, write_recipe, write_target
 
 
+@pytest.mark.slow  # about 3 min: train, the pruning fine-tune and QAT again, in two processes
 def test_two_process_training_gives_a_valid_model_close_to_single_process(e2e, tmp_path):
     # train, the pruning fine-tune and QAT all run under DistributedDataParallel here
     recipe = write_recipe(tmp_path, "ddp", **{"quantize.methods": '["qat"]'})

@@ -42,10 +42,12 @@ def test_no_gates_finishes_and_marks_the_failure(e2e, tmp_path, test_target):
 
 
 def test_compression_gate_names_artifact_drop_and_limit(e2e, tmp_path, test_target):
-    # The reduced recipe's pruned model loses accuracy against its fp32 model; a limit of 0 points must fail.
-    recipe = write_recipe(tmp_path, "tiny", **{"prune.max_accuracy_drop": "0.0"})
+    # Limits of 0 points: some pruned or int8 artifact of the reduced recipe is below the fp32 model (the pruned
+    # model alone may tie it on 400 images, as it did once), and the line names it, its drop and the limit's key.
+    recipe = write_recipe(tmp_path, "tiny", **{"prune.max_accuracy_drop": "0.0", "quantize.max_accuracy_drop": "0.0"})
     proc = cli("run", "--recipe", str(recipe), "--target", str(test_target), "--build-dir", str(e2e["build"]))
     assert proc.returncode == 3, proc.stderr[-2000:]
     line = proc.stderr.strip().splitlines()[-1]
-    assert "pruned" in line and "points against the fp32 model > 0.0 (prune.max_accuracy_drop)" in line
+    assert "pruned" in line and "points against the fp32 model > 0.0 (" in line
+    assert "(prune.max_accuracy_drop)" in line or "(quantize.max_accuracy_drop)" in line
     assert "[prune] cached" in proc.stderr and "[quantize] cached" in proc.stderr  # only evaluation reran

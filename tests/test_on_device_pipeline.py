@@ -76,6 +76,7 @@ def devices_up():
     testbed.up("emulated-arm64")
 
 
+@pytest.mark.slow  # about 5 min: every artifact under qemu; the loopback run and tests/test_devices_run_model stay
 def test_emulated_phone_runs_litert_and_executorch_like_the_host_and_resumes_after_a_disconnect(
         e2e, tiny_recipe, test_target, workspace, devices_up):
     build = e2e["build"]
