@@ -124,3 +124,13 @@ def test_debug_finds_where_the_qdq_onnx_breaks_in_onnx2tf(e2e, tmp_path):
     page = json.loads(Path(result["debug"]["page"]).with_suffix(".json").read_text())
     assert page["layers"] and result["debug"]["first_divergent_layer"] == page["layers"][0]["layer"] == "features.0.2"
     assert page["layers"][0]["weight_relative_difference"] > 0.1  # the cause: onnx2tf's weights are not the file's
+
+
+def test_a_damaged_artifact_is_one_line_not_a_traceback(e2e, tmp_path):
+    damaged = tmp_path / "damaged.onnx"
+    damaged.write_bytes(_path(e2e, "onnx-fp32").read_bytes()[:5000])
+    run = _run_copy(e2e, tmp_path / "run", {"onnx-fp32": damaged})
+    proc = cli("debug", str(run), "onnx-fp32")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert len(proc.stderr.strip().splitlines()) == 1 and str(damaged) in proc.stderr
+    assert not (run / "debug").exists()

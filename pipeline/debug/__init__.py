@@ -201,16 +201,23 @@ def debug(run_dir: Path, name: str, samples: int = SAMPLES, min_sqnr_db: float |
     recipe = load_recipe(manifest["recipe"]["path"])
     x = data.to_tensor(data.eval_split(recipe, samples).images, data.input_spec(recipe))
     torch.set_num_threads(1)
-    if against == "source":
-        ref, ref_out, layers, final, notes, reference = _against_source(art, arts, x)
-    else:
-        ref_art = reference_model(art, arts)
-        model = load_model(ref_art)
-        ref = torch_layers.capture(model, torch.from_numpy(x))
-        with torch.no_grad():
-            ref_out = model(torch.from_numpy(x)).numpy()
-        layers, final, notes = _runtime_layers(art, arts, x)
-        reference = {"name": ref_art.name, "path": ref_art.path, "runtime": "torch (eager, forward hooks)"}
+    try:
+        if against == "source":
+            ref, ref_out, layers, final, notes, reference = _against_source(art, arts, x)
+        else:
+            ref_art = reference_model(art, arts)
+            model = load_model(ref_art)
+            ref = torch_layers.capture(model, torch.from_numpy(x))
+            with torch.no_grad():
+                ref_out = model(torch.from_numpy(x)).numpy()
+            layers, final, notes = _runtime_layers(art, arts, x)
+            reference = {"name": ref_art.name, "path": ref_art.path, "runtime": "torch (eager, forward hooks)"}
+    except UserError:
+        raise
+    except Exception as exc:  # a damaged or foreign file in the run folder; our own bugs show the same way here
+        raise UserError(f"{art.path}: {art.name} could not be run layer by layer: {type(exc).__name__}: "
+                        f"{(str(exc).strip().splitlines() or [''])[0][:200]} (rerun the pipeline to rebuild it; "
+                        "if the file is intact, please report this)") from None
     threshold = MIN_SQNR_DB.get(art.precision, 40.0) if min_sqnr_db is None else min_sqnr_db
     rows, unmatched = compare_layers(ref, layers, threshold)
     output = metrics.compare(final.reshape(ref_out.shape), ref_out)
