@@ -141,3 +141,10 @@ def test_the_zero_bomb_really_holds_2gb_of_zeros(tmp_path: Path) -> None:
         assert src is not None
         seen = sum(len(chunk) for chunk in iter(lambda: src.read(16 << 20), b""))
     assert seen == member.size == 256 << 20
+
+
+def test_a_member_named_dot_is_refused_with_one_line(tmp_path: Path) -> None:
+    # found by tests/test_fuzz.py: "." has no path parts and crashed the layout check with an IndexError
+    info = tarfile.TarInfo(".")
+    info.size = 1
+    assert "not a normal path" in _refused(_archive_with(tmp_path, [(info, b"0")]), tmp_path / "dest")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import tarfile
 import tomllib
 from pathlib import Path
 
@@ -180,3 +181,76 @@ def test_a_decompression_bomb_picture_is_skipped(tmp_path, size):
                                {"height": 8, "width": 8, "channels": 1})
     skipped = split.skipped + split2.skipped
     assert len(skipped) == 1 and "bomb.png" in skipped[0] and "DecompressionBomb" in skipped[0]
+
+
+# Bundle archives from outside: members of every kind, name and size appended to a good bundle, or its bytes damaged.
+_NAMES = st.one_of(
+    st.sampled_from(["tiny-0.1.0-test-host/models/x.bin", "tiny-0.1.0-test-host/metadata.json",
+                     "tiny-0.1.0-test-host/metadata.json/x", "tiny-0.1.0-test-host/SHA256SUMS", "../escape",
+                     "tiny-0.1.0-test-host/../../escape", "/etc/passwd", "C:/x", "tiny-0.1.0-test-host//x", ".", "",
+                     "other-top/x", "tiny-0.1.0-test-host/a\\..\\b", "tiny-0.1.0-test-host/" + "d/" * 60 + "f"]),
+    st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=30).map(
+        lambda s: f"tiny-0.1.0-test-host/{s}"),
+)
+_KINDS = st.sampled_from([tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE,
+                          tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.CONTTYPE, tarfile.GNUTYPE_SPARSE])
+_MEMBERS = st.lists(st.tuples(_NAMES, _KINDS, st.sampled_from(["", "/etc/shadow", "../x", "models/m.tflite"]),
+                              st.integers(0, 3000), st.sampled_from([0o644, 0o755, 0o4755, 0o777, 0])),
+                    min_size=1, max_size=4)
+
+
+def _outside_snapshot(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def _extract_or_refuse(path: Path, dest: Path, around: Path) -> None:
+    """safe_extract either gives the bundle's folder inside `dest` holding only plain files and folders, or refuses
+    with one line; nothing appears in `around` (dest's parent) but inside dest."""
+    from pipeline.release import archive
+
+    before = _outside_snapshot(around) - {str(dest.relative_to(around))}
+    try:
+        top = archive.safe_extract(path, dest)
+    except UserError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert top.resolve().parent == dest.resolve()
+        for p in dest.rglob("*"):
+            assert not p.is_symlink() and (p.is_file() or p.is_dir()), p
+            assert dest.resolve() in p.resolve().parents
+    after = {p for p in _outside_snapshot(around) if not p.startswith(str(dest.relative_to(around)))}
+    assert after <= before | {str(dest.relative_to(around))}, after - before
+
+
+@FUZZ
+@given(_MEMBERS)
+def test_hostile_archive_members_extract_safely_or_are_refused_in_one_line(tmp_path_factory, members):
+    from tests.test_bundle_archive import _archive_with
+
+    work = tmp_path_factory.mktemp("tar")
+    extra = []
+    for name, kind, link, size, mode in members:
+        info = tarfile.TarInfo(name)
+        info.type, info.linkname, info.mode = kind, link, mode
+        info.size = size if kind in (tarfile.REGTYPE, tarfile.CONTTYPE) else 0
+        extra.append((info, bytes(info.size)))
+    try:
+        path = _archive_with(work, extra)
+    except (ValueError, UnicodeError, tarfile.TarError):
+        return  # tarfile itself cannot write such a header: no archive to test
+    _extract_or_refuse(path, work / "dest", work)
+
+
+@FUZZ
+@given(st.data())
+def test_damaged_archive_bytes_extract_safely_or_are_refused_in_one_line(tmp_path_factory, data):
+    from tests.test_bundle_archive import _archive_with
+
+    work = tmp_path_factory.mktemp("tar")
+    path = _archive_with(work, [])
+    blob = bytearray(path.read_bytes())
+    for _ in range(data.draw(st.integers(1, 4))):
+        blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(1, len(blob)))
+    path.write_bytes(bytes(blob[:cut]))
+    _extract_or_refuse(path, work / "dest", work)

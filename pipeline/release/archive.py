@@ -70,6 +70,12 @@ MAX_TOTAL_BYTES = 2 << 30
 MAX_SUMS_BYTES = 1 << 20
 
 
+def _shown(name: object) -> str:
+    """A member name as an error line shows it: names from outside may hold newlines or control characters."""
+    text = str(name)
+    return text if text.isprintable() else ascii(text)[1:-1]
+
+
 def _member_problem(member: tarfile.TarInfo, dest: Path) -> str | None:
     """Our rules, stricter than tarfile's "data" filter: no links at all, no sparse files, normal names only."""
     name = member.name
@@ -81,7 +87,7 @@ def _member_problem(member: tarfile.TarInfo, dest: Path) -> str | None:
         return f"{'symbolic' if member.issym() else 'hard'} link to {member.linkname!r}"
     if not (member.isfile() or member.isdir()) or member.issparse():
         return "not a plain file or folder (device, fifo, sparse or other special file)"
-    if not name.rstrip("/") or str(PurePosixPath(name)) != name.rstrip("/"):
+    if not PurePosixPath(name).parts or str(PurePosixPath(name)) != name.rstrip("/"):  # "", ".", "a//b"
         return "not a normal path (empty, '.', or doubled '/')"
     if member.size > MAX_MEMBER_BYTES:
         return f"{member.size:,} bytes, more than the {MAX_MEMBER_BYTES:,} a bundle member may have"
@@ -99,7 +105,7 @@ def _strict_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
     """The extraction filter: our rules, then tarfile's "data" filter (which also drops owners and odd modes)."""
     problem = _member_problem(member, Path(dest))
     if problem:
-        raise UserError(f"{member.name}: refused: {problem}")
+        raise UserError(f"{_shown(member.name)}: refused: {problem}")
     return tarfile.data_filter(member, dest)
 
 
@@ -113,14 +119,16 @@ def _read_headers(tar: tarfile.TarFile, dest: Path, label: str) -> tuple[list[ta
             raise UserError(f"{label}: more than {MAX_MEMBERS:,} members; refused")
         problem = _member_problem(m, dest)
         if problem:
-            raise UserError(f"{label}: {m.name}: refused: {problem}")
+            raise UserError(f"{label}: {_shown(m.name)}: refused: {problem}")
         total += m.size
         if total > MAX_TOTAL_BYTES:
-            raise UserError(f"{label}: {m.name}: refused: the members add up to more than {MAX_TOTAL_BYTES:,} bytes")
+            raise UserError(f"{label}: {_shown(m.name)}: refused: the members add up to more than "
+                            f"{MAX_TOTAL_BYTES:,} bytes")
         parts = PurePosixPath(m.name).parts
         if m.isfile() and len(parts) == 2 and parts[1] == checksums.FILE_NAME:
             if m.size > MAX_SUMS_BYTES:
-                raise UserError(f"{label}: {m.name}: refused: {m.size:,} bytes is too big for a checksum list")
+                raise UserError(f"{label}: {_shown(m.name)}: refused: {m.size:,} bytes is too big for a checksum "
+                                "list")
             src = tar.extractfile(m)
             sums = src.read() if src is not None else b""
         members.append(m)
@@ -140,7 +148,8 @@ def _check_layout(members: list[tarfile.TarInfo], sums: bytes | None, label: str
     for m in members:
         for parent in PurePosixPath(m.name).parents:
             if str(parent) in files:
-                raise UserError(f"{label}: {m.name}: refused: {parent} is a file in this archive, not a folder")
+                raise UserError(f"{label}: {_shown(m.name)}: refused: {_shown(parent)} is a file in this archive, "
+                                "not a folder")
     top = tops.pop()
     if sums is None:
         raise UserError(f"{label}: {top}/{checksums.FILE_NAME} missing")
@@ -148,10 +157,10 @@ def _check_layout(members: list[tarfile.TarInfo], sums: bytes | None, label: str
     for name in sorted(files):
         rel = name[len(top) + 1:]
         if rel != checksums.FILE_NAME and rel not in listed:
-            raise UserError(f"{label}: {name}: refused: not listed in {checksums.FILE_NAME}")
+            raise UserError(f"{label}: {_shown(name)}: refused: not listed in {checksums.FILE_NAME}")
     for rel in listed:
         if f"{top}/{rel}" not in files:
-            raise UserError(f"{label}: {rel}: listed in {checksums.FILE_NAME} but missing")
+            raise UserError(f"{label}: {_shown(rel)}: listed in {checksums.FILE_NAME} but missing")
     return top
 
 
