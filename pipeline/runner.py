@@ -186,7 +186,9 @@ def _explain(out_dir: Path, violations: list[str]) -> None:
     """Layer-by-layer pages of the artifacts that failed an evaluate gate; a page that cannot be made is a warning."""
     from pipeline.debug import debug
 
-    for name in dict.fromkeys(v.split(":")[0] for v in violations):
+    # a pruned float model's accuracy drop is the pruning's, not a conversion's: no layer page explains it
+    wanted = [v.split(":")[0] for v in violations if not v.endswith("(prune.max_accuracy_drop)")]
+    for name in dict.fromkeys(n for n in wanted if not n.startswith("torch-")):
         try:
             page = debug(out_dir, name)
         except Exception as exc:  # the gate's own message is what the user must see; the page is a help
