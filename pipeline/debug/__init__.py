@@ -40,6 +40,11 @@ def reference_model(art: Artifact, arts: dict[str, Artifact]) -> Artifact:
         nxt = cur.reference or cur.extra.get("source", "")
         if cur.format == "pt2":
             nxt = cur.extra.get("source", "")
+            # QAT changed the weights: its own float model, not the one it started from, is what int8 approximates
+            tuned = [a.name for a in arts.values() if a.format == "torch" and a.quantization == cur.quantization
+                     and a.pruned == cur.pruned and a.role == "intermediate"]
+            if cur.quantization == "qat" and tuned:
+                nxt = tuned[0]
         if not nxt or nxt in seen or nxt not in arts:
             raise UserError(f"{art.name}: no PyTorch model to compare its layers with (it was imported from "
                             f"{art.extra.get('imported_from', 'a file')}); debug needs a run that starts from a "
