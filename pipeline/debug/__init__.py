@@ -27,6 +27,7 @@ from pipeline.errors import UserError
 from pipeline.manifest import artifacts as manifest_artifacts
 from pipeline.manifest import load as load_manifest
 from pipeline.manifest import stage_data
+from pipeline.stages.evaluate import run_artifact  # the artifact's own output, batched as evaluate runs it
 
 # A layer whose SQNR falls below this is where the artifact diverges (by the artifact's precision; --min-sqnr).
 MIN_SQNR_DB = {"fp32": 60.0, "fp16": 35.0, "int8": 15.0}
@@ -56,7 +57,7 @@ def reference_model(art: Artifact, arts: dict[str, Artifact]) -> Artifact:
 
 def _runtime_layers(art: Artifact, arts: dict[str, Artifact], x: np.ndarray) -> tuple[dict, np.ndarray, list[str]]:
     """({module: (value NCHW, how matched)}, final output, notes) for the artifact's format."""
-    from pipeline.runtimes import batch_size, open_session
+    from pipeline.runtimes import batch_size
 
     if art.format == "onnx":
         import onnx
@@ -87,10 +88,7 @@ def _runtime_layers(art: Artifact, arts: dict[str, Artifact], x: np.ndarray) -> 
             if art.format == "pte":
                 notes.append(f"layers: the PT2E program {program.name} that this .pte reproduces (the XNNPACK "
                              "delegate keeps no intermediate tensors); output: the .pte itself in ExecuTorch")
-        session = open_session(art, threads=1)
-        b = batch_size(art)
-        final = np.concatenate([session.run(x[i : i + b]) for i in range(0, len(x), b)])
-        return layers, final, notes
+        return layers, run_artifact(art, x, threads=1), notes
     raise UserError(f"{art.name}: a {art.format} artifact is the reference itself; debug an artifact made from it")
 
 
@@ -99,7 +97,7 @@ def _tflite_run(art: Artifact, arts: dict[str, Artifact], x: np.ndarray):
     import onnx
 
     from pipeline.debug import tflite_layers
-    from pipeline.runtimes import batch_size, open_session, to_artifact_input
+    from pipeline.runtimes import batch_size, to_artifact_input
 
     source = arts.get(art.extra.get("source", ""))
     if source is None or source.format != "onnx":
@@ -113,9 +111,7 @@ def _tflite_run(art: Artifact, arts: dict[str, Artifact], x: np.ndarray):
             value = value.transpose(0, 3, 1, 2)
         how = f"{match.how}: TFLite {match.tflite_tensor.split(';')[0]} = ONNX {match.onnx_node} of {source.name}"
         layers[tensor] = (np.ascontiguousarray(value), how, match.weight_difference)
-    session = open_session(art, threads=1)
-    b = batch_size(art)
-    final = np.concatenate([session.run(x[i : i + b]) for i in range(0, len(x), b)])
+    final = run_artifact(art, x, threads=1)
     notes = ["layers: LiteRT builtin kernels (the XNNPACK delegate keeps no intermediate tensors); output: LiteRT "
              "with XNNPACK, as benchmarked", f"TFLite ops matched to ONNX nodes of {source.name} by their weights"]
     return layers, model, source, final, notes
