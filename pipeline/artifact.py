@@ -15,7 +15,7 @@ from typing import Any
 from pipeline.errors import UserError
 
 TOOL_PACKAGES = ("torch", "onnx", "onnxruntime", "onnxscript", "onnx2tf", "tensorflow-cpu", "ai-edge-litert",
-                 "executorch", "torchao", "torch-pruning", "numpy")
+                 "executorch", "torchao", "torch-pruning", "tensorly", "numpy")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Artifact:
     size_bytes: int = 0
     tools: dict = field(default_factory=dict)
     pruned: bool = False
+    lowrank: bool = False  # layers factorised by the decompose stage
     quantization: str = "none"  # none | ptq | qat
     params: int = 0  # of the PyTorch model it was made from
     macs: int = 0  # multiply-accumulates per inference, same source
@@ -55,15 +56,18 @@ class Artifact:
 
 
 def artifact_name(fmt: str, precision: str, pruned: bool = False, quantization: str = "none",
-                  suffix: str = "") -> str:
-    """The naming rule: format, 'pruned' if so, precision, quantization method, e.g. 'pte-pruned-int8-qat'."""
-    parts = [fmt, "pruned" if pruned else "", precision, quantization if quantization != "none" else "", suffix]
+                  suffix: str = "", lowrank: bool = False) -> str:
+    """The naming rule: format, 'lowrank' and 'pruned' if so, precision, quantization method, e.g.
+    'pte-pruned-int8-qat' or 'tflite-lowrank-pruned-fp16'."""
+    parts = [fmt, "lowrank" if lowrank else "", "pruned" if pruned else "", precision,
+             quantization if quantization != "none" else "", suffix]
     return "-".join(p for p in parts if p)
 
 
 def derived(source: Artifact, **changes: Any) -> Artifact:
     """A new artifact made from `source`: it inherits what describes the model (compression, size in MACs)."""
-    base = {"pruned": source.pruned, "quantization": source.quantization, "params": source.params,
+    base = {"pruned": source.pruned, "lowrank": source.lowrank, "quantization": source.quantization,
+            "params": source.params,
             "macs": source.macs, "role": source.role, "input_shape": source.input_shape}
     base.update(changes)
     return Artifact(**base)

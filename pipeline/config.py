@@ -18,6 +18,8 @@ RECIPES_DIR = PACKAGE_DIR / "recipes"
 TARGETS_DIR = PACKAGE_DIR.parent / "targets"
 
 ARTIFACT_KINDS = ("onnx-fp32", "tflite-fp32", "tflite-fp16", "tflite-int8", "pte-fp32", "pte-int8")
+SEARCH_RUNTIMES = ("tflite", "executorch")
+SEARCH_PRECISIONS = ("fp32", "fp16", "int8-ptq", "int8-qat")
 IMPORTANCES = ("l1", "l2", "taylor", "bn_scale")
 DATASETS = ("fashion-mnist", "mnist", "photos", "image-folder")  # pipeline/data registers one source for each
 SEED_LIMIT = 2**32  # numpy's seeds are 32-bit
@@ -33,6 +35,14 @@ def _non_negative(v: Any) -> bool:
 
 def _numbers(v: list) -> bool:
     return len(v) <= 4 and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+
+
+def _range(low: float, high: float = float("inf")):
+    """A [low, high] pair of numbers within (or at) the given bounds, low <= high."""
+    def check(v: list) -> bool:
+        return (len(v) == 2 and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+                and low <= v[0] <= v[1] <= high and v[1] > 0)
+    return check
 
 
 def _fraction(v: Any) -> bool:
@@ -118,6 +128,19 @@ RECIPE_SCHEMA: dict = {
         "max_accuracy_drop": Field(float, 1.0, check=_non_negative, hint=">= 0 (points against the fp32 model)"),
         "finetune": _distilled_training(epochs=1.5, lr=0.03, weight=0.7),
     },
+    "decompose": {  # low-rank factorisation (pipeline/compression/lowrank.py), before pruning
+        "enabled": Field(bool, False),
+        "energy": Field(float, 0.9, check=lambda v: 0.0 < v <= 1.0, hint="in (0, 1]: kept share of squared "
+                        "singular values per layer"),
+        "macs_factor": Field(float, 0.0, check=lambda v: v == 0.0 or v > 1.0, hint="0 (use energy) or > 1"),
+        "min_saving": Field(float, 0.1, check=lambda v: 0.0 <= v < 1.0, hint="in [0, 1): share of a layer's MACs "
+                            "factorising must save"),
+        "min_macs": Field(int, 100_000, check=_non_negative, hint=">= 0 (MACs per image below which a layer is "
+                          "left alone)"),
+        "ignore": Field(list, lambda: ["classifier"]),
+        "max_accuracy_drop": Field(float, 1.0, check=_non_negative, hint=">= 0 (points against the fp32 model)"),
+        "finetune": _distilled_training(epochs=1.0, lr=0.01, weight=0.7),
+    },
     "quantize": {
         "methods": Field(list, list, choices=("ptq", "qat")),
         "max_accuracy_drop": Field(float, 1.0, check=_non_negative, hint=">= 0 (points against the fp32 model)"),
@@ -127,6 +150,25 @@ RECIPE_SCHEMA: dict = {
         "sensitivity_images": Field(int, 64, check=_positive, hint="> 0 (calibration images the ranking is "
                                     "measured on)"),
         "qat": _distilled_training(epochs=0.3, lr=0.005, weight=0.5),
+    },
+    "search": {  # `phone-pipeline search`: compression settings chosen by latency measured on the target
+        "trials": Field(int, 12, check=_positive, hint="> 0"),
+        "runtimes": Field(list, lambda: list(SEARCH_RUNTIMES), choices=SEARCH_RUNTIMES),
+        "precisions": Field(list, lambda: list(SEARCH_PRECISIONS), choices=SEARCH_PRECISIONS),
+        "prune": Field(bool, True),  # search pruning on/off and its macs_factor
+        "macs_factor": Field(list, lambda: [1.5, 4.0], check=_range(1.0), hint="[low, high], both >= 1"),
+        "importances": Field(list, lambda: ["l2"], choices=IMPORTANCES),
+        "decompose": Field(bool, True),  # search low-rank decomposition on/off and its energy
+        "energy": Field(list, lambda: [0.7, 0.95], check=_range(0.0, 1.0), hint="[low, high] within (0, 1]"),
+        "eval_samples": Field(int, 2000, check=_non_negative, hint=">= 0 (0: the whole test set)"),
+        "bench_runs": Field(int, 50, check=_positive, hint="> 0 (timed runs per round in a trial)"),
+        "bench_rounds": Field(int, 2, check=_positive, hint="> 0 (rounds per trial)"),
+        "max_latency_ms": Field(float, 0.0, check=_non_negative, hint=">= 0 (0: no budget)"),
+        "min_speedup": Field(float, 0.0, check=_non_negative, hint=">= 0 (0: none), over fp32 of the same runtime"),
+        "max_accuracy_drop": Field(float, 1.0, check=_non_negative, hint=">= 0 (points against the fp32 model)"),
+        "sampler": Field(str, "tpe", choices=("tpe", "nsga2")),
+        "seed": Field(int, 0, check=lambda v: 0 <= v < SEED_LIMIT, hint=f"in [0, {SEED_LIMIT})"),
+        "heartbeat_seconds": Field(int, 10, check=_positive, hint="> 0 (a trial silent 3x this long was killed)"),
     },
     "tolerances": {
         "fp32": _tolerance(0.999, 0.1, 1e-3),
@@ -159,6 +201,8 @@ TARGET_SCHEMA: dict = {
     },
     "validation": {
         "samples": Field(int, 0, check=_non_negative, hint=">= 0 (0: whole test set)"),
+        # the evaluate stage's slice of the evaluation set (search trials use a fixed slice); 0: the recipe's
+        "eval_samples": Field(int, 0, check=_non_negative, hint=">= 0 (0: the recipe's data.eval_samples)"),
         # on_device gate: the device's top-1 agreement with the host's outputs of the same artifact
         "min_host_agreement": Field(float, 0.98, check=_fraction, hint="between 0 and 1"),
     },
@@ -238,7 +282,8 @@ def _check_file_source(path: Path, data: dict, raw: dict) -> None:
     """An ONNX or TFLite file has no PyTorch module: asking for what needs one is refused here, in one line."""
     kind = data["model"]["source"]
     needs = [("weights", "source", "train, state_dict or pretrained weights"),
-             ("prune", "enabled", "pruning"), ("quantize", "methods", "PT2E quantization")]
+             ("prune", "enabled", "pruning"), ("decompose", "enabled", "low-rank decomposition"),
+             ("quantize", "methods", "PT2E quantization")]
     for table, key, what in needs:
         asked = _given(raw, table, key) and (data[table][key] if key != "source" else True)
         if asked:
@@ -280,6 +325,9 @@ def _check_data_needs(path: Path, data: dict, pytorch: bool) -> None:
     if data["prune"]["enabled"]:
         raise ConfigError(path, "prune.enabled", "pruning is recovered by fine-tuning on labelled training data, "
                           f"which the {dataset!r} dataset lacks; set it to false (PTQ still works)")
+    if data["decompose"]["enabled"]:
+        raise ConfigError(path, "decompose.enabled", "decomposition is recovered by fine-tuning on labelled training "
+                          f"data, which the {dataset!r} dataset lacks; set it to false")
     if "qat" in data["quantize"]["methods"]:
         raise ConfigError(path, "quantize.methods", f"'qat' trains on labelled data, which the {dataset!r} dataset "
                           "lacks; use [\"ptq\"]")
@@ -311,19 +359,51 @@ def _check_recipe_semantics(path: Path, data: dict, raw: dict) -> None:
     data["model_spec"] = spec
 
 
-def load_recipe(name_or_path: str) -> Config:
-    """Load and validate a recipe by name (pipeline/recipes/NAME.toml) or path."""
+def parse_overrides(items: list[str] | tuple[str, ...], where: str) -> dict[str, Any]:
+    """'table.key=VALUE' texts (VALUE in TOML: 3, 0.5, true, "l2", ["ptq"]; a bare word is a string) -> a dict."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or "." not in key or not all(key.split(".")):
+            raise ConfigError(where, item, "an override is table.key=VALUE, e.g. prune.macs_factor=3.0")
+        try:
+            out[key] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = value.strip()
+    return out
+
+
+def apply_overrides(raw: dict, overrides: dict[str, Any], path: Path) -> dict:
+    """Set dotted keys in a parsed TOML tree (a copy); the schema then checks them like keys of the file."""
+    import copy
+
+    raw = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        node = raw
+        *tables, last = key.split(".")
+        for table in tables:
+            node = node.setdefault(table, {})
+            if not isinstance(node, dict):
+                raise ConfigError(path, key, f"{table!r} is not a table")
+        node[last] = value
+    return raw
+
+
+def load_recipe(name_or_path: str, overrides: dict[str, Any] | None = None) -> Config:
+    """Load and validate a recipe by name (pipeline/recipes/NAME.toml) or path, with optional dotted-key
+    overrides (`run --set`, search trials) checked like the file's own keys."""
     path = _resolve(name_or_path, RECIPES_DIR, "recipe")
-    raw = read_toml(path)
+    raw = apply_overrides(read_toml(path), overrides or {}, path)
     data = validate(raw, RECIPE_SCHEMA, path)
     _check_recipe_semantics(path, data, raw)
     return Config(path, data["recipe"]["name"], data)
 
 
-def load_target(name_or_path: str) -> Config:
-    """Load and validate a target by name (targets/NAME.toml) or path."""
+def load_target(name_or_path: str, overrides: dict[str, Any] | None = None) -> Config:
+    """Load and validate a target by name (targets/NAME.toml) or path, with optional dotted-key overrides."""
     path = _resolve(name_or_path, TARGETS_DIR, "target")
-    data = validate(read_toml(path), TARGET_SCHEMA, path)
+    data = validate(apply_overrides(read_toml(path), overrides or {}, path), TARGET_SCHEMA, path)
     return Config(path, data["target"]["name"], data)
 
 

@@ -49,6 +49,7 @@ def build(manifest: dict) -> dict:
             "accuracy_delta": m.get("accuracy_delta"),
             "reference": m.get("reference"),
             "pruned": bool(art.get("pruned", False)),
+            "lowrank": bool(art.get("lowrank", False)),
             "params": art.get("params"),
             "macs": art.get("macs"),
             "quantization": art.get("quantization", "none"),
@@ -85,6 +86,7 @@ def build(manifest: dict) -> dict:
         "gates": {"enforced": not manifest["options"]["no_gates"], "violations": violations + device_violations},
         "artifacts": rows,
         "pruning": _pruning(manifest),
+        "decomposition": _decomposition(manifest),
         "on_device": report_devices.rows(manifest),
         # the report stage cannot time itself: leaving it out keeps a rebuilt report identical to the original
         "stages": [{"name": r["name"], "cached": r["cached"], "seconds": r["seconds"],
@@ -99,6 +101,16 @@ def _pruning(manifest: dict) -> dict | None:
         return None
     keys = ("before", "after", "macs_reduction", "params_reduction", "steps", "target", "reached", "layers",
             "accuracy_before_finetune", "accuracy", "left_unpruned")
+    return {k: d.get(k) for k in keys}
+
+
+def _decomposition(manifest: dict) -> dict | None:
+    """Energy, per-layer ranks, MACs and params before and after factorising (null when the recipe does not)."""
+    d = stage_data(manifest, "decompose")
+    if "layers" not in d:
+        return None
+    keys = ("energy", "before", "after", "macs_reduction", "layers", "left_as_is", "accuracy_before_finetune",
+            "accuracy")
     return {k: d.get(k) for k in keys}
 
 
@@ -218,22 +230,65 @@ def compression_table(rep: dict) -> list[str]:
     """Parameters, MACs, size, accuracy, drop against the fp32 model and host p50 per artifact, and how each int8
     artifact was quantized."""
     rows = rep["artifacts"]
-    if not any(r["pruned"] or r["quantization"] != "none" for r in rows):
+    if not any(r["pruned"] or r.get("lowrank") or r["quantization"] != "none" for r in rows):
         return []
     lines = ["## Compression", "", f"Drop: accuracy points lost against the PyTorch fp32 model "
              f"({_fmt(rep['evaluation'].get('fp32_accuracy'), '.4f')}).", "",
-             "| artifact | pruned | quantization | params | MACs | size KB | accuracy | drop (points) | p50 ms |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| artifact | low-rank | pruned | quantization | params | MACs | size KB | accuracy | drop (points) | "
+             "p50 ms |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lat = r["latency_ms"] or {}
-        lines.append(f"| {r['name']} | {'yes' if r['pruned'] else 'no'} | {r['quantization']} | "
+        lines.append(f"| {r['name']} | {'yes' if r.get('lowrank') else 'no'} | {'yes' if r['pruned'] else 'no'} | "
+                     f"{r['quantization']} | "
                      f"{_fmt(r['params'], ',d')} | {_fmt(r['macs'], ',d')} | {r['size_bytes'] / 1024:.1f} | "
                      f"{_fmt(r['accuracy'], '.4f')} | {_fmt(r['accuracy_drop'], '.2f')} | "
                      f"{_fmt(lat.get('p50'), '.3f')} |")
     how = [f"- `{r['name']}`: {r['quantized_by']}" for r in rows if r["quantized_by"]]
     if how:
         lines += ["", "How each int8 artifact was quantized:", "", *how]
-    return lines + [""] + pruning_table(rep.get("pruning"))
+    return lines + [""] + decomposition_table(rep) + pruning_table(rep.get("pruning"))
+
+
+def lowrank_pairs(rep: dict) -> list[tuple[dict, dict]]:
+    """(factorised artifact, the same artifact without factorising) pairs that were both benchmarked."""
+    def twin_key(r: dict, lowrank: bool) -> tuple:
+        return (r["format"], r["precision"], r["pruned"], r["quantization"], lowrank)
+
+    plain = {twin_key(r, False): r for r in rep["artifacts"] if not r.get("lowrank") and r["latency_ms"]}
+    return [(r, plain[twin_key(r, False)]) for r in rep["artifacts"]
+            if r.get("lowrank") and r["latency_ms"] and twin_key(r, False) in plain]
+
+
+def decomposition_table(rep: dict) -> list[str]:
+    """Per-layer ranks, MACs and params, and whether fewer MACs turned into measured speed on this target."""
+    d = rep.get("decomposition")
+    if not d:
+        return []
+    lines = ["### Low-rank decomposition per layer", "",
+             f"Energy {d['energy']:.3f}: MACs {d['before']['macs']:,} -> {d['after']['macs']:,} "
+             f"({d['macs_reduction']:.2f}x fewer), parameters {d['before']['params']:,} -> {d['after']['params']:,}; "
+             f"accuracy right after factorising {_fmt(d.get('accuracy_before_finetune'), '.4f')}, after the distilled "
+             f"fine-tune {_fmt(d.get('accuracy'), '.4f')}.", ""]
+    pairs = lowrank_pairs(rep)
+    if pairs:
+        lines += [f"Measured on {rep['benchmark'].get('device') or rep['target']['name']} (p50, batch 1): does it pay?",
+                  "", "| factorised | p50 ms | same without factorising | p50 ms | ratio |", "|---|---:|---|---:|---:|"]
+        for low, base in pairs:
+            ratio = base["latency_ms"]["p50"] / low["latency_ms"]["p50"]
+            lines.append(f"| {low['name']} | {low['latency_ms']['p50']:.3f} | {base['name']} | "
+                         f"{base['latency_ms']['p50']:.3f} | {ratio:.2f}x {'faster' if ratio > 1 else 'slower'} |")
+        lines.append("")
+    lines += ["| layer | kind | shape | ranks | MACs before | after | params before | after |",
+              "|---|---|---|---|---:|---:|---:|---:|"]
+    for r in d["layers"]:
+        lines.append(f"| {r['layer']} | {r['kind']} | {'x'.join(map(str, r['shape']))} | "
+                     f"{', '.join(map(str, r['ranks']))} | {r['macs_before']:,} | {r['macs_after']:,} | "
+                     f"{r['params_before']:,} | {r['params_after']:,} |")
+    left = d.get("left_as_is") or []
+    if left:
+        lines += ["", f"Left as they are ({len(left)}): " + "; ".join(
+            f"{x['layer']} ({x['reason']})" for x in left[:10]) + (" ..." if len(left) > 10 else "")]
+    return lines + [""]
 
 
 def pruning_table(p: dict | None) -> list[str]:

@@ -43,7 +43,7 @@ def reference_model(art: Artifact, arts: dict[str, Artifact]) -> Artifact:
             nxt = cur.extra.get("source", "")
             # QAT changed the weights: its own float model, not the one it started from, is what int8 approximates
             tuned = [a.name for a in arts.values() if a.format == "torch" and a.quantization == cur.quantization
-                     and a.pruned == cur.pruned and a.role == "intermediate"]
+                     and a.pruned == cur.pruned and a.lowrank == cur.lowrank and a.role == "intermediate"]
             if cur.quantization == "qat" and tuned:
                 nxt = tuned[0]
         if not nxt or nxt in seen or nxt not in arts:

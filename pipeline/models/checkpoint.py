@@ -88,4 +88,8 @@ def load_model(artifact: Artifact) -> nn.Module:
     """Rebuild the torch model an artifact of format 'torch' describes (from its recorded model spec, so a fresh
     process can do it whatever the source: registry, the user's file, a package)."""
     model = sources.build(artifact.extra["model"])
+    if artifact.extra.get("decomposed"):
+        from pipeline.compression.lowrank import rebuild
+
+        rebuild(model, artifact.extra["decomposed"])
     return load_state_dict(model, Path(artifact.path), pruned=bool(artifact.extra.get("pruned")))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pipeline.stage import Stage
 from pipeline.stages import (
     benchmark,
+    decompose,
     evaluate,
     on_device,
     prune,
@@ -18,6 +19,7 @@ from pipeline.stages import (
 
 STAGES: tuple[Stage, ...] = (
     train.STAGE,
+    decompose.STAGE,
     prune.STAGE,
     quantize.STAGE,
     to_onnx.STAGE,

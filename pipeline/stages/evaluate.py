@@ -21,8 +21,9 @@ from pipeline.training import predict_logits
 
 
 def settings(recipe: Config, target: Config) -> dict:
-    return {"data": data.fingerprint(recipe), "tolerances": recipe.data["tolerances"],
-            "limits": {k: recipe.data[k]["max_accuracy_drop"] for k in ("prune", "quantize")}}
+    return {"data": data.fingerprint(recipe), "slice": target.data["validation"]["eval_samples"],
+            "tolerances": recipe.data["tolerances"],
+            "limits": {k: recipe.data[k]["max_accuracy_drop"] for k in ("decompose", "prune", "quantize")}}
 
 
 def compare(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray | None) -> dict:
@@ -63,7 +64,9 @@ def violations(art: Artifact, metrics: dict, recipe: dict) -> list[str]:
             found.append(f"{name}: max_abs_diff {metrics['max_abs_diff']:.3g} > {tol['max_abs_diff']:g} "
                          f"(tolerances.{art.precision}.max_abs_diff)")
     drop = metrics.get("accuracy_drop")
-    for applies, key in ((art.precision == "int8", "quantize"), (art.pruned and art.precision != "int8", "prune")):
+    float_model = art.precision != "int8"
+    for applies, key in ((art.precision == "int8", "quantize"), (art.pruned and float_model, "prune"),
+                         (art.lowrank and not art.pruned and float_model, "decompose")):
         if applies and drop is not None and drop > recipe[key]["max_accuracy_drop"]:
             found.append(f"{name}: accuracy drop {drop:.2f} points against the fp32 model > "
                          f"{recipe[key]['max_accuracy_drop']} ({key}.max_accuracy_drop)")
@@ -92,8 +95,14 @@ def run_artifact(artifact: Artifact, x: np.ndarray, threads: int) -> np.ndarray:
     return np.concatenate(outs)
 
 
+def eval_slice(recipe: Config, target: Config) -> int:
+    """How many evaluation samples evaluate uses: the smaller of the recipe's and the target's limits (0: all)."""
+    limits = [n for n in (recipe.data["data"]["eval_samples"], target.data["validation"]["eval_samples"]) if n]
+    return min(limits, default=0)
+
+
 def run(ctx: Context) -> StageOutput:
-    split = data.eval_split(ctx.recipe)
+    split = data.eval_split(ctx.recipe, eval_slice(ctx.recipe, ctx.target))
     x = data.to_tensor(split.images, data.input_spec(ctx.recipe))
     torch.set_num_threads(ctx.threads)
     arts = {a.name: a for a in ctx.upstream_artifacts()}
@@ -133,5 +142,5 @@ def run(ctx: Context) -> StageOutput:
 
 
 STAGE = Stage("evaluate", "accuracy and parity of every artifact in its own runtime",
-              ("train", "prune", "quantize", "to_onnx", "to_tflite", "to_executorch"), settings, run,
+              ("train", "decompose", "prune", "quantize", "to_onnx", "to_tflite", "to_executorch"), settings, run,
               tools=("onnxruntime", "ai-edge-litert", "executorch", "torch", "numpy"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import torch
 
 from pipeline import data
@@ -37,20 +35,21 @@ def finetune_settings(recipe: Config) -> TrainSettings:
                          max_train_samples=base["max_train_samples"])
 
 
-def check_rebuild(model: torch.nn.Module, art, x: torch.Tensor, what: str) -> None:
-    """Later stages and fresh processes rebuild the pruned network from its spec and narrowed state_dict: it must
-    give the same outputs as the pruned module itself, or the architecture keeps widths somewhere we cannot see."""
+def check_rebuild(model: torch.nn.Module, art, x: torch.Tensor, what: str, stage: str = "prune") -> None:
+    """Later stages and fresh processes rebuild a compressed network from its spec, its recorded structure and its
+    state_dict: it must give the same outputs as the module itself, or the architecture keeps widths somewhere we
+    cannot see."""
+    fix = f"add the layer to {stage}.ignore or set {stage}.enabled = false"
     try:
         rebuilt = load_model(art)
         with torch.no_grad():
             same = torch.allclose(rebuilt(x), model.eval()(x), rtol=1e-4, atol=1e-5)
     except Exception as exc:  # e.g. a layer that computes sizes in __init__ from the unpruned widths
-        raise UserError(f"prune: {what}: the pruned network cannot be rebuilt from its weights "
-                        f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]}); add the layer to "
-                        "prune.ignore or set prune.enabled = false") from None
+        raise UserError(f"{stage}: {what}: the {stage}d network cannot be rebuilt from its weights "
+                        f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]}); {fix}") from None
     if not same:
-        raise UserError(f"prune: {what}: the pruned network rebuilt from its weights gives other outputs; add "
-                        "the layers that keep fixed widths to prune.ignore or set prune.enabled = false")
+        raise UserError(f"{stage}: {what}: the {stage}d network rebuilt from its weights gives other outputs; {fix} "
+                        "(layers that keep fixed widths)")
 
 
 def run(ctx: Context) -> StageOutput:
@@ -60,9 +59,10 @@ def run(ctx: Context) -> StageOutput:
         return StageOutput((), {"skipped": reason})
     if not cfg["enabled"]:
         return StageOutput((), {"skipped": "prune.enabled = false"})
-    src = ctx.inputs["train"].artifact("torch-fp32")
-    teacher = load_model(src)
-    model = copy.deepcopy(teacher)
+    decomposed = [a for a in ctx.inputs["decompose"].artifacts if a.format == "torch"]
+    src = decomposed[0] if decomposed else ctx.inputs["train"].artifact("torch-fp32")
+    teacher = load_model(ctx.inputs["train"].artifact("torch-fp32"))  # distilled from the uncompressed model
+    model = load_model(src)
     spec = data.input_spec(ctx.recipe)
     split = data.train_split(ctx.recipe)
     x = torch.from_numpy(data.to_tensor(split.images, spec))
@@ -93,12 +93,14 @@ def run(ctx: Context) -> StageOutput:
     path = ctx.out_dir / "model_pruned.pt"
     save_state_dict(model, path)  # on torchrun ranks other than 0 this folder is scratch (see runner)
     size = count(model, example)
-    art = derived(src, name=artifact_name("torch", "fp32", pruned=True), path=str(path), format="torch",
+    art = derived(src, name=artifact_name("torch", "fp32", pruned=True, lowrank=src.lowrank), path=str(path),
+                  format="torch",
                   precision="fp32", layout="NCHW", pruned=True, params=size["params"], macs=size["macs"],
                   reference="", extra={**src.extra, "pruned": True, "pruned_from": src.name})
     check_rebuild(model, art, x[:8], src.extra["arch"])
     return StageOutput((finalize(art, ("torch", "torch-pruning")),), report)
 
 
-STAGE = Stage("prune", "structurally pruned model, fine-tuned with distillation from the unpruned one", ("train",),
+STAGE = Stage("prune", "structurally pruned model, fine-tuned with distillation from the unpruned one",
+              ("train", "decompose"),
               settings, run, tools=("torch", "torch-pruning"), trains=True)

@@ -43,8 +43,12 @@ def settings(recipe: Config, target: Config) -> dict:
 
 
 def _source(ctx: Context) -> Artifact:
-    pruned = [a for a in ctx.inputs["prune"].artifacts if a.format == "torch"]
-    return pruned[0] if pruned else ctx.inputs["train"].artifact("torch-fp32")
+    """The most compressed float model: pruned, else decomposed, else the trained one."""
+    for stage in ("prune", "decompose"):
+        found = [a for a in ctx.inputs[stage].artifacts if a.format == "torch"]
+        if found:
+            return found[0]
+    return ctx.inputs["train"].artifact("torch-fp32")
 
 
 def qat_settings(recipe: Config) -> TrainSettings:
@@ -162,8 +166,9 @@ def run(ctx: Context) -> StageOutput:
             acc = float((predict_logits(converted, ex).argmax(1) == evals.labels).mean())
         summary["methods"][method] = {"how": how, "reference_accuracy": acc}
         ctx.log.info("%s: %s; PyTorch int8 reference accuracy %s", method, how, f"{acc:.4f}" if acc else "-")
-        common = {"pruned": src.pruned, "quantization": method, "params": src.params, "macs": src.macs}
-        ref_name = artifact_name("pt2", "int8", src.pruned, method)
+        common = {"pruned": src.pruned, "lowrank": src.lowrank, "quantization": method, "params": src.params,
+                  "macs": src.macs}
+        ref_name = artifact_name("pt2", "int8", src.pruned, method, lowrank=src.lowrank)
         ref_path = ctx.out_dir / f"{ref_name}.pt2"
         _save_reference(converted, calib[:2], ref_path)
         arts.append(Artifact(name=ref_name, path=str(ref_path), format="pt2", precision="int8", layout="NCHW",
@@ -171,7 +176,7 @@ def run(ctx: Context) -> StageOutput:
                              extra={"quantized_by": f"{how}; {WEIGHTS}", "max_batch": MAX_BATCH,
                                     "source": src.name}))
         if want["pte"]:
-            name = artifact_name("pte", "int8", src.pruned, method)
+            name = artifact_name("pte", "int8", src.pruned, method, lowrank=src.lowrank)
             path = ctx.out_dir / f"{name}.pte"
             delegation = write_program(converted, example, path, f"quantize: {name}", ctx.log)
             arts.append(Artifact(name=name, path=str(path), format="pte", precision="int8", layout="NCHW",
@@ -179,7 +184,7 @@ def run(ctx: Context) -> StageOutput:
                                  extra={"quantized_by": f"{how}; {WEIGHTS}; lowered to ExecuTorch XNNPACK",
                                         "backend": "xnnpack", "delegation": delegation}))
         if want["tflite"]:
-            name = artifact_name("torch", "fp32", src.pruned, method, suffix="float")
+            name = artifact_name("torch", "fp32", src.pruned, method, suffix="float", lowrank=src.lowrank)
             path = ctx.out_dir / f"{name}.pt"
             if float_model is model:
                 shutil.copyfile(src.path, path)
@@ -200,4 +205,4 @@ def run(ctx: Context) -> StageOutput:
 
 
 STAGE = Stage("quantize", "int8 by PTQ and QAT (PT2E, XNNPACK quantizer): .pte programs and their references",
-              ("train", "prune"), settings, run, tools=("torch", "torchao", "executorch"), trains=True)
+              ("train", "decompose", "prune"), settings, run, tools=("torch", "torchao", "executorch"), trains=True)

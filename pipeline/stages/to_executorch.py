@@ -48,7 +48,7 @@ def run(ctx: Context) -> StageOutput:
     for src in ctx.upstream_artifacts():
         if src.format != "torch" or src.role != "model":
             continue
-        name = artifact_name("pte", "fp32", src.pruned)
+        name = artifact_name("pte", "fp32", src.pruned, lowrank=src.lowrank)
         path = ctx.out_dir / f"{name}.pte"
         summary = write_program(load_model(src), torch.zeros(src.input_shape), path, f"to_executorch: {name}",
                                 ctx.log)
@@ -58,5 +58,6 @@ def run(ctx: Context) -> StageOutput:
     return StageOutput(tuple(arts), {"delegation": {a.name: a.extra["delegation"] for a in arts}})
 
 
-STAGE = Stage("to_executorch", "ExecuTorch .pte fp32 of every float model, XNNPACK-delegated", ("train", "prune"),
+STAGE = Stage("to_executorch", "ExecuTorch .pte fp32 of every float model, XNNPACK-delegated",
+              ("train", "decompose", "prune"),
               settings, run, tools=("torch", "executorch"))

@@ -84,7 +84,7 @@ def convert(ctx: Context, src: Artifact) -> tuple[Artifact, float]:
     """Export one torch artifact and check it against ONNX Runtime on real inputs; returns (artifact, max diff)."""
     model = load_model(src)
     name = artifact_name("onnx", src.precision, src.pruned, src.quantization,
-                         suffix="float" if src.role == "intermediate" else "")
+                         suffix="float" if src.role == "intermediate" else "", lowrank=src.lowrank)
     path = ctx.out_dir / f"{name}.onnx"
     opset = ctx.recipe.data["export"]["opset"]
     try:
@@ -133,5 +133,5 @@ def run(ctx: Context) -> StageOutput:
 
 
 STAGE = Stage("to_onnx", "ONNX fp32 of every float model (dynamo exporter), checked against ONNX Runtime",
-              ("train", "prune", "quantize"), settings, run,
+              ("train", "decompose", "prune", "quantize"), settings, run,
               tools=("torch", "onnx", "onnxscript", "onnxruntime"))

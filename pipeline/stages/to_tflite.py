@@ -129,7 +129,7 @@ def convert(ctx: Context, src: Artifact, precisions: list[str], calib: np.ndarra
                             f"{onnx2tf_adapter.VARIANTS[precision]} in {work / 'tf'})")
         # an imported ONNX file's int8 is onnx2tf's post-training quantization of it
         quantization = "ptq" if precision == "int8" and "imported_from" in src.extra else src.quantization
-        name = artifact_name("tflite", precision, src.pruned, quantization)
+        name = artifact_name("tflite", precision, src.pruned, quantization, lowrank=src.lowrank)
         dest = ctx.out_dir / f"{name}.tflite"
         shutil.move(files[precision], dest)
         dtype, in_q, out_q = io_quantization(dest)

@@ -1,0 +1,92 @@
+"""decompose: low-rank factorisation of the trained model's convolutions and linear layers, then fine-tuning
+distilled from it. Off by default; when on, pruning (if any) starts from the factorised model."""
+
+from __future__ import annotations
+
+import torch
+
+from pipeline import data
+from pipeline.artifact import artifact_name, derived, finalize
+from pipeline.compression.lowrank import LowRankError, LowRankSettings, decompose
+from pipeline.compression.pruning import count
+from pipeline.config import Config
+from pipeline.errors import ConfigError, UserError
+from pipeline.models.checkpoint import load_model, save_state_dict
+from pipeline.stage import Context, Stage, StageOutput
+from pipeline.stages.prune import check_rebuild
+from pipeline.stages.train import skip_reason
+from pipeline.training import Distillation, TrainSettings, predict_logits, train
+
+
+def settings(recipe: Config, target: Config) -> dict:
+    cfg = recipe.data["decompose"]
+    if not cfg["enabled"]:
+        return {"enabled": False}  # nothing else about an unused table may change downstream cache keys
+    # the accuracy limit is a gate checked by evaluate: changing it must not redo the factorisation
+    return {"decompose": {k: v for k, v in cfg.items() if k != "max_accuracy_drop"}, "train": recipe.data["train"],
+            "data": data.fingerprint(recipe)}
+
+
+def lowrank_settings(cfg: dict) -> LowRankSettings:
+    return LowRankSettings(energy=cfg["energy"], macs_factor=cfg["macs_factor"], min_saving=cfg["min_saving"],
+                           min_macs=cfg["min_macs"], ignore=tuple(cfg["ignore"]))
+
+
+def finetune_settings(recipe: Config) -> TrainSettings:
+    ft, base = recipe.data["decompose"]["finetune"], recipe.data["train"]
+    return TrainSettings(epochs=ft["epochs"], batch_size=base["batch_size"], lr=ft["lr"],
+                         weight_decay=base["weight_decay"], schedule="cosine", flip=base["flip"], seed=base["seed"] + 3,
+                         max_train_samples=base["max_train_samples"])
+
+
+def run(ctx: Context) -> StageOutput:
+    cfg = ctx.recipe.data["decompose"]
+    reason = skip_reason(ctx.recipe, "decompose")
+    if reason:
+        return StageOutput((), {"skipped": reason})
+    if not cfg["enabled"]:
+        return StageOutput((), {"skipped": "decompose.enabled = false"})
+    src = ctx.inputs["train"].artifact("torch-fp32")
+    teacher = load_model(src)
+    model = load_model(src)
+    spec = data.input_spec(ctx.recipe)
+    split = data.train_split(ctx.recipe)
+    x = torch.from_numpy(data.to_tensor(split.images, spec))
+    y = torch.from_numpy(split.labels)
+    example = torch.zeros(src.input_shape)
+    try:
+        model, report = decompose(model, example, lowrank_settings(cfg))
+    except KeyError as exc:
+        raise ConfigError(ctx.recipe.path, "decompose.ignore", f"{exc.args[0]!r} names no layer of the model") \
+            from None
+    except LowRankError as exc:
+        raise UserError(f"{ctx.recipe.path.name}: decompose: {src.extra['arch']}: {exc}") from None
+    ctx.log.info("factorised %d layers at energy %.3f (%d left): MACs %d -> %d (%.2fx fewer), params %d -> %d",
+                 len(report["layers"]), report["energy"], len(report["left_as_is"]), report["before"]["macs"],
+                 report["after"]["macs"], report["macs_reduction"], report["before"]["params"],
+                 report["after"]["params"])
+    evals = data.eval_split(ctx.recipe)
+    ex = torch.from_numpy(data.to_tensor(evals.images, spec))
+    if evals.labels is not None:
+        report["accuracy_before_finetune"] = float((predict_logits(model, ex).argmax(1) == evals.labels).mean())
+    ft = cfg["finetune"]
+    distill = Distillation(teacher, ft["distill_temperature"], ft["distill_weight"]) if ft["distill"] else None
+    if ft["epochs"] > 0:
+        report["finetune"] = train(model, x, y, finetune_settings(ctx.recipe), distill=distill, desc="finetune")
+    if evals.labels is not None:
+        report["accuracy"] = float((predict_logits(model, ex).argmax(1) == evals.labels).mean())
+        ctx.log.info("after factorising %.4f, after fine-tuning %.4f", report["accuracy_before_finetune"],
+                     report["accuracy"])
+    path = ctx.out_dir / "model_lowrank.pt"
+    save_state_dict(model, path)
+    size = count(model, example)
+    art = derived(src, name=artifact_name("torch", "fp32", lowrank=True), path=str(path), format="torch",
+                  precision="fp32", layout="NCHW", lowrank=True, params=size["params"], macs=size["macs"],
+                  reference="", extra={**src.extra, "decomposed": report["plan"], "decomposed_from": src.name})
+    check_rebuild(model, art, x[:8], src.extra["arch"], stage="decompose")
+    return StageOutput((finalize(art, ("torch", "tensorly")),), report)
+
+
+STAGE = Stage("decompose", "low-rank factorised model (Tucker-2 convolutions, SVD 1x1 and linear), fine-tuned with "
+              "distillation (off unless decompose.enabled)", ("train",), settings, run, tools=("torch", "tensorly"),
+              trains=True)
