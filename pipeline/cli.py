@@ -29,16 +29,19 @@ EXAMPLES = """examples:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline import log, runner
-    from pipeline.config import load_recipe, load_target
+    from pipeline.config import load_recipe, load_target, parse_overrides
 
     log.setup(args.verbose)
-    recipe, target = load_recipe(args.recipe), load_target(args.target)
+    sets = parse_overrides(args.set, "--set")
+    target_sets = parse_overrides(args.target_set, "--target-set")
+    recipe, target = load_recipe(args.recipe, sets), load_target(args.target, target_sets)
     if args.serial:  # another phone of the same model: the target's settings, this serial
         target = replace(target, data={**target.data, "device": {**target.data["device"], "serial": args.serial}})
     only = tuple(s for s in (args.only or "").split(",") if s)
     opts = runner.RunOptions(build_dir=Path(args.build_dir), from_stage=args.from_stage, only=only,
                              force=args.force, no_gates=args.no_gates, threads=args.threads,
-                             explain=not args.no_explain)
+                             explain=not args.no_explain, run_dir=Path(args.run_dir) if args.run_dir else None,
+                             overrides={"recipe": sets, "target": target_sets})
     out = runner.run(recipe, target, opts)
     report = out / "report.md"
     print(report if report.exists() else out / "manifest.json")
@@ -118,11 +121,36 @@ def _cmd_release(args: argparse.Namespace) -> int:
 
     log.setup(args.verbose)
     recipe, target = load_recipe(args.recipe), load_target(args.target)
-    build_dir = Path(args.build_dir)
-    run_dir = runner.run(recipe, target, runner.RunOptions(build_dir=build_dir, threads=args.threads))
-    release = bundle.build(run_dir, recipe, Path(args.out) if args.out else build_dir / "release")
+    build_dir, ship = Path(args.build_dir), None
+    if args.search:  # the search's chosen trial: its settings, its final run folder, only its artifact
+        from pipeline.search import chosen_run, overrides_of
+
+        final, run_dir = chosen_run(build_dir, recipe, target)
+        sets, target_sets = overrides_of(final)
+        recipe, target = load_recipe(args.recipe, sets), load_target(args.target, target_sets)
+        opts = runner.RunOptions(build_dir=build_dir, threads=args.threads, no_gates=True, run_dir=run_dir,
+                                 overrides={"recipe": sets, "target": target_sets})
+        run_dir, ship = runner.run(recipe, target, opts), final["artifact"]
+    else:
+        run_dir = runner.run(recipe, target, runner.RunOptions(build_dir=build_dir, threads=args.threads))
+    release = bundle.build(run_dir, recipe, Path(args.out) if args.out else build_dir / "release", ship)
     print(f"bundle {release.directory} ships {', '.join(release.artifacts)}")
     print(release.archive)
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from pipeline import log
+    from pipeline.config import load_recipe, load_target
+    from pipeline.search import SearchOptions, run_search
+
+    log.setup(args.verbose)
+    recipe, target = load_recipe(args.recipe), load_target(args.target)
+    opts = SearchOptions(build_dir=Path(args.build_dir), workers=args.workers, trials=args.trials,
+                         storage=args.storage, worker_index=args.worker_index)
+    out = run_search(recipe, target, opts)
+    if args.worker_index is None:
+        print(out / "search.md")
     return 0
 
 
@@ -180,6 +208,12 @@ def parser() -> argparse.ArgumentParser:
                    help="torch threads for host work (default: the target's compute.threads)")
     r.add_argument("--build-dir", default="build", help="where the cache and runs live (default: build)")
     r.add_argument("--serial", help="adb serial of the device (overrides the target's [device] serial)")
+    r.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE",
+                   help="change one recipe setting for this run, checked like the file's keys "
+                        "(repeatable), e.g. --set prune.enabled=true --set prune.macs_factor=3.0")
+    r.add_argument("--target-set", action="append", default=[], metavar="TABLE.KEY=VALUE",
+                   help="change one target setting, e.g. --target-set benchmark.runs=50")
+    r.add_argument("--run-dir", help="where the manifest and report go (default: BUILD_DIR/runs/<recipe>__<target>)")
     r.add_argument("-v", "--verbose", action="store_true")
     r.set_defaults(func=_cmd_run)
     ini = sub.add_parser("init", help="write a starter recipe for your own model and data (validated)")
@@ -213,8 +247,23 @@ def parser() -> argparse.ArgumentParser:
     rel.add_argument("--out", help="where bundles go (default: BUILD_DIR/release)")
     rel.add_argument("--threads", type=_positive_int, help="torch threads for host work (default: the target's)")
     rel.add_argument("--build-dir", default="build", help="where the cache and runs live (default: build)")
+    rel.add_argument("--search", action="store_true", help="ship the trial `phone-pipeline search` chose for "
+                     "this recipe and target (its final run), instead of the recipe's own settings")
     rel.add_argument("-v", "--verbose", action="store_true")
     rel.set_defaults(func=_cmd_release)
+    se = sub.add_parser("search", help="find the compression settings that run fastest on the target within the "
+                        "accuracy limit ([search] in the recipe); every trial is measured, not estimated")
+    se.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe name (pipeline/recipes) or path to a .toml")
+    se.add_argument("--target", default="host", help="target name (targets/) or path to a .toml")
+    se.add_argument("--trials", type=_positive_int, help="trials in all (default: the recipe's search.trials)")
+    se.add_argument("--workers", type=_positive_int, default=1, help="worker processes on this machine (default 1)")
+    se.add_argument("--storage", help="the study's database URL, shared by workers on several machines "
+                    "(default: sqlite:///BUILD_DIR/search/<recipe>__<target>/study.db)")
+    se.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    se.add_argument("--build-dir", default="build", help="where the cache, runs and searches live (default: build)")
+    se.add_argument("-v", "--verbose", action="store_true")
+    se.set_defaults(func=_cmd_search)
+
     ver = sub.add_parser("verify", help="check a release bundle (.tar.gz or folder): files, metadata, model outputs")
     ver.add_argument("bundle")
     ver.set_defaults(func=_cmd_verify)

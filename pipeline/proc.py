@@ -113,6 +113,18 @@ def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
+def start(cmd: Sequence[str], *, what: str, log: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """Start a child that works beside the caller (a search worker), output to `log`; it dies with the caller."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with log.open("ab") as out:
+            return subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    env=dict(env) if env is not None else venv_env(),
+                                    preexec_fn=_die_with_parent(os.getpid()))
+    except FileNotFoundError:
+        raise ToolError(f"{what}: command not found: {cmd[0]} (run `make setup`)") from None
+
+
 def start_daemon(
     cmd: Sequence[str], *, what: str, log: Path, env: Mapping[str, str] | None = None
 ) -> subprocess.Popen:

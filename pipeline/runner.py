@@ -33,6 +33,8 @@ class RunOptions:
     no_gates: bool = False
     threads: int | None = None  # overrides the target's compute threads
     explain: bool = True  # a failed evaluate gate writes the layer-by-layer page of each artifact that failed it
+    run_dir: Path | None = None  # where manifest and report go (default: BUILD_DIR/runs/<recipe>__<target>)
+    overrides: dict | None = None  # what `--set` / `--target-set` changed, recorded in the manifest
 
 
 def run_dir(build_dir: Path, recipe: Config, target: Config) -> Path:
@@ -81,17 +83,17 @@ def run(recipe: Config, target: Config, opts: RunOptions) -> Path:
     writer = distributed.is_writer()
     scratch = None if writer else Path(tempfile.mkdtemp(prefix=f"pipeline-rank{distributed.rank_and_world()[0]}-"))
     try:
-        with run_lock.hold(run_dir(build_dir, recipe, target), enabled=writer):  # one writer per run folder
-            return _run(recipe, target, opts, threads, build_dir, Cache(build_dir / "cache", scratch), writer)
+        out_dir = opts.run_dir.resolve() if opts.run_dir else run_dir(build_dir, recipe, target)
+        with run_lock.hold(out_dir, enabled=writer):  # one writer per run folder
+            return _run(recipe, target, opts, threads, out_dir, Cache(build_dir / "cache", scratch), writer)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run(recipe: Config, target: Config, opts: RunOptions, threads: int, build_dir: Path, cache: Cache,
+def _run(recipe: Config, target: Config, opts: RunOptions, threads: int, out_dir: Path, cache: Cache,
          writer: bool) -> Path:
     last_training = max(i for i, s in enumerate(STAGES) if s.trains)
-    out_dir = run_dir(build_dir, recipe, target)
     out_dir.mkdir(parents=True, exist_ok=True)
     if writer:  # a report from an earlier run must never sit beside this run's manifest
         for stale in ("report.json", "report.md", "report.png"):
@@ -108,7 +110,8 @@ def _run(recipe: Config, target: Config, opts: RunOptions, threads: int, build_d
                    "settings": target.data},
         "host": _host_info(threads),
         "tools": tool_versions(),
-        "options": {"no_gates": opts.no_gates, "force": opts.force, "from": opts.from_stage, "only": list(opts.only)},
+        "options": {"no_gates": opts.no_gates, "force": opts.force, "from": opts.from_stage, "only": list(opts.only),
+                    "overrides": opts.overrides or {}},
         "stages": records,
         "run_dir": str(out_dir),
     }
@@ -187,7 +190,8 @@ def _explain(out_dir: Path, violations: list[str]) -> None:
     from pipeline.debug import debug
 
     # a pruned float model's accuracy drop is the pruning's, not a conversion's: no layer page explains it
-    wanted = [v.split(":")[0] for v in violations if not v.endswith("(prune.max_accuracy_drop)")]
+    float_limits = ("(prune.max_accuracy_drop)", "(decompose.max_accuracy_drop)")
+    wanted = [v.split(":")[0] for v in violations if not v.endswith(float_limits)]
     for name in dict.fromkeys(n for n in wanted if not n.startswith("torch-")):
         try:
             page = debug(out_dir, name)

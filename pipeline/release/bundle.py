@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.artifact import atomic_write_bytes, sha256_file
@@ -20,7 +20,7 @@ from pipeline.release import archive, bundle_report, checksums, samples
 from pipeline.release import metadata as meta_doc
 from pipeline.release.model_card import model_card
 from pipeline.release.schema import validate_metadata
-from pipeline.release.select import choose
+from pipeline.release.select import candidates, choose
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,10 @@ def _fix_modes(root: Path) -> None:
         p.chmod(archive.DIR_MODE if p.is_dir() else archive.FILE_MODE)
 
 
-def _write_tree(root: Path, run_dir: Path, recipe: Config) -> tuple[str, ...]:
+def _write_tree(root: Path, run_dir: Path, recipe: Config, ship: str | None) -> tuple[str, ...]:
     manifest = json.loads((run_dir / "manifest.json").read_text())
     report = json.loads((run_dir / "report.json").read_text())
-    candidates = choose(report)
+    candidates = choose(report) if ship is None else ship_only(report, ship, run_dir)
     records = meta_doc.manifest_artifacts(manifest)
     chosen = [records[c.name] for c in candidates if c.chosen]
     if not chosen:
@@ -98,8 +98,20 @@ def _write_tree(root: Path, run_dir: Path, recipe: Config) -> tuple[str, ...]:
     return tuple(r["name"] for r in chosen)
 
 
-def build(run_dir: Path, recipe: Config, out_dir: Path) -> Release:
-    """Bundle the run in `run_dir` (manifest.json, report.json) into `out_dir`; replaces an older bundle whole."""
+def ship_only(report: dict, name: str, run_dir: Path) -> list:
+    """The candidates with only `name` chosen (a search's choice); it must have passed its gate and been measured."""
+    pool = [replace(c, chosen=c.name == name) for c in candidates(report)]
+    mine = [c for c in pool if c.name == name]
+    if not mine or not mine[0].eligible:
+        row = next((r for r in report["artifacts"] if r["name"] == name), None)
+        why = "it is not in the run" if row is None else "; ".join(row["violations"]) or "it has no measured latency"
+        raise UserError(f"release: {run_dir}: cannot ship {name}: {why}")
+    return pool
+
+
+def build(run_dir: Path, recipe: Config, out_dir: Path, ship: str | None = None) -> Release:
+    """Bundle the run in `run_dir` (manifest.json, report.json) into `out_dir`; replaces an older bundle whole.
+    `ship` names the one artifact to bundle (a search's choice); without it, select.choose picks per format."""
     report = json.loads((run_dir / "report.json").read_text())
     name = bundle_name(report)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +119,7 @@ def build(run_dir: Path, recipe: Config, out_dir: Path) -> Release:
     try:
         root = work / name
         root.mkdir()
-        shipped = _write_tree(root, run_dir, recipe)
+        shipped = _write_tree(root, run_dir, recipe, ship)
         data = archive.tar_gz_bytes(root, name)
         final = out_dir / name
         if final.exists():

@@ -9,7 +9,10 @@ when max_seconds have passed.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import time
 
 import numpy as np
@@ -40,7 +43,7 @@ def baselines(artifacts: list[Artifact]) -> dict[str, str]:
     base = {}
     for a in artifacts:
         rt = RUNTIME_OF_FORMAT[a.format]
-        if a.precision == "fp32" and not a.pruned and a.quantization == "none" and rt not in base:
+        if a.precision == "fp32" and not a.pruned and not a.lowrank and a.quantization == "none" and rt not in base:
             base[rt] = a.name
     return {a.name: base[RUNTIME_OF_FORMAT[a.format]] for a in artifacts
             if RUNTIME_OF_FORMAT[a.format] in base and base[RUNTIME_OF_FORMAT[a.format]] != a.name}
@@ -84,13 +87,8 @@ def _result(art: Artifact, rs: list[dict], speedup: dict | None) -> dict:
     return res
 
 
-def run(ctx: Context) -> StageOutput:
-    bench = ctx.target.data["benchmark"]
-    x = data.to_tensor(data.eval_split(ctx.recipe, 1).images, data.input_spec(ctx.recipe))
-    input_path = ctx.out_dir / "input.npy"
-    np.save(input_path, x)
-    artifacts = [a for a in ctx.upstream_artifacts() if a.role == "model"]
-    base_of = baselines(artifacts)
+def _rounds(artifacts: list[Artifact], input_path, bench: dict, base_of: dict[str, str]):
+    """Interleaved rounds, one fresh process per artifact per round, until _stop_reason says stop."""
     rounds: dict[str, list[dict]] = {a.name: [] for a in artifacts}
     loads, start, speed, stopped = [host_load.snapshot()], time.monotonic(), {}, None
     with progress(total=len(artifacts) * bench["max_rounds"], desc="benchmark", unit="run") as bar:
@@ -101,7 +99,37 @@ def run(ctx: Context) -> StageOutput:
             loads.append(host_load.snapshot())
             speed = speedups(rounds, base_of)
             stopped = _stop_reason(len(loads) - 1, time.monotonic() - start, speed, bench)
-    seconds = time.monotonic() - start
+    return rounds, loads, speed, stopped, time.monotonic() - start
+
+
+@contextlib.contextmanager
+def exclusive_machine(log):
+    """With PIPELINE_BENCH_LOCK set (search workers sharing a machine), one benchmark times at a time: the others'
+    conversions may still run, but never another timing loop."""
+    path = os.environ.get("PIPELINE_BENCH_LOCK")
+    if not path:
+        yield
+        return
+    with open(path, "a") as handle:
+        waited = time.monotonic()
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        if time.monotonic() - waited > 1:
+            log.info("benchmark: waited %.0f s for another worker's benchmark to finish", time.monotonic() - waited)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run(ctx: Context) -> StageOutput:
+    bench = ctx.target.data["benchmark"]
+    x = data.to_tensor(data.eval_split(ctx.recipe, 1).images, data.input_spec(ctx.recipe))
+    input_path = ctx.out_dir / "input.npy"
+    np.save(input_path, x)
+    artifacts = [a for a in ctx.upstream_artifacts() if a.role == "model"]
+    base_of = baselines(artifacts)
+    with exclusive_machine(ctx.log):
+        rounds, loads, speed, stopped, seconds = _rounds(artifacts, input_path, bench, base_of)
     input_path.unlink()
     results = {a.name: _result(a, rounds[a.name], speed.get(a.name)) for a in artifacts}
     for name, res in results.items():
@@ -119,5 +147,6 @@ def run(ctx: Context) -> StageOutput:
 
 
 STAGE = Stage("benchmark", "host latency (p50/p90/p99, cv) in interleaved rounds with speed-up intervals, load time "
-              "and peak RSS per artifact", ("train", "prune", "quantize", "to_onnx", "to_tflite", "to_executorch"),
+              "and peak RSS per artifact", ("train", "decompose", "prune", "quantize", "to_onnx", "to_tflite",
+                                                        "to_executorch"),
               settings, run, tools=("torch", "onnxruntime", "ai-edge-litert", "executorch"))
