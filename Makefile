@@ -44,9 +44,12 @@ apk: setup                  ## hand-build the Android demo into a signed, verifi
 android-demo: setup         ## copy a release bundle into the app's assets: make android-demo BUNDLE=dir
 	$(PY) -m pipeline.apk copy-bundle $(BUNDLE)
 
-.PHONY: release verify
+.PHONY: release verify search
 release: setup              ## run (cached) and bundle a target's artifacts: make release TARGET=host; prints the .tar.gz
 	$(CLI) release --recipe $(RECIPE) --target $(TARGET) $(ARGS)
+
+search: setup               ## best compression settings measured on a target: make search TARGET=host WORKERS=2
+	$(CLI) search --recipe $(RECIPE) --target $(TARGET) --workers $(or $(WORKERS),1) $(ARGS)
 
 verify: setup               ## check a release bundle end to end: make verify BUNDLE=build/release/<name>.tar.gz
 	$(CLI) verify $(BUNDLE)

@@ -97,7 +97,8 @@ def test_report_json_has_the_documented_schema(e2e):
                                                       "on_device"]
     assert all({"name", "cached", "seconds"} <= set(s) for s in rep["stages"])
     skipped = {s["name"]: s["skipped"] for s in rep["stages"] if s["skipped"]}
-    assert skipped == {"on_device": "host target"}  # the host target has no device; every other stage worked
+    # decompose is off by default and the host target has no device; every other stage worked
+    assert skipped == {"decompose": "decompose.enabled = false", "on_device": "host target"}
 
 
 def test_benchmark_records_settings_memory_and_load_time(e2e):
