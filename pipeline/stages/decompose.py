@@ -13,9 +13,9 @@ from pipeline.config import Config
 from pipeline.errors import ConfigError, UserError
 from pipeline.models.checkpoint import load_model, save_state_dict
 from pipeline.stage import Context, Stage, StageOutput
+from pipeline.stages.finetune import recover, training_tensors
 from pipeline.stages.prune import check_rebuild
 from pipeline.stages.train import skip_reason
-from pipeline.training import Distillation, TrainSettings, predict_logits, train
 
 
 def settings(recipe: Config, target: Config) -> dict:
@@ -32,13 +32,6 @@ def lowrank_settings(cfg: dict) -> LowRankSettings:
                            min_macs=cfg["min_macs"], ignore=tuple(cfg["ignore"]))
 
 
-def finetune_settings(recipe: Config) -> TrainSettings:
-    ft, base = recipe.data["decompose"]["finetune"], recipe.data["train"]
-    return TrainSettings(epochs=ft["epochs"], batch_size=base["batch_size"], lr=ft["lr"],
-                         weight_decay=base["weight_decay"], schedule="cosine", flip=base["flip"], seed=base["seed"] + 3,
-                         max_train_samples=base["max_train_samples"])
-
-
 def run(ctx: Context) -> StageOutput:
     cfg = ctx.recipe.data["decompose"]
     reason = skip_reason(ctx.recipe, "decompose")
@@ -49,10 +42,7 @@ def run(ctx: Context) -> StageOutput:
     src = ctx.inputs["train"].artifact("torch-fp32")
     teacher = load_model(src)
     model = load_model(src)
-    spec = data.input_spec(ctx.recipe)
-    split = data.train_split(ctx.recipe)
-    x = torch.from_numpy(data.to_tensor(split.images, spec))
-    y = torch.from_numpy(split.labels)
+    x, y = training_tensors(ctx.recipe)
     example = torch.zeros(src.input_shape)
     try:
         model, report = decompose(model, example, lowrank_settings(cfg))
@@ -65,16 +55,8 @@ def run(ctx: Context) -> StageOutput:
                  len(report["layers"]), report["energy"], len(report["left_as_is"]), report["before"]["macs"],
                  report["after"]["macs"], report["macs_reduction"], report["before"]["params"],
                  report["after"]["params"])
-    evals = data.eval_split(ctx.recipe)
-    ex = torch.from_numpy(data.to_tensor(evals.images, spec))
-    if evals.labels is not None:
-        report["accuracy_before_finetune"] = float((predict_logits(model, ex).argmax(1) == evals.labels).mean())
-    ft = cfg["finetune"]
-    distill = Distillation(teacher, ft["distill_temperature"], ft["distill_weight"]) if ft["distill"] else None
-    if ft["epochs"] > 0:
-        report["finetune"] = train(model, x, y, finetune_settings(ctx.recipe), distill=distill, desc="finetune")
-    if evals.labels is not None:
-        report["accuracy"] = float((predict_logits(model, ex).argmax(1) == evals.labels).mean())
+    recover(ctx.recipe, "decompose", 3, model, teacher, x, y, report)
+    if "accuracy" in report:
         ctx.log.info("after factorising %.4f, after fine-tuning %.4f", report["accuracy_before_finetune"],
                      report["accuracy"])
     path = ctx.out_dir / "model_lowrank.pt"

@@ -11,8 +11,8 @@ from pipeline.config import Config
 from pipeline.errors import ConfigError, UserError
 from pipeline.models.checkpoint import load_model, save_state_dict
 from pipeline.stage import Context, Stage, StageOutput
+from pipeline.stages.finetune import recover, training_tensors
 from pipeline.stages.train import skip_reason
-from pipeline.training import Distillation, TrainSettings, predict_logits, train
 
 
 def settings(recipe: Config, target: Config) -> dict:
@@ -25,14 +25,6 @@ def prune_settings(cfg: dict) -> PruneSettings:
     return PruneSettings(ratio=cfg["ratio"], macs_factor=cfg["macs_factor"], importance=cfg["importance"],
                          global_pruning=cfg["global_pruning"], round_to=cfg["round_to"], ignore=tuple(cfg["ignore"]),
                          iterative_steps=cfg["iterative_steps"])
-
-
-def finetune_settings(recipe: Config) -> TrainSettings:
-    ft = recipe.data["prune"]["finetune"]
-    base = recipe.data["train"]
-    return TrainSettings(epochs=ft["epochs"], batch_size=base["batch_size"], lr=ft["lr"],
-                         weight_decay=base["weight_decay"], schedule="cosine", flip=base["flip"], seed=base["seed"] + 1,
-                         max_train_samples=base["max_train_samples"])
 
 
 def check_rebuild(model: torch.nn.Module, art, x: torch.Tensor, what: str, stage: str = "prune") -> None:
@@ -63,10 +55,7 @@ def run(ctx: Context) -> StageOutput:
     src = decomposed[0] if decomposed else ctx.inputs["train"].artifact("torch-fp32")
     teacher = load_model(ctx.inputs["train"].artifact("torch-fp32"))  # distilled from the uncompressed model
     model = load_model(src)
-    spec = data.input_spec(ctx.recipe)
-    split = data.train_split(ctx.recipe)
-    x = torch.from_numpy(data.to_tensor(split.images, spec))
-    y = torch.from_numpy(split.labels)
+    x, y = training_tensors(ctx.recipe)
     example = torch.zeros(src.input_shape)
     try:
         model, report = prune(model, example, prune_settings(cfg), batches=lambda: iter([(x[:256], y[:256])]),
@@ -81,15 +70,10 @@ def run(ctx: Context) -> StageOutput:
     ctx.log.info("pruned %s: MACs %d -> %d (%.2fx fewer), params %d -> %d", src.name, report["before"]["macs"],
                  report["after"]["macs"], report["macs_reduction"], report["before"]["params"],
                  report["after"]["params"])
-    evals = data.eval_split(ctx.recipe)
-    ex = torch.from_numpy(data.to_tensor(evals.images, spec))
-    report["accuracy_before_finetune"] = float((predict_logits(model, ex).argmax(1) == evals.labels).mean())
-    ft = ctx.recipe.data["prune"]["finetune"]
-    distill = Distillation(teacher, ft["distill_temperature"], ft["distill_weight"]) if ft["distill"] else None
-    report["finetune"] = train(model, x, y, finetune_settings(ctx.recipe), distill=distill, desc="finetune")
-    report["accuracy"] = float((predict_logits(model, ex).argmax(1) == evals.labels).mean())
-    ctx.log.info("after pruning %.4f, after fine-tuning%s %.4f", report["accuracy_before_finetune"],
-                 " with distillation" if distill else "", report["accuracy"])
+    distilled = recover(ctx.recipe, "prune", 1, model, teacher, x, y, report)
+    if "accuracy" in report:
+        ctx.log.info("after pruning %.4f, after fine-tuning%s %.4f", report["accuracy_before_finetune"],
+                     " with distillation" if distilled else "", report["accuracy"])
     path = ctx.out_dir / "model_pruned.pt"
     save_state_dict(model, path)  # on torchrun ranks other than 0 this folder is scratch (see runner)
     size = count(model, example)
