@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, cli, write_recipe
 
+from pipeline.search import study
+
 SEARCH = {"decompose.min_saving": "0.05", "search.runtimes": '["executorch"]', "search.precisions": '["fp32"]',
           "search.prune": "false", "search.energy": "[0.8, 0.95]", "search.trials": "3",
           "search.eval_samples": "200", "search.bench_runs": "10", "search.bench_rounds": "1",
@@ -46,15 +48,16 @@ def test_two_workers_write_one_consistent_study_and_a_front(two_workers):
     proc, folder, doc = two_workers["proc"], two_workers["folder"], two_workers["doc"]
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().endswith("search.md")
-    assert [r["number"] for r in doc["trials"]] == [0, 1, 2]  # exactly the asked-for count, none lost or doubled
-    assert _study_states(folder / "study.db") == ["COMPLETE"] * 3
+    # exactly the asked-for count of distinct settings, none lost or doubled; repeated proposals are answered
+    assert len(doc["trials"]) == 3 and len({json.dumps(r["params"], sort_keys=True) for r in doc["trials"]}) == 3
+    assert _study_states(folder / "study.db") == ["COMPLETE"] * (3 + len(doc["repeats"]))
     assert len({r["worker"] for r in doc["trials"]}) == 2, "both workers ran trials"
     for r in doc["trials"]:
         m = r["measured"]
         assert m["artifact"] == r["artifact"] and m["p50_ms"] > 0 and 0 < m["accuracy"] <= 100
         assert json.loads((folder / "trials" / f"{r['number']:03d}.json").read_text()) == r
         assert m["eval_samples"] == 200 and m["bench_rounds"] == 1  # trial numbers come from the slice
-    assert doc["front"] and set(doc["front"]) <= {0, 1, 2} and doc["chosen"] in doc["front"]
+    assert doc["front"] and set(doc["front"]) <= {r["number"] for r in doc["trials"]} and doc["chosen"] in doc["front"]
     assert (folder / "front.png").stat().st_size > 1000
     md = (folder / "search.md").read_text()
     assert f"| {doc['chosen']} **front** **chosen**" in md and "Final (whole test set" in md
@@ -104,6 +107,20 @@ def test_a_budget_no_trial_meets_ends_with_one_line_naming_the_best(two_workers,
     assert "none of 1 trial(s) met the gates; the closest was trial 0" in errors[0] and "p50" in errors[0]
     doc = json.loads((two_workers["build"] / "search" / "budget__test-host" / "search.json").read_text())
     assert doc["chosen"] is None and doc["trials"][0]["failed_gates"] == ["max_latency_ms"]
+
+
+def test_settings_proposed_again_are_answered_from_the_earlier_trial_until_the_space_is_exhausted(
+        two_workers, workspace, test_target):
+    # one setting in the whole space: the sampler can only propose it again
+    recipe = write_recipe(workspace, "one", **{**SEARCH, "search.decompose": "false", "search.trials": "2"})
+    proc = _search(recipe, test_target, two_workers["build"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((two_workers["build"] / "search" / "one__test-host" / "search.json").read_text())
+    assert [r["number"] for r in doc["trials"]] == [0] and doc["chosen"] == 0 and doc["front"] == [0]
+    assert len(doc["repeats"]) == study.STOP_AFTER_REPEATS and {r["repeat_of"] for r in doc["repeats"]} == {0}
+    assert proc.stderr.count("[search] trial 0: pte-fp32 accuracy") == 1  # measured once, never rebuilt
+    assert "the space holds no more, stopping with 1 trial(s)" in proc.stderr
+    assert "already measured" in (two_workers["build"] / "search" / "one__test-host" / "search.md").read_text()
 
 
 @pytest.mark.slow

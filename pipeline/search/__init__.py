@@ -114,11 +114,15 @@ def summarise(job: SearchJob, opts: SearchOptions, recipe: Config, target: Confi
               ran: int) -> Path:
     study = open_study(job)
     records, interrupted = _records(job, study)
-    front = sorted(t.number for t in study.best_trials)
+    front = sorted(t.number for t in study.best_trials if "repeat_of" not in t.user_attrs)
+    repeats = [{"number": t.number, "repeat_of": t.user_attrs["repeat_of"]}
+               for t in study.get_trials(deepcopy=False) if "repeat_of" in t.user_attrs]
     chosen, why = choice.choose(records, job.space)
-    measured_on = next((r["measured"]["measured_on"] for r in records if r["state"] == "complete"), "the target")
+    # each trial measures its own runtime's artifact: "host (executorch), host (litert)"
+    measured_on = ", ".join(sorted({r["measured"]["measured_on"] for r in records if r["state"] == "complete"}))
+    measured_on = measured_on or "the target"
     info = {"recipe": recipe.name, "target": target.name, "storage": job.storage_url, "space": job.space,
-            "measured_on": measured_on, "interrupted": interrupted}
+            "measured_on": measured_on, "interrupted": interrupted, "repeats": repeats}
     wall = {"seconds": seconds, "workers": opts.workers, "trials_run_now": ran, "final_seconds": 0.0}
     if chosen is None:
         why = choice.best_found_line(records, job.space)

@@ -48,6 +48,10 @@ def markdown(doc: dict) -> str:
         lines.append(f"| {s['trial']}{mark} | {s['settings']} | {s['artifact']} | {_fmt(s['accuracy'], '.2f')} | "
                      f"{_fmt(s['drop'], '.2f')} | {_fmt(s['p50_ms'], '.4f')} | {_fmt(s['speedup'], '.2f')}x | "
                      f"{outcome} |")
+    if doc.get("repeats"):
+        lines += ["", f"The sampler also proposed {len(doc['repeats'])} time(s) settings already measured (trial "
+                  + ", ".join(f"{r['number']} = {r['repeat_of']}" for r in doc["repeats"])
+                  + "); the earlier result answered them, nothing was run again and they do not count."]
     lines += ["", "## Choice", ""]
     if doc["chosen"] is None:
         lines.append(doc["why"])

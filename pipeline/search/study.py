@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline import bounded_json
 from pipeline.artifact import atomic_write_json
 from pipeline.errors import UserError
 from pipeline.search import space as search_space
@@ -137,8 +138,45 @@ def counted(trials: list) -> list:
     """Trials that count towards `search.trials`: finished ones and running ones (not those a dead worker left)."""
     from optuna.trial import TrialState
 
-    return [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.RUNNING)
-            or (t.state == TrialState.FAIL and "outcome" in t.user_attrs)]
+    return [t for t in trials if "repeat_of" not in t.user_attrs
+            and (t.state in (TrialState.COMPLETE, TrialState.RUNNING)
+                 or (t.state == TrialState.FAIL and "outcome" in t.user_attrs))]
+
+
+# A sampler over a space of categories and stepped ranges proposes settings it has measured already (TPE did so for
+# 2 of 12 trials of the default search). Such a proposal is answered from the earlier trial and does not count; after
+# a few in a row the worker asks a random sampler once, and after many in a row the space is taken as exhausted.
+EXPLORE_AFTER_REPEATS = 3
+STOP_AFTER_REPEATS = 25
+
+
+def earlier_same(study, trial):
+    """The finished, counted trial with the same settings as `trial`, or None."""
+    from optuna.trial import TrialState
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
+        if (t.number != trial.number and t.params == trial.params and "outcome" in t.user_attrs
+                and "repeat_of" not in t.user_attrs):
+            return t
+    return None
+
+
+def _answer_repeat(job: SearchJob, study, trial, earlier) -> None:
+    """Tell the study what the earlier trial of these settings measured; nothing is built or run again."""
+    from optuna.trial import TrialState
+
+    trial.set_user_attr("repeat_of", earlier.number)
+    trial.set_user_attr("outcome", earlier.user_attrs["outcome"])
+    record = job.directory / "trials" / f"{earlier.number:03d}.json"
+    if earlier.state == TrialState.COMPLETE:
+        gates = bounded_json.load(record, "search trial record")["gates"] if record.is_file() else {}
+        for key, value in gates.items():
+            trial.set_constraint(key, value)
+        study.tell(trial, list(earlier.values))
+    else:
+        study.tell(trial, state=TrialState.FAIL)
+    log.info("[search] trial %d: the settings of trial %d again; its result answers, not counted", trial.number,
+             earlier.number)
 
 
 def work(job: SearchJob, worker: int) -> int:
@@ -147,30 +185,46 @@ def work(job: SearchJob, worker: int) -> int:
     from optuna.trial import TrialState
 
     study = open_study(job, worker)
-    ran = 0
+    guided = study.sampler
+    ran = repeats = 0
     while True:
         with _ask_lock(job.directory):
             optuna.storages.fail_stale_trials(study)
             trials = study.get_trials(deepcopy=False)
             trial = None
             if len(counted(trials)) < job.space["trials"]:
+                explore = repeats and repeats % EXPLORE_AFTER_REPEATS == 0
+                study.sampler = optuna.samplers.RandomSampler(seed=job.space["seed"] + worker + repeats) \
+                    if explore else guided
                 trial = study.ask()
                 trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+                params = search_space.suggest(trial, job.space)
+                earlier = earlier_same(study, trial)
+                if earlier is not None:
+                    _answer_repeat(job, study, trial, earlier)
+                    repeats += 1
+                    if repeats >= STOP_AFTER_REPEATS:
+                        log.warning("[search] worker %d: %d proposals in a row were settings already measured; the "
+                                    "space holds no more, stopping with %d trial(s)", worker, repeats,
+                                    len(counted(trials)))
+                        return ran
+                    continue
+                repeats = 0
         if trial is None:
             if not any(t.state == TrialState.RUNNING for t in trials):
                 return ran
             time.sleep(job.space["heartbeat_seconds"])  # another worker's trial, or a dead one going stale
             continue
-        run_trial(job, study, trial)
+        run_trial(job, study, trial, params)
         ran += 1
 
 
-def run_trial(job: SearchJob, study, trial) -> dict:
-    """Build and measure one candidate; record it in the study and as trials/<n>.json. Never raises for the trial's
-    own failures: a crash or a missed gate is recorded with its line and the search goes on."""
+def run_trial(job: SearchJob, study, trial, params: dict[str, Any]) -> dict:
+    """Build and measure one candidate (`params`, suggested for `trial`); record it in the study and as
+    trials/<n>.json. Never raises for the trial's own failures: a crash or a missed gate is recorded with its line and
+    the search goes on."""
     from optuna.trial import TrialState
 
-    params = search_space.suggest(trial, job.space)
     cand = search_space.candidate(params, job.space)
     folder = job.directory / "trials" / f"{trial.number:03d}"
     folder.mkdir(parents=True, exist_ok=True)
