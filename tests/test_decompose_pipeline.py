@@ -1,11 +1,16 @@
 """The decompose stage through every artifact: factorised ONNX, TFLite and .pte agree with their PyTorch model,
-and the report shows the ranks, the MACs saved and whether it paid in measured latency."""
+and the report shows the ranks, the MACs saved and whether it paid in measured latency.
+
+About 3.5 minutes, so it runs in `make test-all`; `make test` keeps the decomposed trials of tests/test_search.py,
+whose `.pte` files are checked for parity with their PyTorch model."""
 
 import json
 
+import pytest
 from conftest import cli, write_recipe, write_target
 
 
+@pytest.mark.slow
 def test_decomposed_model_keeps_parity_through_onnx_tflite_and_pte(workspace):
     recipe = write_recipe(workspace, "lowrank", **{"decompose.enabled": "true", "decompose.min_saving": "0.05",
                                                    "decompose.energy": "0.85"})
