@@ -150,15 +150,12 @@ EXPLORE_AFTER_REPEATS = 3
 STOP_AFTER_REPEATS = 25
 
 
-def earlier_same(study, trial):
-    """The finished, counted trial with the same settings as `trial`, or None."""
+def earlier_same(trials: list, params: dict[str, Any]):
+    """Of `trials` (read before this one was asked), the finished, counted one with these settings, or None."""
     from optuna.trial import TrialState
 
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
-        if (t.number != trial.number and t.params == trial.params and "outcome" in t.user_attrs
-                and "repeat_of" not in t.user_attrs):
-            return t
-    return None
+    return next((t for t in trials if t.state in (TrialState.COMPLETE, TrialState.FAIL) and t.params == params
+                 and "outcome" in t.user_attrs and "repeat_of" not in t.user_attrs), None)
 
 
 def _answer_repeat(job: SearchJob, study, trial, earlier) -> None:
@@ -199,7 +196,7 @@ def work(job: SearchJob, worker: int) -> int:
                 trial = study.ask()
                 trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
                 params = search_space.suggest(trial, job.space)
-                earlier = earlier_same(study, trial)
+                earlier = earlier_same(trials, trial.params)
                 if earlier is not None:
                     _answer_repeat(job, study, trial, earlier)
                     repeats += 1
