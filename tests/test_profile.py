@@ -138,3 +138,47 @@ def test_tflite_op_table_shows_integer_and_float_ops_without_timing(tmp_path):
     assert ("CONV_2D", "int8") in ops and ("QUANTIZE", "float32") in ops
     assert table["integer_ops"] >= 1 and table["op_count"] == sum(o["count"] for o in table["ops"])
     assert "no per-operator timing" in table["timing"]
+
+
+class _SamePadded(nn.Module):
+    """TensorFlow-style "same" padding as EfficientNet-Lite writes it: an explicit zero pad before each conv."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.stem = nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(3, 8, 3, stride=2), nn.ReLU6())
+        self.dw = nn.Sequential(nn.ZeroPad2d(1), nn.Conv2d(8, 8, 3, groups=8), nn.ReLU6())
+        self.head = nn.Sequential(nn.Conv2d(8, 16, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dw(self.stem(x)))
+
+
+def test_int8_zero_pads_run_in_int8_and_match_the_quantized_reference(tmp_path):
+    from executorch.runtime import Runtime
+
+    from pipeline.compression.quantization import ptq
+    from pipeline.converters.executorch_lowering import lower
+
+    torch.set_num_threads(1)
+    model, calib = _SamePadded().eval(), torch.randn(8, 3, 32, 32)
+    reference = ptq(model, calib)
+    path = tmp_path / "padded.pte"
+    path.write_bytes(lower(reference, calib[:1])[0])
+    result = _profile_at(path, calib[:1])
+    kernels = {k["kernel"]: k["count"] for k in result["kernels"]}
+    # before: each pad ran in fp32 between a dequantize and a quantize (Constant Pad X32, 2 Converts per pad)
+    assert "Constant Pad (ND, X32)" not in kernels, kernels
+    assert kernels.get("Convert (NC)") == 2, kernels  # the program's float input and output only
+    method = Runtime.get().load_program(path).load_method("forward")
+    with torch.no_grad():
+        ref = reference(calib)
+        got = torch.cat([method.execute([calib[i : i + 1]])[0] for i in range(len(calib))])
+    step = 2 * float(ref.abs().max()) / 255  # one output quantization step
+    assert float((got - ref).abs().max()) <= 2 * step
+
+
+def _profile_at(path: Path, x: torch.Tensor) -> dict:
+    from pipeline.profile.executorch_ops import profile_program
+
+    return profile_program(path, x, runs=2, threads=1, warmup=1)
