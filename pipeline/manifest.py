@@ -55,10 +55,11 @@ def artifacts(manifest: dict) -> dict[str, dict]:
     return {a["name"]: a for rec in manifest["stages"] for a in rec["artifacts"]}
 
 
-def find_artifact(run_dir: Path, name: str) -> tuple[dict, dict[str, Artifact], Artifact]:
-    """(manifest, {name: Artifact}, the artifact `name`) of a run folder, its files checked to exist (the artifact's
-    and those of its reference and source, which readers such as `debug` also open); UserError naming the file and
-    what to do otherwise."""
+def find_artifact(run_dir: Path, name: str,
+                  companions: bool = True) -> tuple[dict, dict[str, Artifact], Artifact]:
+    """(manifest, {name: Artifact}, the artifact `name`) of a run folder, its file checked to exist (with
+    `companions`, also those of its reference and source, which `debug` opens); UserError naming the file and what
+    to do otherwise."""
     manifest_path = run_dir / "manifest.json"
     if not manifest_path.is_file():
         raise UserError(f"{run_dir}: no manifest.json here; give a run folder such as build/runs/<recipe>__<target>")
@@ -67,7 +68,8 @@ def find_artifact(run_dir: Path, name: str) -> tuple[dict, dict[str, Artifact], 
     if name not in arts:
         raise UserError(f"{manifest_path}: no artifact {name!r}; the run has {', '.join(arts)}")
     art = arts[name]
-    for a in (art, *(arts[n] for n in (art.reference, art.extra.get("source", "")) if n in arts)):
+    others = (art.reference, art.extra.get("source", "")) if companions else ()
+    for a in (art, *(arts[n] for n in others if n in arts)):
         if not Path(a.path).is_file():
             raise UserError(f"{a.path}: artifact {a.name} of {manifest_path} is missing; rerun the pipeline")
     return manifest, arts, art

@@ -33,7 +33,7 @@ def profile(run_dir: Path, name: str, runs: int = 20, threads: int = 1) -> Path:
     from pipeline.runtimes import batch_size
 
     start = time.perf_counter()
-    manifest, _, art = find_artifact(run_dir, name)
+    manifest, _, art = find_artifact(run_dir, name, companions=False)
     if art.format not in FORMATS:
         raise UserError(f"{art.name}: a {art.format} artifact cannot be profiled per operator; profile supports "
                         f"{' and '.join(f'.{f}' for f in FORMATS)} artifacts")
