@@ -154,28 +154,44 @@ class _SamePadded(nn.Module):
         return self.head(self.dw(self.stem(x)))
 
 
-def test_int8_zero_pads_run_in_int8_and_match_the_quantized_reference(tmp_path):
+def _lowered_matches(reference: torch.fx.GraphModule, calib: torch.Tensor, path: Path) -> None:
+    """Lower `reference` to `path` and check the program reproduces it within two output quantization steps."""
     from executorch.runtime import Runtime
 
-    from pipeline.compression.quantization import ptq
     from pipeline.converters.executorch_lowering import lower
 
-    torch.set_num_threads(1)
-    model, calib = _SamePadded().eval(), torch.randn(8, 3, 32, 32)
-    reference = ptq(model, calib)
-    path = tmp_path / "padded.pte"
     path.write_bytes(lower(reference, calib[:1])[0])
-    result = _profile_at(path, calib[:1])
-    kernels = {k["kernel"]: k["count"] for k in result["kernels"]}
-    # before: each pad ran in fp32 between a dequantize and a quantize (Constant Pad X32, 2 Converts per pad)
-    assert "Constant Pad (ND, X32)" not in kernels, kernels
-    assert kernels.get("Convert (NC)") == 2, kernels  # the program's float input and output only
     method = Runtime.get().load_program(path).load_method("forward")
     with torch.no_grad():
         ref = reference(calib)
         got = torch.cat([method.execute([calib[i : i + 1]])[0] for i in range(len(calib))])
-    step = 2 * float(ref.abs().max()) / 255  # one output quantization step
+    step = 2 * float(ref.abs().max()) / 255
     assert float((got - ref).abs().max()) <= 2 * step
+
+
+def test_int8_zero_pads_run_in_int8_and_match_the_quantized_reference(tmp_path):
+    from pipeline.compression.quantization import ptq
+
+    torch.set_num_threads(1)
+    model, calib = _SamePadded().eval(), torch.randn(8, 3, 32, 32)
+    path = tmp_path / "padded.pte"
+    _lowered_matches(ptq(model, calib), calib, path)
+    kernels = {k["kernel"]: k["count"] for k in _profile_at(path, calib[:1])["kernels"]}
+    # before: each pad ran in fp32 between a dequantize and a quantize (Constant Pad X32, 2 Converts per pad)
+    assert "Constant Pad (ND, X32)" not in kernels, kernels
+    assert kernels.get("Convert (NC)") == 2, kernels  # the program's float input and output only
+
+
+def test_a_padded_layer_kept_in_float_lowers_and_matches_the_quantized_reference(tmp_path):
+    from pipeline.compression.quantization import ptq
+
+    torch.set_num_threads(1)
+    model, calib = _SamePadded().eval(), torch.randn(8, 3, 32, 32)
+    # failed to lower before ("Weight and Input should both be quantized"): XNNPACK tagged the float pad int8
+    path = tmp_path / "fallback.pte"
+    _lowered_matches(ptq(model, calib, float_modules=("dw.1",)), calib, path)
+    kernels = {k["kernel"] for k in _profile_at(path, calib[:1])["kernels"]}
+    assert "Convolution (NHWC, F32) DWConv" in kernels and "Convolution (NHWC, QC8) IGEMM" in kernels, kernels
 
 
 def _profile_at(path: Path, x: torch.Tensor) -> dict:

@@ -38,20 +38,27 @@ def _annotation(node: torch.fx.Node) -> QuantizationAnnotation | None:
 
 
 class ZeroPadSharing(Quantizer):
-    """Annotate each zero pad whose consumers all take int8 (so a layer kept in float keeps its pad in float)."""
+    """Annotate each zero pad that reads an int8 tensor (sharing its parameters), or whose consumers all take int8
+    (the model's float input: observed here, as the consumer would have).
+
+    A pad between an int8 producer and a layer kept in float stays int8 too: left in float, ExecuTorch's XNNPACK
+    preprocessing (InsertPadQDQPass) tags it int8 anyway and the float convolution after it fails to lower
+    ("Weight and Input should both be quantized"), as it did before this quantizer existed.
+    """
 
     def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
         for pad in model.graph.nodes:
             if not is_zero_pad(pad) or _annotation(pad) is not None or not pad.users:
                 continue
-            wanted = [(_annotation(u) or QuantizationAnnotation()).input_qspec_map.get(pad) for u in pad.users]
-            if any(spec is None for spec in wanted):
-                continue
             source = pad.args[0]
             produced = _annotation(source) if isinstance(source, torch.fx.Node) else None
-            # an int8 producer: share its parameters; a float one (the model's input): observe here, as the
-            # consumer would have
-            in_spec = SharedQuantizationSpec(source) if produced and produced.output_qspec else wanted[0]
+            if produced is not None and produced.output_qspec is not None:
+                in_spec = SharedQuantizationSpec(source)
+            else:
+                wanted = [(_annotation(u) or QuantizationAnnotation()).input_qspec_map.get(pad) for u in pad.users]
+                if any(spec is None for spec in wanted):
+                    continue
+                in_spec = wanted[0]
             pad.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(input_qspec_map={source: in_spec},
                                                                output_qspec=SharedQuantizationSpec((source, pad)),
                                                                _annotated=True)
