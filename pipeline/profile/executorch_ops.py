@@ -50,7 +50,8 @@ def category_of(kernel: str, delegated: bool) -> str:
         return "convert (quantize/dequantize)"
     if kernel.startswith(("Transpose", "Copy", "Static Reshape", "Static Transpose")):
         return "layout (transpose/copy/reshape)"
-    return f"other XNNPACK {precision_of(kernel)}"
+    precision = precision_of(kernel)
+    return "other XNNPACK" if precision == "-" else f"other XNNPACK {precision}"
 
 
 def program_backends(path: Path) -> tuple[list[str], list[str]]:
