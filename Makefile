@@ -68,12 +68,15 @@ adb-loopback emulated-arm64: setup  ## the pipeline on a test device, which is s
 pixel-8 galaxy-s24: setup   ## the pipeline on a phone over USB adb: make pixel-8 SERIAL=<serial from adb devices>
 	$(CLI) run --recipe $(RECIPE) --target $@ $(if $(SERIAL),--serial $(SERIAL)) $(ARGS)
 
-.PHONY: evidence-qdq evidence-geffnet evidence-fallback
+.PHONY: evidence-qdq evidence-geffnet evidence-fallback evidence-et-int8
 evidence-qdq: setup         ## measure whether QAT ranges survive Q/DQ ONNX -> onnx2tf (run `make demo` first)
 	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.experiments.qdq_through_onnx2tf build/runs/$(RECIPE)__$(TARGET)
 
 evidence-fallback: setup    ## int8 float fallback on a model built to break int8: accuracy, size, latency (.pte, TFLite)
 	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.experiments.outlier_fallback build/experiments/outlier_fallback.json
+
+evidence-et-int8: setup     ## where the int8 .pte of EfficientNet-Lite0 spends its time, fp32 vs int8 per operator (about 12 min)
+	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.experiments.executorch_int8_profile build/experiments/executorch_int8_profile.json --tflite
 
 evidence-geffnet: setup     ## pass table: geffnet architectures through ONNX/TFLite/.pte parity and pruning (about 15 min)
 	$(PY) -m pipeline.experiments.geffnet_table build/experiments/geffnet_table.json

@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   phone-pipeline targets                               # the devices in targets/
   phone-pipeline report build/runs/fashion-mnist-mobilenetv2__host   # rebuild the report, run nothing
   phone-pipeline debug build/runs/fashion-mnist-mobilenetv2__host tflite-pruned-int8-ptq   # which layer broke it?
+  phone-pipeline profile build/runs/efficientnet-lite0__host pte-int8-ptq   # where does its time go?
   phone-pipeline release --target host                 # run (cached) and bundle; prints the .tar.gz path
   phone-pipeline verify build/release/fashion-mnist-mobilenetv2-0.1.0-host.tar.gz
 """
@@ -110,6 +111,24 @@ def _cmd_debug(args: argparse.Namespace) -> int:
     print(f"{args.artifact}: {len(result['layers'])} layers compared on {result['samples']} samples; "
           f"first below {result['min_sqnr_db']:g} dB: {first or 'none'}; worst: {worst or '-'} "
           f"({sqnr if isinstance(sqnr, str) or sqnr is None else round(sqnr, 1)} dB)")
+    print(page)
+    return 0
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    import json
+
+    from pipeline.profile import profile
+
+    page = profile(Path(args.run_dir), args.artifact, runs=args.runs, threads=args.threads)
+    result = json.loads(page.with_suffix(".json").read_text())["profile"]
+    if result["runtime"] == "executorch":
+        top = ", ".join(f"{k['kernel']} {k['share']:.0%}" for k in result["kernels"][:3])
+        print(f"{args.artifact}: execute p50 {result['execute_p50_ms']:.3f} ms over {result['runs']} runs, "
+              f"{args.threads} thread(s); most time: {top}")
+    else:
+        print(f"{args.artifact}: {result['op_count']} operators, {result['integer_ops']} integer; no per-operator "
+              "timing from LiteRT's Python API")
     print(page)
     return 0
 
@@ -241,6 +260,14 @@ def parser() -> argparse.ArgumentParser:
     dbg.add_argument("--against", choices=("torch", "source"), default="torch", help="torch: the PyTorch model "
                      "(default); source: a TFLite file against the ONNX file it was converted from")
     dbg.set_defaults(func=_cmd_debug)
+    prof = sub.add_parser("profile", help="where an artifact's time goes, operator by operator: .pte with "
+                          "ExecuTorch's ETDump, .tflite as LiteRT's op table (writes RUN_DIR/profile/ARTIFACT.md, "
+                          ".json)")
+    prof.add_argument("run_dir")
+    prof.add_argument("artifact", help="a .pte or .tflite artifact name from the run's report, e.g. pte-int8-ptq")
+    prof.add_argument("--runs", type=_positive_int, default=20, help="timed runs of a .pte (default 20)")
+    prof.add_argument("--threads", type=_positive_int, default=1, help="XNNPACK threads (default 1)")
+    prof.set_defaults(func=_cmd_profile)
     rel = sub.add_parser("release", help="run the pipeline (cached), then bundle the chosen artifacts for a target")
     rel.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe name (pipeline/recipes) or path to a .toml")
     rel.add_argument("--target", default="host", help="target name (targets/) or path to a .toml")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import bounded_json
+from pipeline.artifact import Artifact
 from pipeline.errors import UserError
 
 # What readers of a manifest (the report) rely on: key path -> type. A file without these is not a run manifest.
@@ -52,3 +53,23 @@ def stage_data(manifest: dict, name: str) -> dict:
 def artifacts(manifest: dict) -> dict[str, dict]:
     """Every artifact the run recorded, by name, in stage order."""
     return {a["name"]: a for rec in manifest["stages"] for a in rec["artifacts"]}
+
+
+def find_artifact(run_dir: Path, name: str,
+                  companions: bool = True) -> tuple[dict, dict[str, Artifact], Artifact]:
+    """(manifest, {name: Artifact}, the artifact `name`) of a run folder, its file checked to exist (with
+    `companions`, also those of its reference and source, which `debug` opens); UserError naming the file and what
+    to do otherwise."""
+    manifest_path = run_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise UserError(f"{run_dir}: no manifest.json here; give a run folder such as build/runs/<recipe>__<target>")
+    manifest = load(manifest_path)
+    arts = {n: Artifact.from_dict(a) for n, a in artifacts(manifest).items()}
+    if name not in arts:
+        raise UserError(f"{manifest_path}: no artifact {name!r}; the run has {', '.join(arts)}")
+    art = arts[name]
+    others = (art.reference, art.extra.get("source", "")) if companions else ()
+    for a in (art, *(arts[n] for n in others if n in arts)):
+        if not Path(a.path).is_file():
+            raise UserError(f"{a.path}: artifact {a.name} of {manifest_path} is missing; rerun the pipeline")
+    return manifest, arts, art

@@ -23,16 +23,21 @@ WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
 def _quantizer(qat: bool, quantized: Callable[[torch.fx.Node], bool] | None = None):
-    """The XNNPACK quantizer (per-channel symmetric weights); `quantized(node)` False leaves a node in float."""
+    """The XNNPACK quantizer (per-channel symmetric weights), zero pads sharing their input's int8 parameters
+    (pad_sharing: else every "same" pad runs in float between two converts); `quantized(node)` False leaves a node
+    in float."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
     )
+    from torchao.quantization.pt2e.quantizer import ComposableQuantizer
+
+    from pipeline.compression.pad_sharing import ZeroPadSharing
 
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
     if quantized is not None:  # set_module_name cannot take "no config"; a filter can
         quantizer.set_filter_function(quantized)
-    return quantizer
+    return ComposableQuantizer([quantizer, ZeroPadSharing()])  # pads after: they follow their consumers' choice
 
 
 def weighted_layers(model: nn.Module) -> list[str]:

@@ -24,9 +24,7 @@ from pipeline import data
 from pipeline.artifact import Artifact
 from pipeline.debug import metrics, torch_layers
 from pipeline.errors import UserError
-from pipeline.manifest import artifacts as manifest_artifacts
-from pipeline.manifest import load as load_manifest
-from pipeline.manifest import stage_data
+from pipeline.manifest import find_artifact, stage_data
 from pipeline.stages.evaluate import run_artifact  # the artifact's own output, batched as evaluate runs it
 
 # A layer whose SQNR falls below this is where the artifact diverges (by the artifact's precision; --min-sqnr).
@@ -188,17 +186,7 @@ def debug(run_dir: Path, name: str, samples: int = SAMPLES, min_sqnr_db: float |
     from pipeline.models.checkpoint import load_model
 
     start = time.perf_counter()
-    manifest_path = run_dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise UserError(f"{run_dir}: no manifest.json here; give a run folder such as build/runs/<recipe>__<target>")
-    manifest = load_manifest(manifest_path)
-    arts = {n: Artifact.from_dict(a) for n, a in manifest_artifacts(manifest).items()}
-    if name not in arts:
-        raise UserError(f"{manifest_path}: no artifact {name!r}; the run has {', '.join(arts)}")
-    art = arts[name]
-    for a in (art, *(arts[n] for n in (art.reference, art.extra.get("source", "")) if n in arts)):
-        if not Path(a.path).is_file():
-            raise UserError(f"{a.path}: artifact {a.name} of {manifest_path} is missing; rerun the pipeline")
+    manifest, arts, art = find_artifact(run_dir, name)
     recipe = load_recipe(manifest["recipe"]["path"])
     x = data.to_tensor(data.eval_split(recipe, samples).images, data.input_spec(recipe))
     torch.set_num_threads(1)

@@ -11,13 +11,17 @@ from pipeline.artifact import Artifact
 from pipeline.runtimes import Session, to_artifact_input
 
 
+def set_threads(threads: int) -> None:
+    """Size the thread pool XNNPACK runs on: ExecuTorch's own, sized to the CPU count unless reset."""
+    if portable_lib._threadpool_get_thread_count() != threads:
+        portable_lib._unsafe_reset_threadpool(threads)
+
+
 class ExecuTorchSession(Session):
     runtime = "executorch"
 
     def __init__(self, artifact: Artifact, threads: int):
-        # XNNPACK runs on ExecuTorch's own thread pool, sized to the CPU count unless reset.
-        if portable_lib._threadpool_get_thread_count() != threads:
-            portable_lib._unsafe_reset_threadpool(threads)
+        set_threads(threads)
         self.artifact = artifact
         self.program = Runtime.get().load_program(artifact.path)
         self.method = self.program.load_method("forward")

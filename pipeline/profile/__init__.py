@@ -1,0 +1,62 @@
+"""Where an artifact's time goes, operator by operator (`phone-pipeline profile RUN_DIR ARTIFACT`).
+
+A .pte runs in ExecuTorch with its event tracer on (ETDump, read by the devtools Inspector): one row per operator
+event with its p50 time and share, summed per kernel (e.g. "Convolution (NHWC, QC8) IGEMM" against "... F32 ...")
+and per category (int8 or float compute, quantize/dequantize converts, layout copies, operators left outside the
+delegate). A .tflite file gets LiteRT's op table (op, count, tensor types), without times: LiteRT's Python API has
+none per operator.
+
+For example::
+
+    page = profile(Path("build/runs/efficientnet-lite0__host"), "pte-int8-ptq", runs=20)
+    # build/runs/.../profile/pte-int8-ptq.md (+ .json)
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from pipeline import data
+from pipeline.errors import UserError
+from pipeline.manifest import find_artifact
+
+FORMATS = ("pte", "tflite")
+
+
+def profile(run_dir: Path, name: str, runs: int = 20, threads: int = 1) -> Path:
+    """Profile artifact `name` of a run folder on one of its evaluation inputs; returns the page's path."""
+    from pipeline.config import load_recipe
+    from pipeline.profile import page
+    from pipeline.runtimes import batch_size
+
+    start = time.perf_counter()
+    manifest, _, art = find_artifact(run_dir, name, companions=False)
+    if art.format not in FORMATS:
+        raise UserError(f"{art.name}: a {art.format} artifact cannot be profiled per operator; profile supports "
+                        f"{' and '.join(f'.{f}' for f in FORMATS)} artifacts")
+    torch.set_num_threads(threads)
+    try:
+        if art.format == "pte":
+            from pipeline.profile.executorch_ops import profile_program
+            from pipeline.runtimes import to_artifact_input
+
+            recipe = load_recipe(manifest["recipe"]["path"])
+            x = data.to_tensor(data.eval_split(recipe, batch_size(art)).images, data.input_spec(recipe))
+            result = profile_program(Path(art.path), torch.from_numpy(to_artifact_input(x, art)), runs, threads)
+        else:
+            from pipeline.profile.litert_ops import op_table
+
+            result = op_table(Path(art.path))
+    except UserError:
+        raise
+    except Exception as exc:  # a damaged or foreign file in the run folder; our own bugs show the same way here
+        raise UserError(f"{art.path}: {art.name} could not be profiled: {type(exc).__name__}: "
+                        f"{(str(exc).strip().splitlines() or [''])[0][:200]} (rerun the pipeline to rebuild it; "
+                        "if the file is intact, please report this)") from None
+    record = {"schema": "phone-pipeline/profile/1",
+              "artifact": {k: getattr(art, k) for k in ("name", "format", "precision", "path", "sha256")},
+              "profile": result, "seconds": round(time.perf_counter() - start, 2)}
+    return page.write(run_dir / "profile", record)
