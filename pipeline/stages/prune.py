@@ -71,6 +71,10 @@ def run(ctx: Context) -> StageOutput:
     if ranks:
         report["kept_ranks"] = ranks
         ctx.log.info("kept the ranks of %d factorised layers (prune.keep_ranks)", len(ranks))
+    if not report["reached"]:
+        ctx.log.warning("pruning stopped at %.2fx fewer MACs, short of prune.macs_factor = %.2f: the layers left to "
+                        "prune are at their limit%s", report["macs_reduction"], cfg["macs_factor"],
+                        " (prune.keep_ranks keeps the factorised layers' ranks)" if ranks else "")
     for left in report["left_unpruned"]:
         ctx.log.warning("left unpruned: %s (%d layers: %s%s)", left["reason"], len(left["layers"]),
                         ", ".join(left["layers"][:4]), ", ..." if len(left["layers"]) > 4 else "")
