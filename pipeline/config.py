@@ -124,9 +124,6 @@ RECIPE_SCHEMA: dict = {
         "global_pruning": Field(bool, False),
         "round_to": Field(int, 8, check=_non_negative, hint=">= 0 (0: no rounding)"),
         "ignore": Field(list, lambda: ["classifier"]),
-        # after decompose: leave the ranks it chose (the inner channels of factorised layers) and prune only the
-        # outer widths; the k x k cores then keep their MACs, so a macs_factor may be out of reach
-        "keep_ranks": Field(bool, False),
         "iterative_steps": Field(int, 1, check=_positive, hint="> 0"),
         "max_accuracy_drop": Field(float, 1.0, check=_non_negative, hint=">= 0 (points against the fp32 model)"),
         "finetune": _distilled_training(epochs=1.5, lr=0.03, weight=0.7),

@@ -83,22 +83,3 @@ def test_nothing_to_factorise_is_a_clear_error_and_unknown_ignore_entries_are_na
         decompose(model, x, LowRankSettings(min_macs=10**12))
     with pytest.raises(KeyError, match="nope"):
         decompose(model, x, LowRankSettings(ignore=("nope",)))
-
-
-def test_pruning_a_factorised_model_can_keep_the_ranks_and_still_reach_its_mac_target():
-    from pipeline.compression.lowrank import rank_layers
-    from pipeline.compression.pruning import PruneSettings, prune
-
-    model, x = _model_and_input()
-    factored, report = decompose(model, x, LowRankSettings(energy=0.8, min_saving=0.1, min_macs=0,
-                                                            ignore=("classifier",)))
-    kept = rank_layers(report["plan"])
-    assert "body.0" in kept and "body.1" in kept and "body.2" not in kept
-    ranks = {name: factored.get_submodule(name).out_channels for name in kept if name.startswith(("stem", "body"))}
-    settings = PruneSettings(macs_factor=1.5, round_to=0, ignore=("classifier", *kept))
-    pruned, prune_report = prune(factored, x, settings)
-    assert prune_report["reached"] and prune_report["macs_reduction"] >= 1.5
-    assert {name: pruned.get_submodule(name).out_channels for name in ranks} == ranks
-    assert pruned.body[2].out_channels < 48  # the outer width is what pruning took
-    free, _ = prune(factored, x, PruneSettings(macs_factor=1.5, round_to=0, ignore=("classifier",)))
-    assert any(free.get_submodule(name).out_channels < r for name, r in ranks.items())

@@ -273,12 +273,6 @@ def decompose(model: nn.Module, example: torch.Tensor, s: LowRankSettings) -> tu
                    "before": before, "after": after, "macs_reduction": before["macs"] / max(1, after["macs"])}
 
 
-def rank_layers(plan: dict) -> list[str]:
-    """The modules whose output channels are a factorised layer's ranks (all but the last of each Sequential):
-    pruning them cuts directions the decomposition already judged by their energy."""
-    return [f"{name}.{i}" for name, entry in plan.items() for i in range(len(entry["ranks"]))]
-
-
 def rebuild(model: nn.Module, plan: dict) -> nn.Module:
     """Give a freshly built model the factorised structure of `plan` (empty weights, to be loaded)."""
     for name, entry in plan.items():

@@ -6,7 +6,6 @@ import torch
 
 from pipeline import data
 from pipeline.artifact import artifact_name, derived, finalize
-from pipeline.compression.lowrank import rank_layers
 from pipeline.compression.pruning import PruneError, PruneSettings, count, prune
 from pipeline.config import Config
 from pipeline.errors import ConfigError, UserError
@@ -22,11 +21,9 @@ def settings(recipe: Config, target: Config) -> dict:
     return {"prune": prune_cfg, "train": recipe.data["train"], "data": data.fingerprint(recipe)}
 
 
-def prune_settings(cfg: dict, keep: tuple[str, ...] = ()) -> PruneSettings:
-    """The stage's table as pruning settings; `keep` adds layers whose outputs stay (a factorised layer's ranks)."""
-    ignore = tuple(cfg["ignore"]) + tuple(n for n in keep if n not in cfg["ignore"])
+def prune_settings(cfg: dict) -> PruneSettings:
     return PruneSettings(ratio=cfg["ratio"], macs_factor=cfg["macs_factor"], importance=cfg["importance"],
-                         global_pruning=cfg["global_pruning"], round_to=cfg["round_to"], ignore=ignore,
+                         global_pruning=cfg["global_pruning"], round_to=cfg["round_to"], ignore=tuple(cfg["ignore"]),
                          iterative_steps=cfg["iterative_steps"])
 
 
@@ -60,21 +57,17 @@ def run(ctx: Context) -> StageOutput:
     model = load_model(src)
     x, y = training_tensors(ctx.recipe)
     example = torch.zeros(src.input_shape)
-    ranks = rank_layers(src.extra.get("decomposed") or {}) if cfg["keep_ranks"] else []
     try:
-        model, report = prune(model, example, prune_settings(cfg, tuple(ranks)),
-                              batches=lambda: iter([(x[:256], y[:256])]), check=x[:8])
+        model, report = prune(model, example, prune_settings(cfg), batches=lambda: iter([(x[:256], y[:256])]),
+                              check=x[:8])
     except KeyError as exc:
         raise ConfigError(ctx.recipe.path, "prune.ignore", str(exc.args[0])) from None
     except PruneError as exc:
         raise UserError(f"{ctx.recipe.path.name}: prune: {src.extra['arch']}: {exc}") from None
-    if ranks:
-        report["kept_ranks"] = ranks
-        ctx.log.info("kept the ranks of %d factorised layers (prune.keep_ranks)", len(ranks))
     if not report["reached"]:
         ctx.log.warning("pruning stopped at %.2fx fewer MACs, short of prune.macs_factor = %.2f: the layers left to "
-                        "prune are at their limit%s", report["macs_reduction"], cfg["macs_factor"],
-                        " (prune.keep_ranks keeps the factorised layers' ranks)" if ranks else "")
+                        "prune are at their limit (prune.ignore, round_to)", report["macs_reduction"],
+                        cfg["macs_factor"])
     for left in report["left_unpruned"]:
         ctx.log.warning("left unpruned: %s (%d layers: %s%s)", left["reason"], len(left["layers"]),
                         ", ".join(left["layers"][:4]), ", ..." if len(left["layers"]) > 4 else "")
