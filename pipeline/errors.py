@@ -34,3 +34,11 @@ class StageCrash(Exception):
     def __init__(self, stage: str):
         self.stage = stage
         super().__init__(f"stage {stage} failed")
+
+
+def artifact_failed(path: object, name: str, doing: str, exc: BaseException) -> UserError:
+    """The one line for an artifact file that its runtime could not run (`doing`: "be profiled", ...): a damaged or
+    foreign file in a run folder, named with the exception's first line."""
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return UserError(f"{path}: {name} could not {doing}: {type(exc).__name__}: {first} (rerun the pipeline to "
+                     "rebuild it; if the file is intact, please report this)")

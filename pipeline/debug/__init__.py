@@ -23,7 +23,7 @@ import torch
 from pipeline import data
 from pipeline.artifact import Artifact
 from pipeline.debug import metrics, torch_layers
-from pipeline.errors import UserError
+from pipeline.errors import UserError, artifact_failed
 from pipeline.manifest import find_artifact, stage_data
 from pipeline.stages.evaluate import run_artifact  # the artifact's own output, batched as evaluate runs it
 
@@ -204,9 +204,7 @@ def debug(run_dir: Path, name: str, samples: int = SAMPLES, min_sqnr_db: float |
     except UserError:
         raise
     except Exception as exc:  # a damaged or foreign file in the run folder; our own bugs show the same way here
-        raise UserError(f"{art.path}: {art.name} could not be run layer by layer: {type(exc).__name__}: "
-                        f"{(str(exc).strip().splitlines() or [''])[0][:200]} (rerun the pipeline to rebuild it; "
-                        "if the file is intact, please report this)") from None
+        raise artifact_failed(art.path, art.name, "be run layer by layer", exc) from None
     threshold = MIN_SQNR_DB.get(art.precision, 40.0) if min_sqnr_db is None else min_sqnr_db
     rows, unmatched = compare_layers(ref, layers, threshold)
     output = metrics.compare(final.reshape(ref_out.shape), ref_out)

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from pipeline import data
-from pipeline.errors import UserError
+from pipeline.errors import UserError, artifact_failed
 from pipeline.manifest import find_artifact
 
 FORMATS = ("pte", "tflite")
@@ -53,9 +53,7 @@ def profile(run_dir: Path, name: str, runs: int = 20, threads: int = 1) -> Path:
     except UserError:
         raise
     except Exception as exc:  # a damaged or foreign file in the run folder; our own bugs show the same way here
-        raise UserError(f"{art.path}: {art.name} could not be profiled: {type(exc).__name__}: "
-                        f"{(str(exc).strip().splitlines() or [''])[0][:200]} (rerun the pipeline to rebuild it; "
-                        "if the file is intact, please report this)") from None
+        raise artifact_failed(art.path, art.name, "be profiled", exc) from None
     record = {"schema": "phone-pipeline/profile/1",
               "artifact": {k: getattr(art, k) for k in ("name", "format", "precision", "path", "sha256")},
               "profile": result, "seconds": round(time.perf_counter() - start, 2)}
