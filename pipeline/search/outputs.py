@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +106,15 @@ def plot(doc: dict, path: Path) -> None:
         ax.axhline(fp32 - doc["space"]["max_accuracy_drop"], color="grey", linestyle=":", linewidth=1,
                    label="accuracy limit")
         ax.set_xscale("log")
+        from matplotlib.ticker import LogFormatter  # plain numbers (20, 30) instead of 2x10^1 on a short range
+
+        ax.xaxis.set_major_formatter(LogFormatter())
+        ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.4)))
         ax.legend(fontsize=7, loc="best")
-    ax.set_xlabel(f"p50 latency, ms (quick trial benchmark, {doc['measured_on']})")
+    # one runtime per trial, so measured_on lists several ("emulated-arm64 (emulated, executorch), ..."): wrap it
+    ax.set_xlabel("\n".join(textwrap.wrap(f"p50 latency, ms (quick trial benchmark, {doc['measured_on']})", 90,
+                                           break_on_hyphens=False)),
+                  fontsize=9)
     ax.set_ylabel(f"top-1 accuracy, % ({doc['space']['eval_samples'] or 'all'} test images)")
     ax.set_title(f"search {doc['recipe']} on {doc['target']}: {len(doc['trials'])} trials", fontsize=9)
     ax.grid(alpha=0.3)
