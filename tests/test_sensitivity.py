@@ -75,8 +75,10 @@ def test_quantize_stage_falls_back_and_records_it(e2e, tmp_path, test_target):
 
     from tests.conftest import cli, write_recipe
 
-    # an impossible limit: fallback must try the two most sensitive layers, say it still fails, and ship them float
-    # in the .pte and in the int8 TFLite file; the run finishes (--no-gates) so both are evaluated
+    # a limit of 0 points: fallback keeps the most sensitive layers float, in ranking order, until the int8 model
+    # ties fp32 or two are float (then it says it still fails), and ships the same ones float in the .pte and in the
+    # int8 TFLite file; the run finishes (--no-gates) so both are evaluated. On 400 images one float layer can tie
+    # or beat fp32 (it did once: 79.75% against 79.50%), so either ending is checked for what it must say.
     recipe = write_recipe(tmp_path, "tiny", **{"quantize.methods": '["ptq"]', "quantize.fallback": '"auto"',
                                               "quantize.max_accuracy_drop": "0.0", "quantize.max_float_layers": "2"})
     proc = cli("run", "--recipe", str(recipe), "--target", str(test_target), "--build-dir", str(e2e["build"]),
@@ -86,12 +88,16 @@ def test_quantize_stage_falls_back_and_records_it(e2e, tmp_path, test_target):
     data = next(r for r in manifest["stages"] if r["name"] == "quantize")["data"]
     fb = data["fallback"]
     ranking = [r["layer"] for r in data["sensitivity"]["layers"]]
-    assert fb["applied"] and fb["float_layers"] == ranking[:2], fb
-    assert "still more than" in proc.stderr  # says so, with the numbers
+    kept = fb["float_layers"]
+    assert fb["applied"] and 1 <= len(kept) <= 2 and kept == ranking[:len(kept)], fb
+    if fb["passed"]:
+        assert fb["accuracy"] >= fb["fp32_accuracy"] and "still more than" not in proc.stderr, fb
+    else:
+        assert len(kept) == 2 and "still more than" in proc.stderr, fb  # says so, with the numbers
     arts = {a["name"]: a for r in manifest["stages"] for a in r["artifacts"]}
     for name in ("pte-pruned-int8-ptq", "tflite-pruned-int8-ptq"):  # both runtimes keep the same layers float
-        assert f"kept in float: {', '.join(ranking[:2])}" in arts[name]["extra"]["quantized_by"], name
-    assert len(arts["tflite-pruned-int8-ptq"]["extra"]["float_tensors"]) == 2
+        assert f"kept in float: {', '.join(kept)}" in arts[name]["extra"]["quantized_by"], name
+    assert len(arts["tflite-pruned-int8-ptq"]["extra"]["float_tensors"]) == len(kept)
     rep = json.loads((e2e["build"] / "runs" / "tiny__test-host" / "report.json").read_text())
     assert {r["name"]: r for r in rep["artifacts"]}["tflite-pruned-int8-ptq"]["accuracy"] is not None
 
