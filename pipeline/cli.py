@@ -116,12 +116,9 @@ def _cmd_debug(args: argparse.Namespace) -> int:
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
-    import json
-
     from pipeline.profile import profile
 
-    page = profile(Path(args.run_dir), args.artifact, runs=args.runs, threads=args.threads)
-    result = json.loads(page.with_suffix(".json").read_text())["profile"]
+    page, result = profile(Path(args.run_dir), args.artifact, runs=args.runs, threads=args.threads)
     if result["runtime"] == "executorch":
         top = ", ".join(f"{k['kernel']} {k['share']:.0%}" for k in result["kernels"][:3])
         print(f"{args.artifact}: execute p50 {result['execute_p50_ms']:.3f} ms over {result['runs']} runs, "

@@ -8,7 +8,7 @@ none per operator.
 
 For example::
 
-    page = profile(Path("build/runs/efficientnet-lite0__host"), "pte-int8-ptq", runs=20)
+    page, result = profile(Path("build/runs/efficientnet-lite0__host"), "pte-int8-ptq", runs=20)
     # build/runs/.../profile/pte-int8-ptq.md (+ .json)
 """
 
@@ -26,8 +26,9 @@ from pipeline.manifest import find_artifact
 FORMATS = ("pte", "tflite")
 
 
-def profile(run_dir: Path, name: str, runs: int = 20, threads: int = 1) -> Path:
-    """Profile artifact `name` of a run folder on one of its evaluation inputs; returns the page's path."""
+def profile(run_dir: Path, name: str, runs: int = 20, threads: int = 1) -> tuple[Path, dict]:
+    """Profile artifact `name` of a run folder on one of its evaluation inputs; returns the page's path and the
+    profile it shows."""
     from pipeline.config import load_recipe
     from pipeline.profile import page
     from pipeline.runtimes import batch_size
@@ -57,4 +58,4 @@ def profile(run_dir: Path, name: str, runs: int = 20, threads: int = 1) -> Path:
     record = {"schema": "phone-pipeline/profile/1",
               "artifact": {k: getattr(art, k) for k in ("name", "format", "precision", "path", "sha256")},
               "profile": result, "seconds": round(time.perf_counter() - start, 2)}
-    return page.write(run_dir / "profile", record)
+    return page.write(run_dir / "profile", record), result
