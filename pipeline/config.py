@@ -194,7 +194,11 @@ TARGET_SCHEMA: dict = {
         "benchmark_binaries": Field(dict, dict, free_table=True),
     },
     "compute": {
-        "threads": Field(int, 1, check=_positive, hint="> 0 (torch threads for training and conversion here)"),
+        # torch threads for training and conversion here; 0: training picks 1 or every core, whichever it measures
+        # faster as it goes (pipeline/thread_tuner.py), everything else runs on 1
+        "threads": Field(int, 1, check=_non_negative, hint=">= 0 (torch threads here; 0: training chooses)"),
+        # independent child processes that run at once (onnx2tf conversions)
+        "jobs": Field(int, 2, check=_positive, hint="> 0 (conversions run at once)"),
     },
     "artifacts": {
         "build": Field(list, lambda: list(ARTIFACT_KINDS), choices=ARTIFACT_KINDS),

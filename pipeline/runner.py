@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline import distributed, report, run_lock
+from pipeline import distributed, report, run_lock, thread_tuner
 from pipeline.artifact import atomic_write_json, sha256_file, tool_versions
 from pipeline.cache import Cache, stage_key
 from pipeline.config import Config
@@ -67,6 +67,7 @@ def _host_info(threads: int) -> dict:
         "python": platform.python_version(),
         "system": f"{platform.system()} {platform.release()}",
         "compute_threads": threads,
+        "training_threads": thread_tuner.describe() or threads,
     }
 
 
@@ -76,6 +77,11 @@ def run(recipe: Config, target: Config, opts: RunOptions) -> Path:
     threads = opts.threads or target.data["compute"]["threads"]
     import torch
 
+    if threads == 0:  # auto: training tunes its own count, every other stage runs on one thread
+        thread_tuner.enable()
+        threads = 1
+    else:
+        thread_tuner.disable()
     torch.set_num_threads(threads)
     build_dir = opts.build_dir.resolve()
     array_cache.set_root(build_dir / "cache" / "data")

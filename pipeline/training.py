@@ -12,8 +12,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pipeline import distributed
+from pipeline import distributed, thread_tuner
 from pipeline.progress import progress
+from pipeline.thread_tuner import ThreadTuner
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,24 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
                     reduction="batchmean") * t * t
 
 
+def _layout(model: nn.Module, images: torch.Tensor) -> torch.memory_format:
+    """channels_last for image batches: PyTorch's CPU convolutions train the default model 1.8x faster per step and
+    predict 1.4x faster in it (CPU time, one thread, measured side by side). Exported graphs, other inputs and models
+    that cannot take it (a `.view()` after a convolution) keep the default layout."""
+    if isinstance(model, torch.fx.GraphModule) or images.dim() != 4:
+        return torch.contiguous_format
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval().to(memory_format=torch.channels_last)
+            model(images[:2].contiguous(memory_format=torch.channels_last))
+        return torch.channels_last
+    except Exception:  # noqa: BLE001 - any failure means: this model keeps its layout
+        return torch.contiguous_format
+    finally:
+        model.to(memory_format=torch.contiguous_format).train(was_training)
+
+
 def train(
     model: nn.Module,
     images: torch.Tensor,
@@ -74,6 +93,10 @@ def train(
     for exported graphs, which do not support .train()/.eval().
     """
     to_train, to_eval = modes or (lambda m: m.train(), lambda m: m.eval())
+    layout = _layout(model, images)
+    model.to(memory_format=layout)
+    if distill is not None:
+        distill.teacher.to(memory_format=layout)
     gen = torch.Generator().manual_seed(settings.seed)
     n = len(images) if not settings.max_train_samples else min(len(images), settings.max_train_samples)
     rank, world = distributed.rank_and_world()
@@ -87,6 +110,8 @@ def train(
         distill.teacher.eval()
     to_train(model)
     start, step, loss_value = time.perf_counter(), 0, float("nan")
+    threads_before = torch.get_num_threads()
+    tuner = ThreadTuner() if world == 1 else None
     with progress(total=total, desc=desc, unit="step") as bar:
         while step < total:
             order = torch.randperm(n, generator=gen)
@@ -95,7 +120,8 @@ def train(
                     break
                 idx = order[b * settings.batch_size : (b + 1) * settings.batch_size]
                 idx = idx[rank * per_rank_batch : (rank + 1) * per_rank_batch]
-                x, y = images[idx], labels[idx]
+                began = time.perf_counter()
+                x, y = images[idx].contiguous(memory_format=layout), labels[idx]
                 if settings.flip:
                     flip = torch.rand(len(x), generator=gen) < 0.5
                     x = torch.where(flip[:, None, None, None], x.flip(3), x)
@@ -113,16 +139,38 @@ def train(
                 opt.step()
                 step += 1
                 loss_value = loss.item()
+                if tuner is not None:
+                    tuner.step_done(time.perf_counter() - began)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
+    torch.set_num_threads(threads_before)
     to_eval(model)
-    return {"steps": total, "seconds": round(time.perf_counter() - start, 2), "final_loss": round(loss_value, 4)}
+    model.to(memory_format=torch.contiguous_format)
+    if distill is not None:
+        distill.teacher.to(memory_format=torch.contiguous_format)
+    summary = {"steps": total, "seconds": round(time.perf_counter() - start, 2), "final_loss": round(loss_value, 4)}
+    if tuner is not None and thread_tuner.enabled():
+        summary.update(tuner.summary())
+    return summary
+
+
+# Prediction batch: activations of 64 pictures stay in the CPU's caches; at 512-1024 the default model predicted
+# 2.5x slower per picture, and the int8 PT2E reference (every activation quantized and dequantized) 3-4x slower.
+PREDICT_BATCH = 64
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> np.ndarray:
-    """Eval-mode logits for all images, batched (exported graphs are already in eval mode: they refuse .eval())."""
+def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+    """Eval-mode logits for all images, batched (exported graphs are already in eval mode: they refuse .eval()).
+
+    A plain module runs in channels_last (1.4x faster here on image batches) and is handed back as it came."""
+    layout = _layout(model, images)
     if not isinstance(model, torch.fx.GraphModule):
-        model.eval()
-    outs = [model(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+        model.eval().to(memory_format=layout)
+    try:
+        outs = [model(images[i : i + batch_size].contiguous(memory_format=layout))
+                for i in range(0, len(images), batch_size)]
+    finally:
+        if layout is torch.channels_last:
+            model.to(memory_format=torch.contiguous_format)
     return torch.cat(outs).numpy()

@@ -17,7 +17,7 @@ from pipeline.models.checkpoint import load_model
 from pipeline.progress import progress
 from pipeline.runtimes import RUNTIME_OF_FORMAT, batch_size, open_session
 from pipeline.stage import Context, Stage, StageOutput
-from pipeline.training import predict_logits
+from pipeline.training import PREDICT_BATCH, predict_logits
 
 
 def settings(recipe: Config, target: Config) -> dict:
@@ -86,7 +86,7 @@ def baseline(artifacts: list[Artifact]) -> str:
 
 def run_artifact(artifact: Artifact, x: np.ndarray, threads: int) -> np.ndarray:
     session = open_session(artifact, threads)
-    batch = batch_size(artifact)
+    batch = min(batch_size(artifact), PREDICT_BATCH)
     outs = []
     with progress(total=len(x), desc=f"evaluate {artifact.name}", unit="img") as bar:
         for i in range(0, len(x), batch):
