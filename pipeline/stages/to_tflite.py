@@ -6,7 +6,9 @@ an imported ONNX file is converted like an exported one, and int8 is then calibr
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -116,42 +118,59 @@ def _keep_float(src: Artifact, work: Path, files: dict[str, Path]) -> list[str]:
     return kept
 
 
-def convert(ctx: Context, src: Artifact, precisions: list[str], calib: np.ndarray) -> list[Artifact]:
-    work = ctx.out_dir / f"onnx2tf-{src.name}"
-    files = onnx2tf_adapter.convert(Path(src.path), work, calib, int8="int8" in precisions)
-    shape = src.input_shape
-    n, c, h, w = shape if src.layout == "NCHW" else (shape[0], shape[3], shape[1], shape[2])
-    kept = _keep_float(src, work, files) if "int8" in files and src.extra.get("float_scopes") else []
+def _same_file_groups(jobs: list[tuple[Artifact, list[str]]]) -> list[list[tuple[Artifact, list[str]]]]:
+    """Jobs grouped by the bytes of their ONNX file: PTQ's float model is the pruned model itself, so its int8 and
+    the pruned model's fp32/fp16 come from one onnx2tf conversion instead of two."""
+    groups: dict[str, list] = {}
+    for src, precisions in jobs:
+        groups.setdefault(hashlib.sha256(Path(src.path).read_bytes()).hexdigest(), []).append((src, precisions))
+    return list(groups.values())
+
+
+def convert(ctx: Context, group: list[tuple[Artifact, list[str]]], calib: np.ndarray) -> list[Artifact]:
+    """One onnx2tf conversion of a group's ONNX file; each job of the group takes its precisions from it."""
+    first = group[0][0]
+    work = ctx.out_dir / f"onnx2tf-{first.name}"
+    files = onnx2tf_adapter.convert(Path(first.path), work, calib, int8=any("int8" in p for _, p in group))
     arts = []
-    for precision in precisions:
-        if precision not in files:
-            raise ToolError(f"to_tflite: {src.name}: onnx2tf wrote no {precision} model (looked for *"
-                            f"{onnx2tf_adapter.VARIANTS[precision]} in {work / 'tf'})")
-        # an imported ONNX file's int8 is onnx2tf's post-training quantization of it
-        quantization = "ptq" if precision == "int8" and "imported_from" in src.extra else src.quantization
-        name = artifact_name("tflite", precision, src.pruned, quantization, lowrank=src.lowrank)
-        dest = ctx.out_dir / f"{name}.tflite"
-        shutil.move(files[precision], dest)
-        dtype, in_q, out_q = io_quantization(dest)
-        extra = {"converter": "onnx2tf", "source": src.name}
-        if precision == "int8":
-            extra["quantized_by"] = (f"onnx2tf full-integer quantization (per-channel weights, int8 input and output) "
-                                     f"calibrated on {len(calib)} training images, of "
-                                     f"{src.extra.get('quantized_by', 'the float model')}; onnx2tf cannot carry "
-                                     "PT2E ranges (make evidence-qdq)")
-            if kept:
-                extra["quantized_by"] += (f"; kept in float: {', '.join(src.extra['float_layers'])} (quantize.fallback;"
-                                          " TensorFlow's quantization debugger, denylisted ops)")
-                extra["float_tensors"] = kept
-        if "imported_from" in src.extra:
-            extra.update(input=src.extra["input"], labels=src.extra["labels"])
-        arts.append(finalize(derived(
-            src, name=name, path=str(dest), format="tflite", precision=precision, layout="NHWC",
-            input_shape=(n, h, w, c), input_dtype=dtype, input_quantization=in_q, output_quantization=out_q,
-            reference=src.reference or src.name, role="model", extra=extra, quantization=quantization,
-        ), ("onnx2tf", "tensorflow-cpu", "onnx")))
+    for src, precisions in group:
+        own = dict(files)  # _keep_float swaps in this job's own int8 file
+        kept = _keep_float(src, work, own) if "int8" in precisions and src.extra.get("float_scopes") else []
+        arts += [_artifact(ctx, src, precision, own, kept, len(calib)) for precision in precisions]
     shutil.rmtree(work, ignore_errors=True)  # SavedModel and the other variants: not artifacts of this run
     return arts
+
+
+def _artifact(ctx: Context, src: Artifact, precision: str, files: dict[str, Path], kept: list[str],
+              calibration_images: int) -> Artifact:
+    shape = src.input_shape
+    n, c, h, w = shape if src.layout == "NCHW" else (shape[0], shape[3], shape[1], shape[2])
+    if precision not in files:
+        raise ToolError(f"to_tflite: {src.name}: onnx2tf wrote no {precision} model (looked for *"
+                        f"{onnx2tf_adapter.VARIANTS[precision]} in {Path(src.path).name}'s conversion)")
+    # an imported ONNX file's int8 is onnx2tf's post-training quantization of it
+    quantization = "ptq" if precision == "int8" and "imported_from" in src.extra else src.quantization
+    name = artifact_name("tflite", precision, src.pruned, quantization, lowrank=src.lowrank)
+    dest = ctx.out_dir / f"{name}.tflite"
+    shutil.copyfile(files[precision], dest)
+    dtype, in_q, out_q = io_quantization(dest)
+    extra = {"converter": "onnx2tf", "source": src.name}
+    if precision == "int8":
+        extra["quantized_by"] = (f"onnx2tf full-integer quantization (per-channel weights, int8 input and output) "
+                                 f"calibrated on {calibration_images} training images, of "
+                                 f"{src.extra.get('quantized_by', 'the float model')}; onnx2tf cannot carry "
+                                 "PT2E ranges (make evidence-qdq)")
+        if kept:
+            extra["quantized_by"] += (f"; kept in float: {', '.join(src.extra['float_layers'])} (quantize.fallback;"
+                                      " TensorFlow's quantization debugger, denylisted ops)")
+            extra["float_tensors"] = kept
+    if "imported_from" in src.extra:
+        extra.update(input=src.extra["input"], labels=src.extra["labels"])
+    return finalize(derived(
+        src, name=name, path=str(dest), format="tflite", precision=precision, layout="NHWC",
+        input_shape=(n, h, w, c), input_dtype=dtype, input_quantization=in_q, output_quantization=out_q,
+        reference=src.reference or src.name, role="model", extra=extra, quantization=quantization,
+    ), ("onnx2tf", "tensorflow-cpu", "onnx"))
 
 
 def run(ctx: Context) -> StageOutput:
@@ -164,7 +183,11 @@ def run(ctx: Context) -> StageOutput:
     if not jobs:
         return StageOutput((), {"skipped": "the target builds no TFLite artifact"})
     calib = calibration_nhwc(ctx.recipe)
-    arts = [a for src, p in jobs for a in convert(ctx, src, p, calib)]
+    groups = _same_file_groups(jobs)
+    # each conversion is a child process of its own: run up to compute.jobs of them at once
+    with ThreadPoolExecutor(max_workers=min(ctx.target.data["compute"]["jobs"], len(groups))) as pool:
+        converted = list(pool.map(lambda group: convert(ctx, group, calib), groups))
+    arts = [a for group_arts in converted for a in group_arts]
     return StageOutput(tuple(arts), {"precisions": precisions, "converted": [a.name for a in arts]})
 
 
