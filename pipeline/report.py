@@ -82,7 +82,8 @@ def build(manifest: dict) -> dict:
                        "labelled": stage_data(manifest, "evaluate").get("labelled"),
                        "threads": stage_data(manifest, "evaluate").get("threads")},
         "benchmark": {"settings": bench.get("settings"), "device": bench.get("device") or device,
-                      "rounds": bench.get("rounds"), "stopped": bench.get("stopped"), "machine": bench.get("machine")},
+                      "rounds": bench.get("rounds"), "stopped": bench.get("stopped"), "machine": bench.get("machine"),
+                      "not_timed": bench.get("not_timed") or {}},
         "gates": {"enforced": not manifest["options"]["no_gates"], "violations": violations + device_violations},
         "artifacts": rows,
         "pruning": _pruning(manifest),
@@ -174,6 +175,8 @@ def markdown(rep: dict) -> str:
               "Prepare: our own input layout change and int8 quantization plus output dequantization (p50), which "
               "an app pays once per frame on top. Peak RSS includes the runtime's own libraries (torch for "
               "ExecuTorch's Python bindings).", ""]
+    lines += [f"Not timed: `{name}`, {why}." for name, why in rep["benchmark"].get("not_timed", {}).items()]
+    lines += [""] if rep["benchmark"].get("not_timed") else []
     lines += speedup_table(rep)
     lines += compression_table(rep)
     lines += report_devices.markdown(rep.get("on_device", []))
