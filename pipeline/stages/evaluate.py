@@ -7,6 +7,8 @@ output and the runner fails the run on them (unless --no-gates).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 
@@ -18,6 +20,8 @@ from pipeline.progress import progress
 from pipeline.runtimes import RUNTIME_OF_FORMAT, batch_size, open_session
 from pipeline.stage import Context, Stage, StageOutput
 from pipeline.training import PREDICT_BATCH, predict_logits
+
+TORCH_LINKED = ("torch", "executorch")  # runtimes that run on torch's or ExecuTorch's process-wide thread pools
 
 
 def settings(recipe: Config, target: Config) -> dict:
@@ -117,6 +121,14 @@ def run(ctx: Context) -> StageOutput:
         return logits[name]
 
     base = baseline(list(arts.values()))
+    # Torch-linked runtimes (PyTorch, .pt2, ExecuTorch) in one lane, the others (ONNX Runtime, LiteRT) in another:
+    # up to compute.jobs lanes run at once, each artifact on one thread; the comparisons below only read the results.
+    lanes: dict[bool, list[str]] = {}
+    for a in arts.values():
+        lanes.setdefault(RUNTIME_OF_FORMAT[a.format] in TORCH_LINKED or ctx.target.data["compute"]["jobs"] < 2,
+                         []).append(a.name)
+    with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
+        list(pool.map(lambda names: [outputs(n) for n in names], lanes.values()))
     fp32 = outputs(base)
     fp32_accuracy = None if split.labels is None else float((fp32.argmax(1) == split.labels).mean())
     results, found = {}, []
