@@ -16,8 +16,8 @@ demo: setup                 ## the default recipe on this machine, end to end, e
 host: setup                 ## any recipe on the host target: make host RECIPE=efficientnet-lite0
 	$(CLI) run --recipe $(RECIPE) --target host $(ARGS)
 
-bench: setup                ## re-measure latency and memory (fresh processes); results in the run's report.json
-	$(CLI) run --recipe $(RECIPE) --target $(TARGET) --from benchmark $(ARGS)
+bench: setup                ## re-measure latency and memory (fresh processes, up to 300 s of rounds); results in the run's report.json
+	$(CLI) run --recipe $(RECIPE) --target $(TARGET) --from benchmark --target-set benchmark.max_seconds=$(or $(BENCH_SECONDS),300) $(ARGS)
 
 report: setup               ## rebuild a run's report from its manifest, running nothing
 	$(CLI) report build/runs/$(RECIPE)__$(TARGET)
