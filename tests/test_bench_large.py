@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import cli
 
-TINY = ("--models", "mobilenetv2-100", "--size", "64", "--prune", "0.5", "--rounds", "2", "--runs", "3",
+TINY = ("--models", "mobilenetv2-100", "--size", "64", "--prune", "0.3,0.5", "--rounds", "2", "--runs", "3",
         "--warmup", "1", "--gemm-size", "256")
 COLUMNS = ("MACs (hook)", "MACs (ONNX)", "p50 ms", "min ms", "vs fp32 same runtime", "GMAC/s", "% of peak",
            "top-1 agreement vs PyTorch fp32", "load")
@@ -40,16 +40,20 @@ def _check_rows(rep: dict, md: str, expected: set[str]) -> dict:
         assert abs(r["macs_onnx"] - r["macs_hook"]) <= 0.01 * r["macs_hook"], name  # two independent counts
         assert 0.0 <= r["top1_agreement"] <= 1.0
         assert len(r["round_p50s_ms"]) == 2
-    assert rows["onnx-pruned-fp32"]["macs_hook"] < 0.6 * rows["onnx-fp32"]["macs_hook"]
+    assert rows["onnx-pruned50-fp32"]["macs_hook"] < rows["onnx-pruned30-fp32"]["macs_hook"] < \
+        0.7 * rows["onnx-fp32"]["macs_hook"]
     assert rows["onnx-fp32"]["top1_agreement"] == 1.0  # the fp32 file is the PyTorch model
-    assert rows["onnx-fp32"]["speedup"] is None and rows["onnx-pruned-fp32"]["speedup"]["ratio"] > 0
+    assert rows["onnx-fp32"]["speedup"] is None
+    for pruned in ("onnx-pruned30-fp32", "onnx-pruned50-fp32"):  # each ratio its own row, against the same fp32
+        assert rows[pruned]["speedup"]["baseline"] == "mobilenetv2-100/onnx-fp32"
+        assert rows[pruned]["speedup"]["ratio"] > 0
     assert "random init with BatchNorm statistics" in md
     return rows
 
 
 def test_bench_large_reports_every_artifact_with_macs_speed_and_peak(tmp_path):
     rep, md = _report(tmp_path, "onnxruntime")
-    _check_rows(rep, md, {"onnx-fp32", "onnx-pruned-fp32"})
+    _check_rows(rep, md, {"onnx-fp32", "onnx-pruned30-fp32", "onnx-pruned50-fp32"})
     assert rep["benchmark"]["rounds"] == 2 and "machine" in rep["benchmark"]
 
 
@@ -58,8 +62,8 @@ def test_bench_large_covers_fp16_int8_and_pruned_in_the_three_runtimes(tmp_path)
     rep, md = _report(tmp_path, "litert", "executorch", "onnxruntime")
     rows = _check_rows(rep, md, {
         "onnx-fp32", "tflite-fp32", "tflite-fp16", "tflite-int8-ptq", "pte-fp32", "pte-int8-ptq",
-        "onnx-pruned-fp32", "tflite-pruned-fp32", "tflite-pruned-int8-ptq", "pte-pruned-fp32",
-        "pte-pruned-int8-ptq"})
+        *(f"{fmt}-pruned{pct}-{p}" for pct in (30, 50) for fmt, p in (
+            ("onnx", "fp32"), ("tflite", "fp32"), ("tflite", "int8-ptq"), ("pte", "fp32"), ("pte", "int8-ptq")))})
     assert rows["tflite-fp32"]["top1_agreement"] == rows["pte-fp32"]["top1_agreement"] == 1.0
     assert rows["tflite-int8-ptq"]["peak"] == rows["pte-int8-ptq"]["peak"] == "int8"
     assert rows["tflite-fp16"]["peak"] == "fp32"

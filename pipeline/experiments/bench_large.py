@@ -384,7 +384,7 @@ def run(settings: Settings) -> Path:
     for name in settings.models:
         model_arts, models[name] = build_model(name, settings, x)
         model_arts = [a for a in model_arts if _runtime(a) in settings.runtimes]
-        renamed = [Artifact.from_dict({**a.to_dict(), "name": f"{name}/{a.name}"}) for a in model_arts]
+        renamed = [Artifact.from_dict({**a.to_dict(), "name": f"{name}/{_variant_name(a)}"}) for a in model_arts]
         groups[name] = [a.name for a in renamed]
         arts += renamed
     built = time.monotonic() - started
@@ -407,6 +407,12 @@ def run(settings: Settings) -> Path:
     }
     atomic_write_json(out / "report.json", report)
     return bench_large_report.write(out / "report.md", report)
+
+
+def _variant_name(a: Artifact) -> str:
+    """The artifact's name with its prune ratio (the pipeline names one pruned model per run: 'tflite-pruned-fp32'),
+    so that the variants of one model stay apart: 'tflite-pruned30-fp32'."""
+    return a.name.replace("-pruned-", f"-pruned{round(a.extra['prune_ratio'] * 100)}-") if a.pruned else a.name
 
 
 def _runtime(a: Artifact) -> str:
