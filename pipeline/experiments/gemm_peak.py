@@ -3,8 +3,11 @@
 A large square matrix product is about the most favourable work a CPU core does (compute-bound, cache-blocked by a
 vendor kernel), so its rate is a practical peak for the convolutions of a network. Each GEMM runs in a fresh child
 process with one thread (torch and ONNX Runtime), `repeats` times after one warm-up; the best rate counts. fp32:
-torch.matmul (oneDNN/MKL) and ONNX Runtime MatMul (MLAS). int8: torch._int_mm (int8 x int8 -> int32) and ONNX
-Runtime MatMulInteger (MLAS, uint8 x int8 -> int32). The peak of a precision is the faster of its two kernels.
+torch.matmul (oneDNN/MKL), ONNX Runtime MatMul (MLAS) and XNNPACK's fully-connected kernel (an n x n Linear on a
+1 x n x n input, lowered to a .pte by the pipeline's `lower`: the kernel family LiteRT and ExecuTorch run). int8:
+torch._int_mm (int8 x int8 -> int32), ONNX Runtime MatMulInteger (MLAS, uint8 x int8 -> int32) and the same Linear
+quantized by the pipeline's PT2E `ptq` and lowered to XNNPACK (QS8 GEMM; its input quantize and output dequantize,
+O(n^2), are inside the time). The peak of a precision is the fastest of its kernels.
 
     python -m pipeline.experiments.gemm_peak 2048
 """
@@ -21,8 +24,8 @@ from pipeline.proc import python_module
 from pipeline.proc import run as run_process
 
 KERNELS = {
-    "fp32": ("torch.matmul", "onnxruntime MatMul"),
-    "int8": ("torch._int_mm", "onnxruntime MatMulInteger"),
+    "fp32": ("torch.matmul", "onnxruntime MatMul", "executorch XNNPACK Linear"),
+    "int8": ("torch._int_mm", "onnxruntime MatMulInteger", "executorch XNNPACK PT2E int8 Linear"),
 }
 
 
@@ -62,9 +65,31 @@ def _ort_gemm(kernel: str, n: int):
     return lambda: session.run(None, {"a": a})
 
 
+def _executorch_gemm(kernel: str, n: int):
+    import tempfile
+    from pathlib import Path
+
+    import torch
+    from executorch.runtime import Runtime
+
+    from pipeline.compression.quantization import ptq
+    from pipeline.converters.executorch_lowering import lower
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(n, n, bias=False).eval()
+    x = torch.randn(1, n, n)
+    model = ptq(linear, torch.randn(2, n, n)) if "int8" in kernel else linear
+    path = Path(tempfile.mkdtemp(prefix="gemm-peak-")) / "gemm.pte"
+    path.write_bytes(lower(model, x)[0])
+    method = Runtime.get().load_program(str(path)).load_method("forward")
+    return lambda: method.execute([x])
+
+
 def measure_kernel(kernel: str, n: int, repeats: int) -> dict:
     """Best and median GMAC/s of one n x n x n product with one thread, in this process."""
-    call = _torch_gemm(kernel, n) if kernel.startswith("torch") else _ort_gemm(kernel, n)
+    makers = {"torch": _torch_gemm, "onnxruntime": _ort_gemm, "executorch": _executorch_gemm}
+    call = makers[kernel.split()[0].split(".")[0]](kernel, n)
     call()  # warm-up: weight packing, allocations
     seconds = []
     for _ in range(repeats):
