@@ -68,6 +68,10 @@ adb-loopback emulated-arm64: setup  ## the pipeline on a test device, which is s
 pixel-8 galaxy-s24: setup   ## the pipeline on a phone over USB adb: make pixel-8 SERIAL=<serial from adb devices>
 	$(CLI) run --recipe $(RECIPE) --target $@ $(if $(SERIAL),--serial $(SERIAL)) $(ARGS)
 
+.PHONY: bench-large
+bench-large: setup          ## EfficientNet-Lite0 + MobileNetV2 at 224x224, fp32/fp16/int8/pruned in 3 runtimes vs a measured GEMM peak: build/bench-large/report.md (about 20 min)
+	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(CLI) bench-large $(ARGS)
+
 .PHONY: evidence-qdq evidence-geffnet evidence-fallback evidence-et-int8
 evidence-qdq: setup         ## measure whether QAT ranges survive Q/DQ ONNX -> onnx2tf (run `make demo` first)
 	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.experiments.qdq_through_onnx2tf build/runs/$(RECIPE)__$(TARGET)

@@ -170,6 +170,29 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _ratios(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(t) for t in _list(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+def _cmd_bench_large(args: argparse.Namespace) -> int:
+    from pipeline import log
+    from pipeline.experiments import bench_large
+
+    log.setup(args.verbose)
+    settings = bench_large.Settings(models=args.models, size=args.size, prune=args.prune, runtimes=args.runtimes,
+                                    rounds=args.rounds, runs=args.runs, warmup=args.warmup, gemm_n=args.gemm_size,
+                                    out=args.out, rebuild=args.rebuild)
+    print(bench_large.run(settings))
+    return 0
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from pipeline.release.verify import verify
 
@@ -287,6 +310,24 @@ def parser() -> argparse.ArgumentParser:
     se.add_argument("--build-dir", default="build", help="where the cache, runs and searches live (default: build)")
     se.add_argument("-v", "--verbose", action="store_true")
     se.set_defaults(func=_cmd_search)
+
+    bl = sub.add_parser("bench-large", help="EfficientNet-Lite0 and MobileNetV2 at 224x224, every compression "
+                        "variant in LiteRT/ExecuTorch/ONNX Runtime, against a GEMM peak measured here")
+    bl.add_argument("--models", type=_list, default=("efficientnet-lite0", "mobilenetv2-100"),
+                    help="comma-separated: efficientnet-lite0, mobilenetv2-100 (default both)")
+    bl.add_argument("--size", type=_positive_int, default=224, help="input height and width (default 224)")
+    bl.add_argument("--prune", type=_ratios, default=(0.3, 0.5),
+                    help="channel ratios to prune, comma-separated; '' for none (default 0.3,0.5)")
+    bl.add_argument("--runtimes", type=_list, default=("litert", "executorch", "onnxruntime"),
+                    help="comma-separated: litert, executorch, onnxruntime (default all)")
+    bl.add_argument("--rounds", type=_positive_int, default=5, help="interleaved benchmark rounds (default 5)")
+    bl.add_argument("--runs", type=_positive_int, default=50, help="timed invokes per process (default 50)")
+    bl.add_argument("--warmup", type=_positive_int, default=5, help="untimed invokes first (default 5)")
+    bl.add_argument("--gemm-size", type=_positive_int, default=2048, help="n of the n x n peak GEMMs (default 2048)")
+    bl.add_argument("--out", default="build/bench-large", help="report.md, report.json and the built artifacts")
+    bl.add_argument("--rebuild", action="store_true", help="rebuild artifacts an earlier run left in OUT/artifacts")
+    bl.add_argument("-v", "--verbose", action="store_true")
+    bl.set_defaults(func=_cmd_bench_large)
 
     ver = sub.add_parser("verify", help="check a release bundle (.tar.gz or folder): files, metadata, model outputs")
     ver.add_argument("bundle")

@@ -78,7 +78,7 @@ def _stop_reason(done: int, elapsed: float, speed: dict[str, dict], bench: dict)
     return None
 
 
-def _result(art: Artifact, rs: list[dict], speedup: dict | None) -> dict:
+def round_result(art: Artifact, rs: list[dict], speedup: dict | None) -> dict:
     """The median round's measurement of one artifact, with every round's p50 and minimum beside it."""
     res = dict(rs[median_round([r["latency_ms"]["p50"] for r in rs])])
     res.update({"format": art.format, "precision": art.precision, "size_bytes": art.size_bytes,
@@ -89,7 +89,7 @@ def _result(art: Artifact, rs: list[dict], speedup: dict | None) -> dict:
     return res
 
 
-def _rounds(artifacts: list[Artifact], input_path, bench: dict, base_of: dict[str, str]):
+def run_rounds(artifacts: list[Artifact], input_path, bench: dict, base_of: dict[str, str]):
     """Interleaved rounds, one fresh process per artifact per round, until _stop_reason says stop."""
     rounds: dict[str, list[dict]] = {a.name: [] for a in artifacts}
     loads, start, speed, stopped = [host_load.snapshot()], time.monotonic(), {}, None
@@ -136,9 +136,9 @@ def run(ctx: Context) -> StageOutput:
     artifacts = [a for a in models if a.name not in not_timed]
     base_of = baselines(artifacts)
     with exclusive_machine(ctx.log):
-        rounds, loads, speed, stopped, seconds = _rounds(artifacts, input_path, bench, base_of)
+        rounds, loads, speed, stopped, seconds = run_rounds(artifacts, input_path, bench, base_of)
     input_path.unlink()
-    results = {a.name: _result(a, rounds[a.name], speed.get(a.name)) for a in artifacts}
+    results = {a.name: round_result(a, rounds[a.name], speed.get(a.name)) for a in artifacts}
     for name, res in results.items():
         lat, s = res["latency_ms"], res["speedup"]
         ctx.log.info("%-24s p50 %.3f ms (min %.3f) prepare %.3f ms  cv %.2f  load %.0f ms  peak RSS %.0f MB%s", name,
