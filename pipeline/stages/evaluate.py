@@ -123,12 +123,11 @@ def run(ctx: Context) -> StageOutput:
     base = baseline(list(arts.values()))
     # Torch-linked runtimes (PyTorch, .pt2, ExecuTorch) in one lane, the others (ONNX Runtime, LiteRT) in another:
     # up to compute.jobs lanes run at once, each artifact on one thread; the comparisons below only read the results.
-    lanes: dict[bool, list[str]] = {}
-    for a in arts.values():
-        lanes.setdefault(RUNTIME_OF_FORMAT[a.format] in TORCH_LINKED or ctx.target.data["compute"]["jobs"] < 2,
-                         []).append(a.name)
+    torch_lane = [n for n, a in arts.items() if RUNTIME_OF_FORMAT[a.format] in TORCH_LINKED]
+    other_lane = [n for n in arts if n not in torch_lane]
+    lanes = [torch_lane, other_lane] if ctx.target.data["compute"]["jobs"] > 1 else [torch_lane + other_lane]
     with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
-        list(pool.map(lambda names: [outputs(n) for n in names], lanes.values()))
+        list(pool.map(lambda names: [outputs(n) for n in names], lanes))
     fp32 = outputs(base)
     fp32_accuracy = None if split.labels is None else float((fp32.argmax(1) == split.labels).mean())
     results, found = {}, []

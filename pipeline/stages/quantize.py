@@ -163,11 +163,9 @@ def run(ctx: Context) -> StageOutput:
         except Exception as exc:
             raise ToolError(f"quantize: {method} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") \
                 from None
-        acc = None
-        measured = summary.get("fallback", {}) if method == "ptq" else {}
-        if "accuracy" in measured or "all_int8_accuracy" in measured:  # the fallback check ran this very model
-            acc = measured.get("accuracy", measured.get("all_int8_accuracy"))
-        elif evals.labels is not None:
+        measured = summary.get("fallback", {}) if method == "ptq" else {}  # the fallback check scored this model
+        acc = measured.get("accuracy", measured.get("all_int8_accuracy"))
+        if acc is None and evals.labels is not None:
             acc = _accuracy(converted, ex, evals.labels)
         summary["methods"][method] = {"how": how, "reference_accuracy": acc}
         ctx.log.info("%s: %s; PyTorch int8 reference accuracy %s", method, how, f"{acc:.4f}" if acc else "-")
