@@ -4,9 +4,11 @@ On this project's 2-core machine a training step of the default model took 1.78x
 when the machine was quiet, and up to 10x more when other jobs ran (the threads wait for each other at every
 operator). Neither count is right everywhere, and the load changes during a run, so the loop keeps timing: every
 `every` steps it tries the other count for a few steps against the median of the recent steps on the current one,
-and switches when the other is clearly faster. A probe step slower than `abort_ratio` times that median ends the
-probe at once, so a collapsing thread pool costs one slow step; each lost probe doubles the wait before the next
-(up to 8x), and a run of slow steps on the current count starts a probe at once.
+and switches when the other is clearly faster. The first probe comes after `first` steps, since a short run (0.3
+epochs of QAT is 140 steps) would otherwise spend 40 of them on one thread. A probe step slower than `abort_ratio`
+times that median ends the probe at once, so a collapsing thread pool costs one slow step; each lost probe doubles
+the wait before the next (from `every`, up to 8x), and a run of slow steps on the current count starts a probe at
+once.
 """
 
 from __future__ import annotations
@@ -43,13 +45,13 @@ def describe() -> str:
 class ThreadTuner:
     """Call `step_done(seconds)` after every training step; it sets torch's thread count for the next one."""
 
-    def __init__(self, every: int = 40, probe: int = 3, gain: float = 0.9, abort_ratio: float = 1.5):
+    def __init__(self, every: int = 40, probe: int = 3, gain: float = 0.9, abort_ratio: float = 1.5, first: int = 6):
         self.choices = (1, _AUTO_MAX) if enabled() else (torch.get_num_threads(),)
         self.every, self.probe_len, self.gain, self.abort_ratio = every, probe, gain, abort_ratio
         self.current = self.choices[0]
         self.recent: list[float] = []
         self.probe: list[float] | None = None
-        self.wait = every
+        self.wait = max(first, probe)
         self.since = 0
         self.slow = 0  # consecutive steps slower than abort_ratio x the recent median
         self.switches: list[tuple[int, int]] = []  # (step, threads) of every change
@@ -85,7 +87,7 @@ class ThreadTuner:
                 self.switches.append((self.steps, self.current))
                 self.recent, self.wait = list(self.probe[1:]), self.every
             else:
-                self.wait = min(self.wait * 2, 8 * self.every)
+                self.wait = min(max(self.wait, self.every) * 2, 8 * self.every)
             torch.set_num_threads(self.current)
             self.probe, self.since, self.slow = None, 0, 0
 

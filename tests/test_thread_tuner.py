@@ -31,9 +31,10 @@ def _drive(tuner: ThreadTuner, seconds_on, steps: int) -> list[int]:
 
 
 def test_a_quiet_machine_moves_to_every_core(auto):
-    tuner = ThreadTuner(every=10)
+    tuner = ThreadTuner(every=10, first=6)
     used = _drive(tuner, lambda n, i: 0.10 if n == 1 else 0.056, 60)
-    assert used[:10] == [1] * 10
+    assert used[:6] == [1] * 6  # the first probe comes early: 3 steps on 2 threads, then it stays there
+    assert used[6:9] == [2] * 3 and tuner.summary()["thread_switches"][0] == [9, 2]
     assert used[-30:].count(2) >= 28  # a probe of one thread now and then, one step each
     assert tuner.summary()["threads_last"] == 2
 
