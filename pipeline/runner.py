@@ -7,9 +7,11 @@ import platform
 import shutil
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 from pipeline import distributed, report, run_lock, thread_tuner
 from pipeline.artifact import atomic_write_json, sha256_file, tool_versions
@@ -124,71 +126,122 @@ def _run(recipe: Config, target: Config, opts: RunOptions, threads: int, out_dir
     gate_failure: GateError | None = None
     # A phone target: make sure the device answers before the first stage that does work, not after it.
     device_check_due = writer and target.data["device"]["kind"] == "adb" and (not opts.only or "on_device" in opts.only)
-    for index, stage in enumerate(STAGES):
-        if not writer and index > last_training:
-            break  # other torchrun ranks only help train; rank 0 converts, measures and writes
-        settings = stage.settings(recipe, target)
-        key = stage_key(stage, settings, {n: keys[n] for n in stage.needs})
-        keys[stage.name] = key
-        inputs = {n: outputs[n] for n in stage.needs}
-        selected = not opts.only or stage.name in opts.only
-        cached = None if (_forced(stage, opts) and selected) or not stage.cached else cache.load(stage.name, key)
-        if cached is None and not selected:
-            if opts.only and stage_names().index(stage.name) > max(stage_names().index(n) for n in opts.only):
-                break
-            raise UserError(f"--only {','.join(opts.only)}: stage {stage.name!r} has no cached result for these "
-                            "settings; run without --only first")
-        if cached is not None:
-            outputs[stage.name] = cached
-            log.info("[%s] cached (%s)", stage.name, key[:12])
-            records.append(_record(stage, key, cached, True, 0.0))
+    order = {name: i for i, name in enumerate(stage_names())}
+    pending: dict[str, tuple[Stage, str, Path, Future]] = {}  # background stages still running
+    background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage")
+
+    def failed(stage: Stage, ctx_dir: Path, exc: BaseException) -> NoReturn:
+        """Clean up after a stage that raised, and raise again (a bug as a StageCrash)."""
+        if stage.cached:
+            cache.discard(ctx_dir)
+        manifest["failed_stage"] = stage.name
+        if writer:
+            atomic_write_json(out_dir / "manifest.json", manifest)
+        if isinstance(exc, Exception) and not isinstance(exc, UserError):
+            raise StageCrash(stage.name) from exc  # a bug: the CLI logs the traceback, prints one line
+        raise exc
+
+    def finish(stage: Stage, key: str, ctx_dir: Path, produced: StageOutput, seconds: float) -> None:
+        outputs[stage.name] = cache.commit(stage.name, key, ctx_dir, produced) if stage.cached else produced
+        skipped = outputs[stage.name].data.get("skipped")
+        if skipped:
+            log.info("[%s] skipped: %s", stage.name, skipped)
         else:
-            if device_check_due:
-                device_check_due = False
-                if stage.name != "on_device":  # that stage reports an unreachable device itself
-                    check_reachable(target.name, target.data["device"])
-            ctx_dir = cache.new_folder(stage.name, key) if stage.cached else out_dir
-            ctx = Context(recipe, target, inputs, ctx_dir, threads, log.getChild(stage.name),
-                          {"no_gates": opts.no_gates, "manifest": manifest})
-            log.info("[%s] running: %s", stage.name, stage.produces)
-            start = time.perf_counter()
+            log.info("[%s] done in %.1f s", stage.name, seconds)
+        records.append(_record(stage, key, outputs[stage.name], False, seconds))
+        records.sort(key=lambda r: order[r["name"]])
+
+    def join(names) -> None:
+        """Wait for the background stages among `names` and record them."""
+        for name in [n for n in names if n in pending]:
+            stage, key, ctx_dir, future = pending.pop(name)
             try:
-                produced = stage.run(ctx)
+                produced, seconds = future.result()
             except BaseException as exc:
-                if stage.cached:
-                    cache.discard(ctx_dir)
-                manifest["failed_stage"] = stage.name
-                if writer:
-                    atomic_write_json(out_dir / "manifest.json", manifest)
-                if isinstance(exc, Exception) and not isinstance(exc, UserError):
-                    raise StageCrash(stage.name) from exc  # a bug: the CLI logs the traceback, prints one line
-                raise
-            seconds = time.perf_counter() - start
-            outputs[stage.name] = cache.commit(stage.name, key, ctx_dir, produced) if stage.cached else produced
-            skipped = outputs[stage.name].data.get("skipped")
-            if skipped:
-                log.info("[%s] skipped: %s", stage.name, skipped)
+                failed(stage, ctx_dir, exc)
+            finish(stage, key, ctx_dir, produced, seconds)
+
+    def timed(stage: Stage, ctx: Context) -> tuple[StageOutput, float]:
+        start = time.perf_counter()
+        return stage.run(ctx), time.perf_counter() - start
+
+    try:
+        for index, stage in enumerate(STAGES):
+            if not writer and index > last_training:
+                break  # other torchrun ranks only help train; rank 0 converts, measures and writes
+            join(stage.needs)
+            settings = stage.settings(recipe, target)
+            key = stage_key(stage, settings, {n: keys[n] for n in stage.needs})
+            keys[stage.name] = key
+            inputs = {n: outputs[n] for n in stage.needs}
+            selected = not opts.only or stage.name in opts.only
+            cached = None if (_forced(stage, opts) and selected) or not stage.cached else cache.load(stage.name, key)
+            if cached is None and not selected:
+                if opts.only and stage_names().index(stage.name) > max(stage_names().index(n) for n in opts.only):
+                    break
+                raise UserError(f"--only {','.join(opts.only)}: stage {stage.name!r} has no cached result for "
+                                "these settings; run without --only first")
+            if cached is not None:
+                outputs[stage.name] = cached
+                log.info("[%s] cached (%s)", stage.name, key[:12])
+                records.append(_record(stage, key, cached, True, 0.0))
+                records.sort(key=lambda r: order[r["name"]])
             else:
-                log.info("[%s] done in %.1f s", stage.name, seconds)
-            records.append(_record(stage, key, outputs[stage.name], False, seconds))
-        if stage.trains:
-            distributed.barrier()  # every rank sees the same cache before deciding on the next stage
-        if not writer:
-            continue
-        atomic_write_json(out_dir / "manifest.json", manifest)
-        violations = outputs[stage.name].data.get("gate_violations", [])
-        if violations and opts.explain and stage.name == "evaluate":
-            _explain(out_dir, violations)
-        if violations and not opts.no_gates and gate_failure is None:
-            gate_failure = GateError(violations[0] + (f" (+{len(violations) - 1} more)" if len(violations) > 1 else "")
-                                     + "; rerun with --no-gates to finish the report anyway")
-            break
+                if device_check_due:
+                    device_check_due = False
+                    if stage.name != "on_device":  # that stage reports an unreachable device itself
+                        check_reachable(target.name, target.data["device"])
+                ctx_dir = cache.new_folder(stage.name, key) if stage.cached else out_dir
+                ctx = Context(recipe, target, inputs, ctx_dir, threads, log.getChild(stage.name),
+                              {"no_gates": opts.no_gates, "manifest": manifest})
+                if stage.background and writer:
+                    log.info("[%s] running in the background: %s", stage.name, stage.produces)
+                    pending[stage.name] = (stage, key, ctx_dir, background.submit(timed, stage, ctx))
+                    continue
+                log.info("[%s] running: %s", stage.name, stage.produces)
+                try:
+                    produced, seconds = timed(stage, ctx)
+                except BaseException as exc:
+                    _settle(pending, cache)
+                    failed(stage, ctx_dir, exc)
+                finish(stage, key, ctx_dir, produced, seconds)
+            if stage.trains:
+                distributed.barrier()  # every rank sees the same cache before deciding on the next stage
+            if not writer:
+                continue
+            atomic_write_json(out_dir / "manifest.json", manifest)
+            violations = outputs[stage.name].data.get("gate_violations", [])
+            if violations and opts.explain and stage.name == "evaluate":
+                _explain(out_dir, violations)
+            if violations and not opts.no_gates and gate_failure is None:
+                more = f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""
+                gate_failure = GateError(f"{violations[0]}{more}; rerun with --no-gates to finish the report anyway")
+                break
+        join(list(pending))
+    except BaseException:
+        _settle(pending, cache)
+        raise
+    finally:
+        background.shutdown(wait=True)
     if writer:
         atomic_write_json(out_dir / "manifest.json", manifest)
     if gate_failure is not None:
         report.write(out_dir, manifest)  # what was measured up to the gate, with the violations marked
         raise gate_failure
     return out_dir
+
+
+def _settle(pending: dict, cache: Cache) -> None:
+    """After a failure: wait for the background stages to end, then discard what they made (nothing of a stage
+    that did not finish its run may reach the cache)."""
+    for stage, _key, ctx_dir, future in pending.values():
+        try:
+            future.result()
+        except BaseException:  # noqa: BLE001, S110 - the failure being raised is the one the user sees
+            pass
+        if stage.cached:
+            cache.discard(ctx_dir)
+    pending.clear()
 
 
 def _explain(out_dir: Path, violations: list[str]) -> None:

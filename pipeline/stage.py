@@ -57,3 +57,6 @@ class Stage:
     tools: tuple[str, ...] = ()
     cached: bool = True  # False for cheap stages rebuilt every time (the report)
     trains: bool = False  # True where every torchrun process takes part (DistributedDataParallel training)
+    # True: the runner starts it in a thread and goes on with the next stages; a stage that needs it waits for it.
+    # Only for a stage whose work runs in child processes (no torch state shared with the stages beside it).
+    background: bool = False

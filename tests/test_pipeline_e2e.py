@@ -95,9 +95,8 @@ def test_report_json_has_the_documented_schema(e2e):
         assert set(row["latency_ms"]) == LATENCY_KEYS
         assert row["latency_ms"]["p50"] > 0 and row["format"] in {"torch", "onnx", "tflite", "pte"}
         assert row["precision"] in {"fp32", "fp16", "int8"}
-    assert [s["name"] for s in rep["stages"]][:10] == ["train", "decompose", "prune", "quantize", "to_onnx",
-                                                      "to_tflite", "to_executorch", "evaluate", "benchmark",
-                                                      "on_device"]
+    assert [s["name"] for s in rep["stages"]][:10] == ["train", "decompose", "prune", "quantize", "to_executorch",
+                                                      "to_onnx", "to_tflite", "evaluate", "benchmark", "on_device"]
     assert all({"name", "cached", "seconds"} <= set(s) for s in rep["stages"])
     skipped = {s["name"]: s["skipped"] for s in rep["stages"] if s["skipped"]}
     # decompose is off by default and the host target has no device; every other stage worked

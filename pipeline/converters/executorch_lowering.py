@@ -1,8 +1,22 @@
-"""PyTorch -> ExecuTorch program delegated to XNNPACK, with a count of what was delegated."""
+"""PyTorch -> ExecuTorch program delegated to XNNPACK, with a count of what was delegated.
+
+`lower` works in this process; `lower_files` lowers saved models (a state_dict artifact or a .pt2 int8 reference)
+in one child process (`python -m pipeline.converters.executorch_lowering`), so the to_executorch stage can run
+beside the ONNX and TFLite conversions without sharing torch.export's global state with them.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+from pathlib import Path
+
 import torch
+
+from pipeline.proc import python_module, run
+
+MARK = "executorch_lowering: "  # prefixes each result line on stdout
 
 
 def delegation_summary(edge_program) -> dict:
@@ -63,3 +77,45 @@ def lower(model: torch.nn.Module, example: torch.Tensor) -> tuple[bytes, dict]:
     edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner(configs=quantized_pad_configs())])
     summary = delegation_summary(edge)
     return edge.to_executorch().buffer, summary
+
+
+def lower_files(jobs: list[tuple[dict, Path]], what: str, timeout: float = 1800) -> list[dict]:
+    """Lower each (artifact dict, .pte path) in one child process, writing every file atomically; returns each
+    job's delegation summary, in order. A failure is a ToolError naming `what` and the child's last line."""
+    args = [{"artifact": artifact, "out": str(out)} for artifact, out in jobs]
+    proc = run(python_module("pipeline.converters.executorch_lowering", json.dumps(args)), what=what,
+               timeout=timeout)
+    lines = [x for x in proc.stdout.decode(errors="replace").splitlines() if x.startswith(MARK)]
+    return [json.loads(line[len(MARK):]) for line in lines]
+
+
+def _load(artifact) -> torch.nn.Module:
+    """The model an artifact holds: a state_dict rebuilt from its spec, or a saved torch.export program."""
+    if artifact.format == "pt2":
+        from pipeline.runtimes.torch_export import TorchExportSession
+
+        return TorchExportSession(artifact, 1).module
+    from pipeline.models.checkpoint import load_model
+
+    return load_model(artifact)
+
+
+def _child(jobs: list[dict]) -> None:
+    from pipeline.artifact import Artifact, atomic_write_bytes
+
+    torch.set_num_threads(1)  # lowering is Python; the stages beside it get the other core
+    for job in jobs:
+        artifact = Artifact.from_dict(job["artifact"])
+        try:
+            buffer, summary = lower(_load(artifact), torch.zeros(artifact.input_shape))
+        except Exception as exc:  # noqa: BLE001 - one line for the parent's ToolError
+            first = (str(exc).splitlines() or [""])[0][:200]
+            sys.exit(f"{artifact.name}: lowering failed: {type(exc).__name__}: {first}")
+        atomic_write_bytes(Path(job["out"]), buffer)
+        print(MARK + json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("jobs", help="JSON: [{artifact, out}, ...]")
+    _child(json.loads(parser.parse_args().jobs))

@@ -22,9 +22,9 @@ STAGES: tuple[Stage, ...] = (
     decompose.STAGE,
     prune.STAGE,
     quantize.STAGE,
+    to_executorch.STAGE,  # in the background (see Stage.background): beside to_onnx and to_tflite
     to_onnx.STAGE,
     to_tflite.STAGE,
-    to_executorch.STAGE,
     evaluate.STAGE,
     benchmark.STAGE,
     on_device.STAGE,

@@ -1,9 +1,9 @@
 """quantize: int8 by post-training quantization and by quantization-aware training (PT2E, XNNPACK quantizer).
 
-For each method it writes the PyTorch quantized reference (.pt2), the int8 ExecuTorch program (.pte) that must
-reproduce it, and the float model that TFLite's int8 conversion calibrates (role "intermediate": for PTQ the
-compressed model itself, for QAT its QAT-tuned weights). The quantized source is the pruned model when the recipe
-prunes, else the trained one.
+For each method it writes the PyTorch quantized reference (.pt2), which to_executorch lowers to the int8 ExecuTorch
+program (.pte) that must reproduce it, and the float model that TFLite's int8 conversion calibrates (role
+"intermediate": for PTQ the compressed model itself, for QAT its QAT-tuned weights). The quantized source is the
+pruned model when the recipe prunes, else the trained one.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from pipeline.models.checkpoint import load_model, save_state_dict
 from pipeline.progress import progress
 from pipeline.runtimes.pt2_file import make_reproducible
 from pipeline.stage import Context, Stage, StageOutput
-from pipeline.stages.to_executorch import write_program
 from pipeline.stages.train import skip_reason
 from pipeline.training import Distillation, TrainSettings, predict_logits
 
@@ -149,7 +148,6 @@ def run(ctx: Context) -> StageOutput:
     calib = torch.from_numpy(data.to_tensor(data.calibration_images(ctx.recipe), spec))
     evals = data.eval_split(ctx.recipe)
     ex = torch.from_numpy(data.to_tensor(evals.images, spec))
-    example = torch.zeros(src.input_shape)
     arts: list[Artifact] = []
     summary: dict = {"source": src.name, "methods": {}}
     ranking = _sensitivity(ctx, model, calib) if cfg["sensitivity"] else None
@@ -178,14 +176,6 @@ def run(ctx: Context) -> StageOutput:
                              input_shape=src.input_shape, **common,
                              extra={"quantized_by": f"{how}; {WEIGHTS}", "max_batch": MAX_BATCH,
                                     "source": src.name}))
-        if want["pte"]:
-            name = artifact_name("pte", "int8", src.pruned, method, lowrank=src.lowrank)
-            path = ctx.out_dir / f"{name}.pte"
-            delegation = write_program(converted, example, path, f"quantize: {name}", ctx.log)
-            arts.append(Artifact(name=name, path=str(path), format="pte", precision="int8", layout="NCHW",
-                                 input_shape=src.input_shape, reference=ref_name, **common,
-                                 extra={"quantized_by": f"{how}; {WEIGHTS}; lowered to ExecuTorch XNNPACK",
-                                        "backend": "xnnpack", "delegation": delegation}))
         if want["tflite"]:
             name = artifact_name("torch", "fp32", src.pruned, method, suffix="float", lowrank=src.lowrank)
             path = ctx.out_dir / f"{name}.pt"
@@ -207,5 +197,5 @@ def run(ctx: Context) -> StageOutput:
     return StageOutput(tuple(finalize(a, tools) for a in arts), summary)
 
 
-STAGE = Stage("quantize", "int8 by PTQ and QAT (PT2E, XNNPACK quantizer): .pte programs and their references",
+STAGE = Stage("quantize", "int8 by PTQ and QAT (PT2E, XNNPACK quantizer): the int8 references (.pt2)",
               ("train", "decompose", "prune"), settings, run, tools=("torch", "torchao", "executorch"), trains=True)

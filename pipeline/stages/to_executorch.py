@@ -1,4 +1,9 @@
-"""to_executorch: XNNPACK-delegated ExecuTorch programs (.pte fp32) of every float model, with delegation counts."""
+"""to_executorch: XNNPACK-delegated ExecuTorch programs: .pte fp32 of every float model, and .pte int8 of every PT2E
+int8 reference the quantize stage saved (.pt2), with delegation counts.
+
+All programs are lowered in one child process. The runner starts this stage in the background right after the
+last training stage: it needs nothing the ONNX and TFLite conversions make, so on two cores it runs beside them.
+"""
 
 from __future__ import annotations
 
@@ -6,58 +11,78 @@ from pathlib import Path
 
 import torch
 
-from pipeline.artifact import artifact_name, atomic_write_bytes, derived, finalize
+from pipeline.artifact import Artifact, artifact_name, atomic_write_bytes, derived, finalize
 from pipeline.config import Config
-from pipeline.converters.executorch_lowering import lower
+from pipeline.converters.executorch_lowering import lower, lower_files
 from pipeline.errors import ToolError
-from pipeline.models.checkpoint import load_model
 from pipeline.stage import Context, Stage, StageOutput
 from pipeline.stages.train import skip_reason
 
 
-def wanted(target: Config) -> bool:
-    return "pte-fp32" in target.data["artifacts"]["build"]
+def wanted(target: Config) -> dict[str, bool]:
+    build = target.data["artifacts"]["build"]
+    return {"fp32": "pte-fp32" in build, "int8": "pte-int8" in build}
 
 
 def settings(recipe: Config, target: Config) -> dict:
-    return {"fp32": wanted(target)}
+    return wanted(target)
 
 
 def write_program(model: torch.nn.Module, example: torch.Tensor, path: Path, what: str, log) -> dict:
-    """Lower and write one .pte atomically; returns the delegation summary (warns about ops left out)."""
+    """Lower in this process and write one .pte atomically; returns the delegation summary (warns about ops left
+    out)."""
     try:
         buffer, summary = lower(model, example)
     except Exception as exc:
         raise ToolError(f"{what}: lowering failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
     atomic_write_bytes(path, buffer)
+    log_delegation(path, summary, log)
+    return summary
+
+
+def log_delegation(path: Path, summary: dict, log) -> None:
     if summary["not_delegated"]:
         left = ", ".join(f"{k} x{v}" for k, v in summary["not_delegated"].items())
         log.warning("%s: ops left outside XNNPACK (portable kernels, slower): %s", path.name, left)
     log.info("%s: XNNPACK took %d ops in %d subgraph(s); %d left to portable kernels", path.name,
              summary["delegated_ops"], summary["delegated_subgraphs"], summary["non_delegated_ops"])
-    return summary
+
+
+def _program(src: Artifact, out_dir: Path) -> tuple[Artifact, Path]:
+    """The .pte artifact (without its delegation yet) that lowering `src` makes, and its path."""
+    if src.format == "pt2":
+        name = artifact_name("pte", "int8", src.pruned, src.quantization, lowrank=src.lowrank)
+        path = out_dir / f"{name}.pte"
+        return derived(src, name=name, path=str(path), format="pte", precision="int8", layout="NCHW",
+                       reference=src.name,
+                       extra={"quantized_by": f"{src.extra['quantized_by']}; lowered to ExecuTorch XNNPACK",
+                              "backend": "xnnpack"}), path
+    name = artifact_name("pte", "fp32", src.pruned, lowrank=src.lowrank)
+    path = out_dir / f"{name}.pte"
+    return derived(src, name=name, path=str(path), format="pte", precision="fp32", layout="NCHW",
+                   reference=src.name, extra={"backend": "xnnpack"}), path
 
 
 def run(ctx: Context) -> StageOutput:
     reason = skip_reason(ctx.recipe, "to_executorch")
     if reason:
         return StageOutput((), {"skipped": reason})
-    if not wanted(ctx.target):
-        return StageOutput((), {"skipped": "the target builds no fp32 ExecuTorch artifact"})
+    want = wanted(ctx.target)
+    sources = [a for a in ctx.upstream_artifacts()
+               if (want["fp32"] and a.format == "torch" and a.role == "model") or (want["int8"] and a.format == "pt2")]
+    if not sources:
+        return StageOutput((), {"skipped": "the target builds no ExecuTorch artifact"})
+    programs = [_program(src, ctx.out_dir) for src in sources]
+    summaries = lower_files([(src.to_dict(), path) for src, (_, path) in zip(sources, programs, strict=True)],
+                            "to_executorch: lowering to XNNPACK")
     arts = []
-    for src in ctx.upstream_artifacts():
-        if src.format != "torch" or src.role != "model":
-            continue
-        name = artifact_name("pte", "fp32", src.pruned, lowrank=src.lowrank)
-        path = ctx.out_dir / f"{name}.pte"
-        summary = write_program(load_model(src), torch.zeros(src.input_shape), path, f"to_executorch: {name}",
-                                ctx.log)
-        arts.append(finalize(derived(src, name=name, path=str(path), format="pte", precision="fp32", layout="NCHW",
-                                     reference=src.name, extra={"backend": "xnnpack", "delegation": summary}),
-                             ("torch", "executorch")))
+    for (art, path), summary in zip(programs, summaries, strict=True):
+        log_delegation(path, summary, ctx.log)
+        art.extra["delegation"] = summary
+        arts.append(finalize(art, ("torch", "executorch")))
     return StageOutput(tuple(arts), {"delegation": {a.name: a.extra["delegation"] for a in arts}})
 
 
-STAGE = Stage("to_executorch", "ExecuTorch .pte fp32 of every float model, XNNPACK-delegated",
-              ("train", "decompose", "prune"),
-              settings, run, tools=("torch", "executorch"))
+STAGE = Stage("to_executorch", "ExecuTorch .pte: fp32 of every float model and int8 of every PT2E reference, "
+              "XNNPACK-delegated", ("train", "decompose", "prune", "quantize"),
+              settings, run, tools=("torch", "executorch"), background=True)
