@@ -101,7 +101,7 @@ def run(recipe: Config, target: Config, opts: RunOptions) -> Path:
 
 def _run(recipe: Config, target: Config, opts: RunOptions, threads: int, out_dir: Path, cache: Cache,
          writer: bool) -> Path:
-    last_training = max(i for i, s in enumerate(STAGES) if s.trains)
+    last_training = max((i for i, s in enumerate(STAGES) if s.trains), default=-1)
     out_dir.mkdir(parents=True, exist_ok=True)
     if writer:  # a report from an earlier run must never sit beside this run's manifest
         for stale in ("report.json", "report.md", "report.png"):
