@@ -131,7 +131,17 @@ def convert(ctx: Context, group: list[tuple[Artifact, list[str]]], calib: np.nda
     """One onnx2tf conversion of a group's ONNX file; each job of the group takes its precisions from it."""
     first = group[0][0]
     work = ctx.out_dir / f"onnx2tf-{first.name}"
-    files = onnx2tf_adapter.convert(Path(first.path), work, calib, int8=any("int8" in p for _, p in group))
+    int8 = any("int8" in p for _, p in group)
+    if "imported_from" in first.extra:  # a user's ONNX file: onnxsim first, as onnx2tf does by default
+        files = onnx2tf_adapter.convert(Path(first.path), work, calib, int8=int8)
+    else:
+        try:  # our exporter's file needs no onnxsim (see onnx2tf_adapter.convert)
+            files = onnx2tf_adapter.convert(Path(first.path), work, calib, int8=int8, simplify=False)
+        except ToolError as exc:
+            ctx.log.warning("to_tflite: %s: onnx2tf failed without onnxsim (%s); converting again with it",
+                            first.name, exc)
+            shutil.rmtree(work, ignore_errors=True)
+            files = onnx2tf_adapter.convert(Path(first.path), work, calib, int8=int8)
     arts = []
     for src, precisions in group:
         own = dict(files)  # _keep_float swaps in this job's own int8 file
