@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-from pipeline.artifact import Artifact, artifact_name, atomic_write_bytes, derived, finalize
+from pipeline.artifact import Artifact, artifact_name, derived, finalize
 from pipeline.config import Config
-from pipeline.converters.executorch_lowering import lower, lower_files
-from pipeline.errors import ToolError
+from pipeline.converters.executorch_lowering import lower_files
 from pipeline.stage import Context, Stage, StageOutput
 from pipeline.stages.train import skip_reason
 
@@ -28,19 +25,8 @@ def settings(recipe: Config, target: Config) -> dict:
     return wanted(target)
 
 
-def write_program(model: torch.nn.Module, example: torch.Tensor, path: Path, what: str, log) -> dict:
-    """Lower in this process and write one .pte atomically; returns the delegation summary (warns about ops left
-    out)."""
-    try:
-        buffer, summary = lower(model, example)
-    except Exception as exc:
-        raise ToolError(f"{what}: lowering failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
-    atomic_write_bytes(path, buffer)
-    log_delegation(path, summary, log)
-    return summary
-
-
 def log_delegation(path: Path, summary: dict, log) -> None:
+    """Say how much of a program XNNPACK took, and warn about ops it left to the portable kernels."""
     if summary["not_delegated"]:
         left = ", ".join(f"{k} x{v}" for k, v in summary["not_delegated"].items())
         log.warning("%s: ops left outside XNNPACK (portable kernels, slower): %s", path.name, left)
