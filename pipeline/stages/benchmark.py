@@ -19,6 +19,7 @@ import numpy as np
 
 from pipeline import data, host_load
 from pipeline.artifact import Artifact
+from pipeline.bench_worker import measure_forked
 from pipeline.config import Config
 from pipeline.errors import ConfigError
 from pipeline.proc import python_module
@@ -51,12 +52,17 @@ def baselines(artifacts: list[Artifact]) -> dict[str, str]:
             if RUNTIME_OF_FORMAT[a.format] in base and base[RUNTIME_OF_FORMAT[a.format]] != a.name}
 
 
+FORKED = ("torch", "executorch")  # runtimes measured in a process forked from the preloaded server (bench_worker)
+
+
 def _measure(art: Artifact, input_path, bench: dict) -> dict:
     args = {"artifact": art.to_dict(), "input": str(input_path), "threads": bench["threads"],
             "warmup": bench["warmup"], "runs": bench["runs"]}
+    if RUNTIME_OF_FORMAT[art.format] in FORKED:
+        return measure_forked(args, f"benchmark: {art.name}", timeout=1800)
     proc = run_process(python_module("pipeline.bench_worker", json.dumps(args)), what=f"benchmark: {art.name}",
                        timeout=1800)
-    return json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    return {**json.loads(proc.stdout.decode().strip().splitlines()[-1]), "process": "a new Python process"}
 
 
 def speedups(rounds: dict[str, list[dict]], base_of: dict[str, str]) -> dict[str, dict]:
