@@ -85,7 +85,9 @@ def _forked(args: dict, conn) -> None:
     try:
         conn.send(("ok", measure(args)))
     except BaseException as exc:  # noqa: BLE001 - the parent reports it in one line
-        conn.send(("error", f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"))
+        from pipeline.errors import one_line
+
+        conn.send(("error", one_line(exc, 300)))
     finally:
         conn.close()
 

@@ -36,6 +36,11 @@ class StageCrash(Exception):
         super().__init__(f"stage {stage} failed")
 
 
+def one_line(exc: BaseException, limit: int = 160) -> str:
+    """'Type: first line of the message', cut to `limit` characters: how a caught exception is named in one line."""
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:limit]}"
+
+
 def artifact_failed(path: object, name: str, doing: str, exc: BaseException) -> UserError:
     """The one line for an artifact file that its runtime could not run (`doing`: "be profiled", ...): a damaged or
     foreign file in a run folder, named with the exception's first line."""

@@ -23,6 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch_pruning as tp
 
+from pipeline.errors import one_line
+
 # The pruning ratio the MAC-target mode can reach at most, and how finely it walks towards it.
 MAX_RATIO = 0.9
 MAC_MODE_STEPS = 36
@@ -91,10 +93,6 @@ class PruneError(Exception):
     """Nothing could be pruned: names the structure Torch-Pruning could not follow."""
 
 
-def _first_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:160]}"
-
-
 def _group_layers(group, names: dict[nn.Module, str]) -> list[str]:
     """The named layers a dependency group touches, in order, without repeats."""
     out: list[str] = []
@@ -118,7 +116,7 @@ class _GuardedImportance(tp.importance.Importance):
         except Exception as exc:  # Torch-Pruning's index maps break on structures its graph does not follow
             layers = _group_layers(group, self.names)
             if not any(f["layers"] == layers for f in self.failures):
-                self.failures.append({"layers": layers, "reason": f"importance failed: {_first_line(exc)}"})
+                self.failures.append({"layers": layers, "reason": f"importance failed: {one_line(exc)}"})
             return None
 
 
@@ -141,7 +139,7 @@ def _failing_module(model: nn.Module, x: torch.Tensor) -> tuple[str | None, str]
             model.eval()(x)
         return None, ""
     except Exception as exc:  # any layer may fail on the narrowed shapes
-        return (stack[-1] if stack else ""), _first_line(exc)
+        return (stack[-1] if stack else ""), one_line(exc)
     finally:
         for h in hooks:
             h.remove()
@@ -268,7 +266,7 @@ def _prune_steps(model: nn.Module, example: torch.Tensor, settings: PruneSetting
             iterative_steps=steps, round_to=settings.round_to or None, ignored_layers=_ignored(model, tuple(keep)),
         )
     except Exception as exc:  # tracing the dependency graph failed: custom ops, dynamic control flow
-        raise PruneError(f"Torch-Pruning cannot trace this model's dependency graph ({_first_line(exc)}); set "
+        raise PruneError(f"Torch-Pruning cannot trace this model's dependency graph ({one_line(exc)}); set "
                          "prune.enabled = false, or list the offending layers in prune.ignore") from None
     target_macs = macs_before / settings.macs_factor
     done = 0
@@ -281,6 +279,6 @@ def _prune_steps(model: nn.Module, example: torch.Tensor, settings: PruneSetting
             try:
                 group.prune()
             except Exception as exc:  # the model may be half-changed now: the caller starts again without it
-                return done, {"layers": _group_layers(group, names), "reason": f"pruning failed: {_first_line(exc)}"}
+                return done, {"layers": _group_layers(group, names), "reason": f"pruning failed: {one_line(exc)}"}
         done += 1
     return done, None

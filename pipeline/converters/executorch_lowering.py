@@ -102,6 +102,7 @@ def _load(artifact) -> torch.nn.Module:
 
 def _child(jobs: list[dict]) -> None:
     from pipeline.artifact import Artifact, atomic_write_bytes
+    from pipeline.errors import one_line
 
     torch.set_num_threads(1)  # lowering is Python; the stages beside it get the other core
     for job in jobs:
@@ -109,8 +110,7 @@ def _child(jobs: list[dict]) -> None:
         try:
             buffer, summary = lower(_load(artifact), torch.zeros(artifact.input_shape))
         except Exception as exc:  # noqa: BLE001 - one line for the parent's ToolError
-            first = (str(exc).splitlines() or [""])[0][:200]
-            sys.exit(f"{artifact.name}: lowering failed: {type(exc).__name__}: {first}")
+            sys.exit(f"{artifact.name}: lowering failed: {one_line(exc, 200)}")
         atomic_write_bytes(Path(job["out"]), buffer)
         print(MARK + json.dumps(summary), flush=True)
 

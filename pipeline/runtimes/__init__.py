@@ -23,6 +23,8 @@ from pipeline.artifact import Artifact
 from pipeline.preprocess import quantize_int8
 
 RUNTIME_OF_FORMAT = {"torch": "torch", "pt2": "torch", "onnx": "onnxruntime", "tflite": "litert", "pte": "executorch"}
+# Runtimes that live in torch's process: torch's or ExecuTorch's process-wide thread pools, `import torch` to start
+TORCH_LINKED = ("torch", "executorch")
 
 
 def to_artifact_input(x: np.ndarray, artifact: Artifact) -> np.ndarray:

@@ -25,7 +25,7 @@ from pipeline.errors import ConfigError
 from pipeline.proc import python_module
 from pipeline.proc import run as run_process
 from pipeline.progress import progress
-from pipeline.runtimes import RUNTIME_OF_FORMAT
+from pipeline.runtimes import RUNTIME_OF_FORMAT, TORCH_LINKED
 from pipeline.stage import Context, Stage, StageOutput
 from pipeline.stats import median_round, speedup_interval
 
@@ -52,7 +52,7 @@ def baselines(artifacts: list[Artifact]) -> dict[str, str]:
             if RUNTIME_OF_FORMAT[a.format] in base and base[RUNTIME_OF_FORMAT[a.format]] != a.name}
 
 
-FORKED = ("torch", "executorch")  # runtimes measured in a process forked from the preloaded server (bench_worker)
+FORKED = TORCH_LINKED  # runtimes measured in a process forked from the preloaded server (bench_worker)
 
 
 def _measure(art: Artifact, input_path, bench: dict) -> dict:

@@ -17,11 +17,9 @@ from pipeline.artifact import Artifact
 from pipeline.config import Config
 from pipeline.models.checkpoint import load_model
 from pipeline.progress import progress
-from pipeline.runtimes import RUNTIME_OF_FORMAT, batch_size, open_session
+from pipeline.runtimes import RUNTIME_OF_FORMAT, TORCH_LINKED, batch_size, open_session
 from pipeline.stage import Context, Stage, StageOutput
 from pipeline.training import PREDICT_BATCH, predict_logits
-
-TORCH_LINKED = ("torch", "executorch")  # runtimes that run on torch's or ExecuTorch's process-wide thread pools
 
 
 def settings(recipe: Config, target: Config) -> dict:
