@@ -36,6 +36,19 @@ class StageCrash(Exception):
         super().__init__(f"stage {stage} failed")
 
 
+def shown(value: object, limit: int = 160) -> str:
+    """`value` as it may appear inside a one-line message: control characters escaped (a newline in a file name
+    cannot forge a second line), cut to `limit` characters with the cut marked.
+
+    >>> shown("a\\nerror: fine")
+    'a\\\\nerror: fine'
+    """
+    text = str(value)
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    return text if len(text) <= limit else text[: limit - 12] + f"...(+{len(text) - limit + 12} chars)"
+
+
 def one_line(exc: BaseException, limit: int = 160) -> str:
     """'Type: first line of the message', cut to `limit` characters: how a caught exception is named in one line."""
     return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:limit]}"
