@@ -39,10 +39,10 @@ clean:                      ## remove build outputs (the cache and runs)
 
 .PHONY: apk android-demo
 apk: setup                  ## hand-build the Android demo into a signed, verified APK (no Gradle): build/android/
-	$(PY) -m pipeline.apk build --out build/android/phone-pipeline-demo.apk $(if $(BUNDLE),--bundle $(BUNDLE))
+	$(PY) -m pipeline.android build --out build/android/phone-pipeline-demo.apk $(if $(BUNDLE),--bundle $(BUNDLE))
 
 android-demo: setup         ## copy a release bundle into the app's assets: make android-demo BUNDLE=dir
-	$(PY) -m pipeline.apk copy-bundle $(BUNDLE)
+	$(PY) -m pipeline.android copy-bundle $(BUNDLE)
 
 .PHONY: release verify search
 release: setup              ## run (cached) and bundle a target's artifacts: make release TARGET=host; prints the .tar.gz
@@ -74,13 +74,13 @@ bench-large: setup          ## EfficientNet-Lite0 + MobileNetV2 at 224x224, fp32
 
 .PHONY: evidence-qdq evidence-geffnet evidence-fallback evidence-et-int8
 evidence-qdq: setup         ## measure whether QAT ranges survive Q/DQ ONNX -> onnx2tf (run `make demo` first)
-	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.experiments.qdq_through_onnx2tf build/runs/$(RECIPE)__$(TARGET)
+	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.evidence.qdq_through_onnx2tf build/runs/$(RECIPE)__$(TARGET)
 
 evidence-fallback: setup    ## int8 float fallback on a model built to break int8: accuracy, size, latency (.pte, TFLite)
-	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.experiments.outlier_fallback build/experiments/outlier_fallback.json
+	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.evidence.outlier_fallback build/experiments/outlier_fallback.json
 
 evidence-et-int8: setup     ## where the int8 .pte of EfficientNet-Lite0 spends its time, fp32 vs int8 per operator (about 12 min)
-	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.experiments.executorch_int8_profile build/experiments/executorch_int8_profile.json --tflite
+	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.evidence.executorch_int8_profile build/experiments/executorch_int8_profile.json --tflite
 
 evidence-geffnet: setup     ## pass table: geffnet architectures through ONNX/TFLite/.pte parity and pruning (about 15 min)
-	$(PY) -m pipeline.experiments.geffnet_table build/experiments/geffnet_table.json
+	$(PY) -m pipeline.evidence.geffnet_table build/experiments/geffnet_table.json

@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.errors import StageCrash, UserError
+from pipeline.core.errors import StageCrash, UserError
 
 DEFAULT_RECIPE = "fashion-mnist-mobilenetv2"
 
@@ -29,8 +29,9 @@ EXAMPLES = """examples:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline import log, runner
-    from pipeline.config import load_recipe, load_target, parse_overrides
+    from pipeline.core import log
+    from pipeline.engine import runner
+    from pipeline.recipe.loading import load_recipe, load_target, parse_overrides
 
     log.setup(args.verbose)
     sets = parse_overrides(args.set, "--set")
@@ -50,7 +51,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from pipeline.starter_recipe import write
+    from pipeline.starter.recipe import write
 
     out = write(args.model, args.data, Path(args.out), weights=args.weights, force=args.force)
     print(f"wrote {out}; run it with: phone-pipeline run --recipe {out}")
@@ -67,7 +68,7 @@ def _cmd_stages(args: argparse.Namespace) -> int:
 
 
 def _cmd_targets(args: argparse.Namespace) -> int:
-    from pipeline.config import TARGETS_DIR, list_configs, load_target
+    from pipeline.recipe.loading import TARGETS_DIR, list_configs, load_target
 
     for path in list_configs(TARGETS_DIR):
         t = load_target(str(path))
@@ -77,7 +78,7 @@ def _cmd_targets(args: argparse.Namespace) -> int:
 
 
 def _cmd_recipes(args: argparse.Namespace) -> int:
-    from pipeline.config import RECIPES_DIR, list_configs, load_recipe
+    from pipeline.recipe.loading import RECIPES_DIR, list_configs, load_recipe
 
     for path in list_configs(RECIPES_DIR):
         r = load_recipe(str(path))
@@ -86,7 +87,7 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from pipeline import report
+    from pipeline.report import run_report as report
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "manifest.json").exists():
@@ -105,7 +106,7 @@ def _cmd_debug(args: argparse.Namespace) -> int:
     result = json.loads(page.with_suffix(".json").read_text())
     first, worst, sqnr = result["first_divergent_layer"], result["worst_layer"], result["worst_sqnr_db"]
     if (page.parent.parent / "report.json").exists():
-        from pipeline import report
+        from pipeline.report import run_report as report
 
         report.write(page.parent.parent)  # the report links the page
     print(f"{args.artifact}: {len(result['layers'])} layers compared on {result['samples']} samples; "
@@ -131,8 +132,9 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
 
 def _cmd_release(args: argparse.Namespace) -> int:
-    from pipeline import log, runner
-    from pipeline.config import load_recipe, load_target
+    from pipeline.core import log
+    from pipeline.engine import runner
+    from pipeline.recipe.loading import load_recipe, load_target
     from pipeline.release import bundle
 
     log.setup(args.verbose)
@@ -156,8 +158,8 @@ def _cmd_release(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from pipeline import log
-    from pipeline.config import load_recipe, load_target
+    from pipeline.core import log
+    from pipeline.recipe.loading import load_recipe, load_target
     from pipeline.search import SearchOptions, run_search
 
     log.setup(args.verbose)
@@ -182,8 +184,8 @@ def _ratios(text: str) -> tuple[float, ...]:
 
 
 def _cmd_bench_large(args: argparse.Namespace) -> int:
-    from pipeline import log
-    from pipeline.experiments import bench_large
+    from pipeline.core import log
+    from pipeline.evidence import bench_large
 
     log.setup(args.verbose)
     settings = bench_large.Settings(models=args.models, size=args.size, prune=args.prune, runtimes=args.runtimes,

@@ -9,10 +9,10 @@ import pytest
 from test_android_demo import GREY_28, photos, write_fixture_bundle
 
 from pipeline.android.apk_build import ApkReport, build_apk
+from pipeline.android.cli import copy_bundle, main
 from pipeline.android.sources import PACKAGE
 from pipeline.android.toolchain import ensure_toolchain
-from pipeline.apk import copy_bundle, main
-from pipeline.proc import run
+from pipeline.core.proc import run
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """The Android demo's plain-Java core on the host JVM: its JUnit tests, and bit-exact parity of its preprocessing
-with pipeline/preprocess.py on real photos (grey and RGB, resized and not, float NCHW/NHWC and int8)."""
+with pipeline/artifacts/preprocess.py on real photos (grey and RGB, resized and not, float NCHW/NHWC and int8)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from pipeline.android import host_jvm
-from pipeline.preprocess import InputSpec, preprocess, quantize_int8
+from pipeline.artifacts.preprocess import InputSpec, preprocess, quantize_int8
 from pipeline.release import checksums
 
 FASHION_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",

@@ -7,12 +7,12 @@ import time
 import numpy as np
 import pytest
 
-from pipeline import bench_worker, host_load
-from pipeline.artifact import Artifact
-from pipeline.errors import ConfigError
+from pipeline.artifacts.artifact import Artifact
+from pipeline.core.errors import ConfigError
+from pipeline.measure import bench_worker, host_load
+from pipeline.measure.stats import lower_median, median_round, speedup_interval
 from pipeline.runtimes import Session
 from pipeline.stages import benchmark
-from pipeline.stats import lower_median, median_round, speedup_interval
 
 INT8_NHWC = {"name": "tflite-int8", "path": "m.tflite", "format": "tflite", "precision": "int8", "layout": "NHWC",
              "input_shape": (1, 4, 4, 2), "input_dtype": "int8", "input_quantization": {"scale": 0.5, "zero_point": 3},
@@ -121,7 +121,7 @@ def test_rounds_stop_when_intervals_are_narrow_or_a_limit_is_reached():
 
 
 def test_max_rounds_below_min_rounds_is_refused_at_the_door(tmp_path):
-    from pipeline.config import load_recipe, load_target
+    from pipeline.recipe.loading import load_recipe, load_target
     from tests.conftest import write_target
 
     path = write_target(tmp_path)
@@ -179,7 +179,7 @@ def test_an_executorch_artifact_is_timed_in_a_forked_process_like_in_a_new_one(t
 
 
 def test_a_forked_measurement_that_fails_is_one_line_naming_the_artifact(tmp_path):
-    from pipeline.errors import ToolError
+    from pipeline.core.errors import ToolError
 
     bad = tmp_path / "bad.pte"
     bad.write_bytes(b"not an ExecuTorch program")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import cli
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from pipeline.release import archive, checksums
 
 NAME = "tiny-0.1.0-test-host"

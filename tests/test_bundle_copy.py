@@ -10,8 +10,8 @@ import pytest
 from test_android_demo import GREY_28, photos, write_fixture_bundle
 
 from pipeline.android.apk_build import build_apk
-from pipeline.apk import main
-from pipeline.errors import UserError
+from pipeline.android.cli import main
+from pipeline.core.errors import UserError
 from pipeline.release import archive, checksums
 from pipeline.release.bundle_copy import copy_verified
 

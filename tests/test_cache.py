@@ -56,7 +56,7 @@ def test_a_stage_key_follows_the_helpers_it_imports(tmp_path, monkeypatch):
     # Editing compression/pruning.py must change the prune stage's key, not only editing stages/prune.py.
     import shutil
 
-    import pipeline.code_version as cv
+    import pipeline.engine.code_version as cv
 
     copy = tmp_path / "pipeline"
     shutil.copytree(cv.ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.artifact import Artifact, finalize
-from pipeline.cache import Cache
-from pipeline.stage import StageOutput
+from pipeline.artifacts.artifact import Artifact, finalize
+from pipeline.engine.cache import Cache
+from pipeline.stages.contract import StageOutput
 
 KEY = "0123456789abcdef0123"
 

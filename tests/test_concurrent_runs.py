@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, write_recipe, write_target
 
-from pipeline.artifact import sha256_file
+from pipeline.artifacts.artifact import sha256_file
 
 pytestmark = pytest.mark.slow
 

@@ -116,7 +116,7 @@ def test_sqnr_of_known_errors():
 
 @pytest.mark.slow
 def test_debug_finds_where_the_qdq_onnx_breaks_in_onnx2tf(e2e, tmp_path):
-    from pipeline.experiments.qdq_through_onnx2tf import measure
+    from pipeline.evidence.qdq_through_onnx2tf import measure
 
     result = measure(_run_copy(e2e, tmp_path / "run"))
     forms = {f["form"].split(" (")[0]: f for f in result["forms"]}

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from pipeline.devices import AdbDevice, device_for, testbed
-from pipeline.errors import ToolError
+from pipeline.core.errors import ToolError
+from pipeline.devices import AdbDevice, device_for
+from pipeline.devices.testbed import bring_up as testbed
 
 pytestmark = pytest.mark.devices
 

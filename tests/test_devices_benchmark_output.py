@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.core.errors import ToolError
 from pipeline.devices.benchmark_model_output import benchmark_model_argv, parse_benchmark_model
-from pipeline.errors import ToolError
 
 RECENT = """\
 INFO: STARTING!

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from pipeline.config import load_target
+from pipeline.core.errors import ToolError, UserError
 from pipeline.devices import AdbDevice, HostDevice, device_for
-from pipeline.errors import ToolError, UserError
+from pipeline.recipe.loading import load_target
 
 
 def test_host_device_pushes_runs_and_pulls(tmp_path):

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.devices import testbed
+from pipeline.core.errors import ToolError
 from pipeline.devices.device_abi import arch_of, elf_arch
 from pipeline.devices.et_runner_build import build_et_runner
-from pipeline.devices.on_device import run_model
 from pipeline.devices.remote_cache import RemoteCache, Upload
-from pipeline.errors import ToolError
+from pipeline.devices.run_model import run_model
+from pipeline.devices.testbed import bring_up as testbed
 
 pytestmark = pytest.mark.devices
 SAMPLES = np.random.default_rng(0).standard_normal((3, 3, 8, 8)).astype(np.float32)

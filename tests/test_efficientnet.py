@@ -25,9 +25,9 @@ def test_pretrained_weights_know_the_cat_and_the_coffee():
     import numpy as np
     import torch
 
+    from pipeline.artifacts.preprocess import InputSpec, normalise_batch
     from pipeline.data import photos
     from pipeline.models.efficientnet_lite import MEAN, STD, efficientnet_lite0
-    from pipeline.preprocess import InputSpec, normalise_batch
 
     spec = InputSpec(224, 224, 3, MEAN, STD)
     images, names = photos.load(spec.to_dict())

@@ -18,10 +18,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import RECIPE_SCHEMA, TARGET_SCHEMA, load_recipe, load_target
-from pipeline.errors import UserError
-from pipeline.schema import Field
-from pipeline.starter_recipe import _toml
+from pipeline.core.errors import UserError
+from pipeline.core.schema import Field
+from pipeline.recipe.loading import RECIPE_SCHEMA, TARGET_SCHEMA, load_recipe, load_target
+from pipeline.starter.recipe import _toml
 from tests.conftest import DEFAULT_RECIPE, write_target
 
 EXAMPLES = int(os.environ.get("PIPELINE_FUZZ_EXAMPLES", "30"))

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import cli, write_recipe, write_target
 
-from pipeline import artifact
-from pipeline.errors import UserError
+from pipeline.artifacts import artifact
+from pipeline.core.errors import UserError
 
 
 @pytest.mark.parametrize("content, line", [
@@ -70,8 +70,8 @@ def test_a_full_disk_at_an_atomic_write_is_one_line_and_keeps_the_old_file(tmp_p
 def test_a_full_disk_at_the_runs_manifest_write_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     from pipeline import cli as cli_module
-    from pipeline import runner
-    from pipeline.stage import Stage, StageOutput
+    from pipeline.engine import runner
+    from pipeline.stages.contract import Stage, StageOutput
 
     # One quick stage stands in for the real ones: what matters is the runner's manifest write after it.
     stub = Stage("train", "nothing", (), lambda recipe, target: {}, lambda ctx: StageOutput(), cached=False,

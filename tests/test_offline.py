@@ -44,7 +44,7 @@ def test_conversion_of_an_rgb_model_succeeds_with_no_network_at_all(tmp_path):
 
 
 def test_network_guard_refuses_connections_in_the_converter_process():
-    code = ("from pipeline.netguard import block_network, NetworkBlocked\nimport socket\nblock_network()\n"
+    code = ("from pipeline.core.netguard import block_network, NetworkBlocked\nimport socket\nblock_network()\n"
             "try:\n    socket.create_connection(('127.0.0.1', 9))\nexcept NetworkBlocked:\n    print('refused')\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "refused", proc.stderr

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, cli
 
-from pipeline.devices import testbed
+from pipeline.devices.testbed import bring_up as testbed
 
 pytestmark = pytest.mark.devices
 FP32_RELATIVE = 1e-5  # on-device fp32 outputs against the host's outputs of the same file, relative to max |logit|

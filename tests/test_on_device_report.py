@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pipeline.artifact import Artifact
-from pipeline.config import load_recipe, load_target
-from pipeline.partial_results import PartialResults, part_key
-from pipeline.report_devices import markdown, rows
-from pipeline.stage import Context, StageOutput
+from pipeline.artifacts.artifact import Artifact
+from pipeline.artifacts.partial_results import PartialResults, part_key
+from pipeline.recipe.loading import load_recipe, load_target
+from pipeline.report.devices_section import markdown, rows
+from pipeline.stages.contract import Context, StageOutput
 from pipeline.stages.on_device import device_artifacts, remeasure, violations
 
 

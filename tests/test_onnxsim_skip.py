@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.artifact import Artifact
+from pipeline.artifacts.artifact import Artifact
 from pipeline.converters import onnx2tf_adapter
-from pipeline.errors import ToolError
+from pipeline.core.errors import ToolError
 from pipeline.stages import to_tflite
 from pipeline.stages.to_onnx import export
 

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
-from pipeline.artifact import Artifact
+from pipeline.artifacts.artifact import Artifact
 from pipeline.runtimes import open_session
 
 REPORT_ARTIFACT_KEYS = {"name", "format", "precision", "path", "sha256", "size_bytes", "device", "accuracy",
@@ -61,8 +61,8 @@ def test_tflite_input_really_is_nhwc(e2e):
                                            ("tflite-fp16", 5e-2)])
 def test_artifact_matches_pytorch_in_its_own_runtime(e2e, name, max_diff):
     arts = _artifacts(e2e)
+    from pipeline.artifacts.preprocess import InputSpec, normalise_batch
     from pipeline.data import fashion_mnist as fm
-    from pipeline.preprocess import InputSpec, normalise_batch
 
     images, _ = fm.load("test")
     x = normalise_batch(images[-64:], InputSpec(28, 28, 1, (fm.MEAN,), (fm.STD,)))  # samples the run never saw
@@ -129,7 +129,7 @@ def test_benchmark_runs_interleaved_rounds_with_speedup_intervals(e2e):
         assert s["ratio"] == pytest.approx(rows[baseline]["latency_ms"]["p50"] / rows[name]["latency_ms"]["p50"])
     assert rows["tflite-fp32"]["speedup"] is None and rows["tflite-fp32"]["rounds"] == bench["rounds"]
     assert "pt2-pruned-int8-ptq" not in bench["results"] and "pt2-pruned-int8-ptq" in bench["not_timed"]
-    from pipeline.report import markdown
+    from pipeline.report.run_report import markdown
 
     # from the report.json read when the run finished: later tests rerun stages in the same run folder
     assert "## Speed-up against fp32 of the same runtime" in markdown(e2e["report"])

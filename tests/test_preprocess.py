@@ -6,8 +6,8 @@ import doctest
 
 import numpy as np
 
-import pipeline.preprocess as pp
-from pipeline.preprocess import InputSpec, normalise_batch, preprocess, quantize_int8
+import pipeline.artifacts.preprocess as pp
+from pipeline.artifacts.preprocess import InputSpec, normalise_batch, preprocess, quantize_int8
 
 
 def test_docstring_examples_hold():

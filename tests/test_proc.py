@@ -1,4 +1,4 @@
-"""pipeline/proc.py: children die with the run that started them; a child killed by a signal is named as such."""
+"""pipeline/core/proc.py: children die with the run that started them; a child killed by a signal is named as such."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import ToolError
-from pipeline.proc import run
+from pipeline.core.errors import ToolError
+from pipeline.core.proc import run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +37,7 @@ def _wait_for(predicate, seconds: float) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
 def test_a_child_dies_when_its_run_is_killed_with_sigkill(tmp_path: Path) -> None:
     pid_file = tmp_path / "child.pid"
-    script = ("import sys; from pipeline.proc import run; "
+    script = ("import sys; from pipeline.core.proc import run; "
               f"run(['sh', '-c', 'echo $$ > {pid_file}.part && mv {pid_file}.part {pid_file} && exec sleep 300'], "
               "what='test child', timeout=600)")
     parent = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
@@ -62,7 +62,7 @@ def test_a_child_killed_by_a_signal_is_reported_by_the_signal_name() -> None:
 
 
 def test_a_python_child_runs_this_checkouts_pipeline_from_any_folder(tmp_path: Path) -> None:
-    from pipeline.proc import python_module
+    from pipeline.core.proc import python_module
 
     proc = run([sys.executable, "-c", "import pipeline; print(pipeline.__file__)"], what="test: import", cwd=tmp_path)
     assert Path(proc.stdout.decode().strip()).resolve() == ROOT / "pipeline" / "__init__.py"

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from pipeline.artifact import Artifact, sha256_file
+from pipeline.artifacts.artifact import Artifact, sha256_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPE = (1, 3, 224, 224)  # the photos recipe's input: the CLI feeds one of its evaluation pictures

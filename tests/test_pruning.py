@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.artifact import Artifact
+from pipeline.artifacts.artifact import Artifact
 from pipeline.compression.pruning import PruneSettings, count, prune
 from pipeline.converters import onnx2tf_adapter
 from pipeline.converters.executorch_lowering import lower

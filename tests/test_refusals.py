@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import load_recipe, load_target
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
+from pipeline.recipe.loading import load_recipe, load_target
 from tests.conftest import ROOT, cli, write_recipe
 
 USER_MODELS = ROOT / "tests" / "user_models"
@@ -156,8 +156,8 @@ eval_samples = 50
 def test_pictures_reach_the_model_with_standard_strides():
     """One-channel batches were transposed views whose strides made torch treat them as channels_last, so a conv
     output was not contiguous and a user's `x.view(n, -1)` failed; batches are real NCHW copies now."""
+    from pipeline.artifacts.preprocess import InputSpec
     from pipeline.data import to_tensor
-    from pipeline.preprocess import InputSpec
 
     x = torch.from_numpy(to_tensor(np.zeros((4, 28, 28), np.uint8), InputSpec(28, 28, 1, (0.5,), (0.5,))))
     assert x.stride() == (784, 784, 28, 1)

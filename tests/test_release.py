@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import cli
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from pipeline.release import archive, checksums
 from pipeline.release.verify import verify
 
@@ -214,7 +214,7 @@ def test_bundle_metadata_parses_with_the_android_demo_parser(released: dict, tmp
     from PIL import Image
 
     from pipeline.android import host_jvm
-    from pipeline.preprocess import InputSpec, preprocess, quantize_int8
+    from pipeline.artifacts.preprocess import InputSpec, preprocess, quantize_int8
 
     classes = host_jvm.compile_core(tmp_path / "classes")
     root = released["dir"]
@@ -238,7 +238,7 @@ def test_verify_accepts_the_archive_written_without_gzip_name_or_time(released: 
 
 def test_a_failed_release_leaves_no_bundle_and_no_temporary_folder(e2e: dict, tiny_recipe: Path,
                                                                    tmp_path: Path) -> None:
-    from pipeline.config import load_recipe
+    from pipeline.recipe.loading import load_recipe
     from pipeline.release import bundle
 
     run_dir = Path(shutil.copytree(e2e["run_dir"], tmp_path / "run"))

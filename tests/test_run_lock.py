@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline import run_lock
+from pipeline.engine import run_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 

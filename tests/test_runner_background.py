@@ -10,11 +10,12 @@ import json
 import pytest
 import torch
 
-from pipeline import runner, stages
-from pipeline.config import load_recipe, load_target
+from pipeline import stages
+from pipeline.core.errors import StageCrash
 from pipeline.data import array_cache
-from pipeline.errors import StageCrash
-from pipeline.stage import Stage, StageOutput
+from pipeline.engine import runner
+from pipeline.recipe.loading import load_recipe, load_target
+from pipeline.stages.contract import Stage, StageOutput
 
 
 def _settings(recipe, target) -> dict:

@@ -1,6 +1,6 @@
 """int8 sensitivity and float fallback on a model built to break int8: one tensor with a huge outlier channel.
 
-The model (pipeline/experiments/outlier_fallback.py, where `make evidence-fallback` measures what fallback costs) is
+The model (pipeline/evidence/outlier_fallback.py, where `make evidence-fallback` measures what fallback costs) is
 trained on a small synthetic task; then channel 0 of layer `2`'s output is scaled by 1000 and the next layer's
 weights for it by 1/1000, so the float function is unchanged but the per-tensor int8 range of that tensor swallows
 every other channel. Sensitivity must rank the layers around that tensor first, and fallback must
@@ -18,8 +18,8 @@ import torch.nn as nn
 
 from pipeline.compression.quantization import ptq
 from pipeline.compression.sensitivity import fallback, rank
-from pipeline.experiments.outlier_fallback import outlier_model as build_outlier_model
-from pipeline.experiments.outlier_fallback import task
+from pipeline.evidence.outlier_fallback import outlier_model as build_outlier_model
+from pipeline.evidence.outlier_fallback import task
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def _accuracy(model, x, y) -> float:
 
 
 def test_sensitivity_ranks_the_outlier_layers_first_and_fallback_restores_int8(outlier_model, tmp_path):
-    from pipeline.artifact import Artifact
+    from pipeline.artifacts.artifact import Artifact
     from pipeline.converters.executorch_lowering import lower
     from pipeline.runtimes import open_session
 
@@ -106,7 +106,7 @@ def test_tflite_keeps_the_same_layers_float_and_recovers(outlier_model, tmp_path
     """The TFLite route: onnx2tf's SavedModel requantized by TensorFlow with the fallback layers denylisted."""
     import onnx
 
-    from pipeline.artifact import Artifact
+    from pipeline.artifacts.artifact import Artifact
     from pipeline.converters import onnx2tf_adapter, tflite_fallback
     from pipeline.debug.onnx_layers import node_module
     from pipeline.runtimes import open_session

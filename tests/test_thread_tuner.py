@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline import thread_tuner
-from pipeline.thread_tuner import ThreadTuner
+from pipeline.training import thread_tuner
+from pipeline.training.thread_tuner import ThreadTuner
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from pipeline import training
-from pipeline.training import TrainSettings, predict_logits, train
+from pipeline.training import loop as training
+from pipeline.training.loop import TrainSettings, predict_logits, train
 from tests.networks import ZooNet
 
 

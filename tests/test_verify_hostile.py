@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from conftest import cli
 
-from pipeline.artifact import Artifact
-from pipeline.preprocess import InputSpec
+from pipeline.artifacts.artifact import Artifact
+from pipeline.artifacts.preprocess import InputSpec
 from pipeline.release import archive, checksums, samples
 from pipeline.release.verify import verify
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from pipeline.android import sources
 from pipeline.android.toolchain import Toolchain, ensure_toolchain
-from pipeline.errors import ToolError
-from pipeline.proc import run
+from pipeline.core.errors import ToolError
+from pipeline.core.proc import run
 from pipeline.release.bundle_copy import copy_verified
 
 KEY_ALIAS = "androiddebugkey"

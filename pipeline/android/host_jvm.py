@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 from pipeline.android import sources
-from pipeline.errors import ToolError
-from pipeline.proc import run
+from pipeline.core.errors import ToolError
+from pipeline.core.proc import run
 
 JUNIT_JARS = (Path("/usr/share/java/junit4.jar"), Path("/usr/share/java/hamcrest-core.jar"))
 PREPROCESS_CLI = "dev.phonepipeline.demo.core.PreprocessCli"

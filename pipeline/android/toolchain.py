@@ -13,9 +13,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.devices.foreign_suite_debs import download_debs
-from pipeline.errors import ToolError
-from pipeline.proc import run
+from pipeline.core.errors import ToolError
+from pipeline.core.proc import run
+from pipeline.devices.testbed.foreign_suite_debs import download_debs
 
 # command -> the bookworm package that provides it
 BOOKWORM_TOOLS = {"aapt2": "aapt", "aapt": "aapt", "zipalign": "zipalign", "apksigner": "apksigner"}

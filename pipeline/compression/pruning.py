@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch_pruning as tp
 
-from pipeline.errors import one_line
+from pipeline.core.errors import one_line
 
 # The pruning ratio the MAC-target mode can reach at most, and how finely it walks towards it.
 MAX_RATIO = 0.9

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from pipeline.training import Distillation, TrainSettings, train
+from pipeline.training.loop import Distillation, TrainSettings, train
 
 # Exported QAT graphs are fixed to a batch range; evaluation batches must fit under it (STACK.md: 64 was too small).
 MAX_BATCH = 1024
@@ -113,7 +113,7 @@ def qat(
     """Quantization-aware training; returns (converted int8 reference, plain float module with the QAT-tuned weights).
 
     The float module is what onnx2tf gets for TFLite: a Q/DQ ONNX file of the PT2E program loses its accuracy in
-    onnx2tf (measured by pipeline/experiments/qdq_through_onnx2tf.py), so TFLite int8 comes from onnx2tf's own
+    onnx2tf (measured by pipeline/evidence/qdq_through_onnx2tf.py), so TFLite int8 comes from onnx2tf's own
     calibration of these QAT-tuned weights.
     """
     from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.proc import python_module, run
+from pipeline.core.proc import python_module, run
 
 MARK = "executorch_lowering: "  # prefixes each result line on stdout
 
@@ -101,8 +101,8 @@ def _load(artifact) -> torch.nn.Module:
 
 
 def _child(jobs: list[dict]) -> None:
-    from pipeline.artifact import Artifact, atomic_write_bytes
-    from pipeline.errors import one_line
+    from pipeline.artifacts.artifact import Artifact, atomic_write_bytes
+    from pipeline.core.errors import one_line
 
     torch.set_num_threads(1)  # lowering is Python; the stages beside it get the other core
     for job in jobs:

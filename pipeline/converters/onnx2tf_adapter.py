@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.proc import python_module, run
+from pipeline.core.proc import python_module, run
 
 # onnx2tf's file suffixes for the variants it writes, by our precision name.
 VARIANTS = {
@@ -65,7 +65,7 @@ def input_name(path: Path) -> str:
 
 
 def _child(args: dict) -> None:
-    from pipeline.netguard import block_network
+    from pipeline.core.netguard import block_network
 
     block_network()
     import onnx2tf.onnx2tf as o2t

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.proc import python_module, run
+from pipeline.core.proc import python_module, run
 
 MARK = "tflite_fallback: "  # prefixes the result line on stdout (TensorFlow prints there too)
 
@@ -74,7 +74,7 @@ def _names(model: bytes, onnx_path: str, float_nodes: list[str]) -> list[str]:
 
 
 def _child(args: dict) -> None:
-    from pipeline.netguard import block_network
+    from pipeline.core.netguard import block_network
 
     block_network()
     import tensorflow as tf

@@ -1,7 +1,7 @@
 """The datasets a recipe can name: one contract (pipeline/data/source.py), one file per kind, registered here.
 
 Everything downstream asks this module for pictures at the model's input size and never looks at the dataset's
-name: the input spec comes from the recipe's resolved [input] table (pipeline/inputs.py).
+name: the input spec comes from the recipe's resolved [input] table (pipeline/recipe/inputs.py).
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.artifacts.preprocess import InputSpec, normalise_batch, resize_bilinear, to_channels
 from pipeline.data import fashion_mnist, image_folder, mnist, photos
 from pipeline.data.source import DataSource, Split
-from pipeline.preprocess import InputSpec, normalise_batch, resize_bilinear, to_channels
 
 if TYPE_CHECKING:
-    from pipeline.config import Config
+    from pipeline.recipe.loading import Config
 
 __all__ = ["DATASETS", "InputSpec", "Split", "source", "input_spec", "label_names", "train_split", "eval_split",
            "calibration_images", "to_tensor", "fingerprint", "has_train"]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.errors import UserError
 from pipeline.data.source import DataSource, Split, unchanged
-from pipeline.errors import UserError
 
 DEFAULT_ROOT = Path("/usr/share/datasets/fashion-mnist")
 LABELS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")

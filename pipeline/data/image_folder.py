@@ -3,8 +3,8 @@
 Either ``path/train/<class>/*`` and ``path/val/<class>/*`` (``test/`` is accepted for ``val/``), or
 ``path/<class>/*`` split into training and evaluation pictures by a seeded, per-class fraction (``val_fraction``,
 ``split_seed``). PNG and JPEG, grey or colour; every picture is converted to the input spec's channels and resized to
-its size with the reference preprocessing (pipeline/preprocess.py). Pictures that cannot be read are skipped and
-reported by name; decoded splits are cached as arrays under the build cache, keyed by the folder's contents.
+its size with the reference preprocessing (pipeline/artifacts/preprocess.py). Pictures that cannot be read are
+skipped and reported by name; decoded splits are cached as arrays under the build cache, keyed by the folder's contents.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.artifacts.preprocess import resize_bilinear, to_channels
+from pipeline.core.errors import ConfigError
 from pipeline.data import array_cache
 from pipeline.data.source import DataSource, Split
-from pipeline.errors import ConfigError
-from pipeline.preprocess import resize_bilinear, to_channels
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_PIXELS = 40_000_000  # a larger picture is refused (decompression bombs), not decoded

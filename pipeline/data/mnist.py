@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.errors import UserError
 from pipeline.data.source import DataSource, Split, unchanged
-from pipeline.errors import UserError
 
 LABELS = tuple(str(i) for i in range(10))
 # Per-channel statistics of the 60k training images (pixel/255), the usual MNIST normalisation.

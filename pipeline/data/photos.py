@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.artifacts.preprocess import resize_bilinear, to_channels
+from pipeline.core.errors import UserError
 from pipeline.data.source import DataSource, Split, unchanged
-from pipeline.errors import UserError
-from pipeline.preprocess import resize_bilinear, to_channels
 
 NAMES = ("chelsea", "coffee", "astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
          "camera", "coins", "moon", "clock", "grass", "gravel", "brick")

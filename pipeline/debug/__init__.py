@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from pipeline import data
-from pipeline.artifact import Artifact
+from pipeline.artifacts.artifact import Artifact
+from pipeline.artifacts.manifest import find_artifact, stage_data
+from pipeline.core.errors import UserError, artifact_failed
 from pipeline.debug import metrics, torch_layers
-from pipeline.errors import UserError, artifact_failed
-from pipeline.manifest import find_artifact, stage_data
 from pipeline.stages.evaluate import run_artifact  # the artifact's own output, batched as evaluate runs it
 
 # A layer whose SQNR falls below this is where the artifact diverges (by the artifact's precision; --min-sqnr).
@@ -181,9 +181,9 @@ def debug(run_dir: Path, name: str, samples: int = SAMPLES, min_sqnr_db: float |
           against: str = "torch") -> Path:
     """Compare `name`'s layers with its PyTorch model (`against="source"`: a TFLite file with the ONNX file it was
     converted from) on `samples` evaluation inputs; returns the page's path."""
-    from pipeline.config import load_recipe
     from pipeline.debug import page
     from pipeline.models.checkpoint import load_model
+    from pipeline.recipe.loading import load_recipe
 
     start = time.perf_counter()
     manifest, arts, art = find_artifact(run_dir, name)

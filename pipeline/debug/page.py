@@ -6,8 +6,8 @@ import json
 import math
 from pathlib import Path
 
-from pipeline import figure
-from pipeline.artifact import atomic_write_bytes
+from pipeline.artifacts.artifact import atomic_write_bytes
+from pipeline.core import figure
 
 
 def _finite(obj):

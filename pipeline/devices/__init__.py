@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.core.errors import ToolError, UserError
 from pipeline.devices.adb import DEFAULT_WORKDIR, AdbDevice
 from pipeline.devices.base import Capabilities, CommandResult, Device
 from pipeline.devices.cache_dir import devices_cache
 from pipeline.devices.host import HostDevice
-from pipeline.errors import ToolError, UserError
 
 __all__ = ["AdbDevice", "Capabilities", "CommandResult", "Device", "HostDevice", "check_reachable", "device_for"]
 

@@ -1,6 +1,6 @@
 """A device reached through the adb client: a USB phone serial, `emulator-5554`, or a `host:port` adbd.
 
-Every adb call goes through pipeline.proc.run. adb's own failures (device missing, offline, unauthorized) are
+Every adb call goes through pipeline.core.proc.run. adb's own failures (device missing, offline, unauthorized) are
 told apart from the remote command's exit code, which `adb shell` passes through (shell protocol v2).
 """
 
@@ -13,9 +13,9 @@ import time
 import uuid
 from pathlib import Path
 
+from pipeline.core.errors import ToolError
+from pipeline.core.proc import run
 from pipeline.devices.base import Command, CommandResult, Device, as_shell
-from pipeline.errors import ToolError
-from pipeline.proc import run
 
 DEFAULT_WORKDIR = "/data/local/tmp/phone-pipeline"
 # adb's own complaints about reaching the device, as opposed to the remote command's output.

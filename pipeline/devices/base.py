@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from pipeline.errors import ToolError
+from pipeline.core.errors import ToolError
 
 Command = Sequence[str] | str
 # Tools whose presence changes what the pipeline does on a device (pinning cores, Android properties, ...).

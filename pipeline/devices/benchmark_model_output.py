@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from pipeline.errors import ToolError
+from pipeline.core.errors import ToolError
 
 _TIMINGS = re.compile(
     r"Inference timings in us: Init: (?P<init>[\d.]+), First inference: (?P<first>[\d.]+), "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.errors import ToolError
+from pipeline.core.errors import ToolError
 
 # `uname -m` (and Android's ro.product.cpu.abi) -> the architecture name used for runner builds and wheels.
 _ARCH_OF = {

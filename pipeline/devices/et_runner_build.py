@@ -16,9 +16,9 @@ import sys
 import zipfile
 from pathlib import Path
 
+from pipeline.core.errors import ToolError
+from pipeline.core.proc import run
 from pipeline.devices.cache_dir import devices_cache
-from pipeline.errors import ToolError
-from pipeline.proc import run
 
 NATIVE = Path(__file__).resolve().parent.parent / "native"
 SOURCES = ("et_runner.cpp", "npy_file.cpp")

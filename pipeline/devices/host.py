@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from pipeline.core.errors import ToolError
+from pipeline.core.proc import run
 from pipeline.devices.base import Command, CommandResult, Device
-from pipeline.errors import ToolError
-from pipeline.proc import run
 
 
 class HostDevice(Device):

@@ -12,9 +12,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from pipeline.core.errors import ToolError
+from pipeline.core.proc import run
 from pipeline.devices.cache_dir import devices_cache
-from pipeline.errors import ToolError
-from pipeline.proc import run
 
 PLATFORMS = {
     "aarch64": ("manylinux_2_28_aarch64", "manylinux_2_27_aarch64"),

@@ -12,8 +12,8 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.core.errors import ToolError
 from pipeline.devices.base import Device
-from pipeline.errors import ToolError
 
 
 def sha256_of(path: Path) -> str:

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from pipeline.artifact import Artifact, atomic_write_bytes
-from pipeline.errors import UserError
+from pipeline.artifacts.artifact import Artifact, atomic_write_bytes
+from pipeline.core.errors import UserError
 from pipeline.models import sources
 from pipeline.models.reshape import fit_to_state_dict
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 
 # EfficientNet-Lite's preprocessing: (pixel - 127) / 128, i.e. mean 127/255 and std 128/255 on the 0..1 scale.
 MEAN = (127.0 / 255.0,) * 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.artifact import atomic_write_bytes
+from pipeline.artifacts.artifact import atomic_write_bytes
 
 TOP_EVENTS = 25
 

@@ -16,7 +16,7 @@ import tarfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from pipeline.release import checksums
 
 FILE_MODE, DIR_MODE = 0o644, 0o755

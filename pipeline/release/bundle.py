@@ -12,14 +12,15 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline.artifact import atomic_write_bytes, sha256_file
-from pipeline.config import Config
+from pipeline.artifacts.artifact import atomic_write_bytes, sha256_file
+from pipeline.core.errors import UserError
 from pipeline.data import eval_split, input_spec, label_names
-from pipeline.errors import UserError
-from pipeline.release import archive, bundle_report, checksums, samples
+from pipeline.recipe.loading import Config
+from pipeline.release import archive, checksums, samples
 from pipeline.release import metadata as meta_doc
+from pipeline.release import report_copy as bundle_report
+from pipeline.release.metadata_schema import validate_metadata
 from pipeline.release.model_card import model_card
-from pipeline.release.schema import validate_metadata
 from pipeline.release.select import candidates, choose
 
 

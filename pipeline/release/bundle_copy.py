@@ -20,7 +20,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from pipeline.release import archive
 from pipeline.release.verify import check_contents
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pipeline.artifact import sha256_file
-from pipeline.errors import UserError
+from pipeline.artifacts.artifact import sha256_file
+from pipeline.core.errors import UserError
 
 FILE_NAME = "SHA256SUMS"
 _LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from pipeline.artifact import Artifact
-from pipeline.manifest import artifacts
-from pipeline.preprocess import InputSpec
-from pipeline.release.schema import SCHEMA
+from pipeline.artifacts.artifact import Artifact
+from pipeline.artifacts.manifest import artifacts
+from pipeline.artifacts.preprocess import InputSpec
+from pipeline.release.metadata_schema import SCHEMA
 from pipeline.release.select import RULE, Candidate, target_device_rows
 from pipeline.runtimes import RUNTIME_OF_FORMAT
 

@@ -91,8 +91,9 @@ def model_card(manifest: dict, report: dict, meta: dict) -> str:
     if not on_host and device is None:
         lines.append(f"- Target {meta['release']['target']!r}: the on_device stage did not run; nothing in this "
                      "bundle was validated on the device.")
-    lines += ["- Accuracy holds for pictures preprocessed exactly as `pipeline/preprocess.py` does (grey/RGB mix, "
-              "half-pixel bilinear resize, `(v/255 - mean)/std`); other preprocessing changes the results.",
+    lines += ["- Accuracy holds for pictures preprocessed exactly as `pipeline/artifacts/preprocess.py` does "
+              "(grey/RGB mix, half-pixel bilinear resize, `(v/255 - mean)/std`); other preprocessing changes the "
+              "results.",
               "- The sample outputs in `samples/outputs/` were recorded with the host runtimes (LiteRT, ExecuTorch) "
               "when the bundle was made; `pipeline verify` reproduces them.",
               "- Evaluated on the test split of the dataset named above only; no robustness or fairness testing.",

@@ -17,7 +17,7 @@ import numpy as np
 
 def main(args: dict) -> int:
     """Write the artifact's float32 outputs for the inputs (one sample at a time, one thread); 1 on a failure."""
-    from pipeline.artifact import Artifact
+    from pipeline.artifacts.artifact import Artifact
     from pipeline.runtimes import open_session
 
     artifact = Artifact.from_dict(args["artifact"])

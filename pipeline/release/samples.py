@@ -1,7 +1,8 @@
 """The bundle's sample pictures and each artifact's recorded outputs on them, which `verify` reproduces.
 
-Inputs are the PNG files themselves, read back and put through the reference preprocessing (pipeline/preprocess.py),
-so release and verify feed each runtime exactly what an app following the reference would.
+Inputs are the PNG files themselves, read back and put through the reference preprocessing
+(pipeline/artifacts/preprocess.py), so release and verify feed each runtime exactly what an app following the
+reference would.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.artifact import Artifact
-from pipeline.errors import ToolError
-from pipeline.preprocess import InputSpec, preprocess
-from pipeline.proc import exit_description, last_line, python_module, run
+from pipeline.artifacts.artifact import Artifact
+from pipeline.artifacts.preprocess import InputSpec, preprocess
+from pipeline.core.errors import ToolError
+from pipeline.core.proc import exit_description, last_line, python_module, run
 
 COUNT = 16
 OUTPUTS_DIR = "samples/outputs"

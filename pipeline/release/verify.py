@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import bounded_json
-from pipeline.artifact import Artifact, sha256_file
-from pipeline.errors import UserError
-from pipeline.preprocess import InputSpec
+from pipeline.artifacts.artifact import Artifact, sha256_file
+from pipeline.artifacts.preprocess import InputSpec
+from pipeline.core import bounded_json
+from pipeline.core.errors import UserError
 from pipeline.release import archive, checksums, samples
-from pipeline.release.schema import validate_metadata
+from pipeline.release.metadata_schema import validate_metadata
 
 
 @dataclass(frozen=True)

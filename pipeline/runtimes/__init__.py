@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.artifact import Artifact
-from pipeline.preprocess import quantize_int8
+from pipeline.artifacts.artifact import Artifact
+from pipeline.artifacts.preprocess import quantize_int8
 
 RUNTIME_OF_FORMAT = {"torch": "torch", "pt2": "torch", "onnx": "onnxruntime", "tflite": "litert", "pte": "executorch"}
 # Runtimes that live in torch's process: torch's or ExecuTorch's process-wide thread pools, `import torch` to start

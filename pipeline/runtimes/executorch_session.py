@@ -6,7 +6,7 @@ import numpy as np
 import torch  # first: the runtime extension links against libtorch
 from executorch.extension.pybindings import _C as portable_lib
 
-from pipeline.artifact import Artifact
+from pipeline.artifacts.artifact import Artifact
 from pipeline.runtimes import Session, to_artifact_input
 
 

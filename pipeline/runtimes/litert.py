@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from pipeline.artifact import Artifact
+from pipeline.artifacts.artifact import Artifact
 from pipeline.runtimes import Session
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 
-from pipeline.artifact import Artifact
+from pipeline.artifacts.artifact import Artifact
 from pipeline.runtimes import Session, to_artifact_input
 
 

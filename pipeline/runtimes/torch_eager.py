@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.artifact import Artifact
+from pipeline.artifacts.artifact import Artifact
 from pipeline.models.checkpoint import load_model
 from pipeline.runtimes import Session
 

@@ -7,7 +7,7 @@ import importlib
 import numpy as np
 import torch
 
-from pipeline.artifact import Artifact
+from pipeline.artifacts.artifact import Artifact
 from pipeline.runtimes import Session
 
 

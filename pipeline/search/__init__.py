@@ -16,12 +16,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import bounded_json
-from pipeline.artifact import atomic_write_json
-from pipeline.config import Config
-from pipeline.errors import UserError
-from pipeline.proc import last_line, python_module, start
-from pipeline.proc import run as run_process
+from pipeline.artifacts.artifact import atomic_write_json
+from pipeline.core import bounded_json
+from pipeline.core.errors import UserError
+from pipeline.core.proc import last_line, python_module, start
+from pipeline.core.proc import run as run_process
+from pipeline.recipe.loading import Config
 from pipeline.search import choice, outputs
 from pipeline.search import space as search_space
 from pipeline.search import trial as trial_run

@@ -6,8 +6,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from pipeline import figure
-from pipeline.artifact import atomic_write_bytes, atomic_write_json
+from pipeline.artifacts.artifact import atomic_write_bytes, atomic_write_json
+from pipeline.core import figure
 from pipeline.search.choice import summary_row
 
 

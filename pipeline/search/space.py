@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.artifact import artifact_name
+from pipeline.artifacts.artifact import artifact_name
 
 FORMAT_OF_RUNTIME = {"tflite": "tflite", "executorch": "pte"}
 # ExecuTorch artifacts here are fp32 or int8: the XNNPACK lowering has no fp16 .pte target in this project

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import bounded_json
-from pipeline.artifact import atomic_write_json
-from pipeline.errors import UserError
+from pipeline.artifacts.artifact import atomic_write_json
+from pipeline.core import bounded_json
+from pipeline.core.errors import UserError
 from pipeline.search import space as search_space
 from pipeline.search import trial as trial_run
 

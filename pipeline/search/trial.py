@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline import bounded_json
-from pipeline.errors import ToolError
-from pipeline.proc import last_line, python_module, venv_env
-from pipeline.proc import run as run_process
+from pipeline.core import bounded_json
+from pipeline.core.errors import ToolError
+from pipeline.core.proc import last_line, python_module, venv_env
+from pipeline.core.proc import run as run_process
 from pipeline.search.space import Candidate
 
 TRIAL_TIMEOUT_S = 6 * 3600

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pipeline.stage import Stage
 from pipeline.stages import (
     benchmark,
     decompose,
@@ -16,6 +15,7 @@ from pipeline.stages import (
     to_tflite,
     train,
 )
+from pipeline.stages.contract import Stage
 
 STAGES: tuple[Stage, ...] = (
     train.STAGE,

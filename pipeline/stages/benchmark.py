@@ -17,17 +17,18 @@ import time
 
 import numpy as np
 
-from pipeline import data, host_load
-from pipeline.artifact import Artifact
-from pipeline.bench_worker import measure_forked
-from pipeline.config import Config
-from pipeline.errors import ConfigError
-from pipeline.proc import python_module
-from pipeline.proc import run as run_process
-from pipeline.progress import progress
+from pipeline import data
+from pipeline.artifacts.artifact import Artifact
+from pipeline.core.errors import ConfigError
+from pipeline.core.proc import python_module
+from pipeline.core.proc import run as run_process
+from pipeline.core.progress import progress
+from pipeline.measure import host_load
+from pipeline.measure.bench_worker import measure_forked
+from pipeline.measure.stats import median_round, speedup_interval
+from pipeline.recipe.loading import Config
 from pipeline.runtimes import RUNTIME_OF_FORMAT, TORCH_LINKED
-from pipeline.stage import Context, Stage, StageOutput
-from pipeline.stats import median_round, speedup_interval
+from pipeline.stages.contract import Context, Stage, StageOutput
 
 NOT_TIMED = {"pt2": "the PyTorch int8 reference: float arithmetic around quantize/dequantize ops, no phone runs it"}
 
@@ -60,7 +61,7 @@ def _measure(art: Artifact, input_path, bench: dict) -> dict:
             "warmup": bench["warmup"], "runs": bench["runs"]}
     if RUNTIME_OF_FORMAT[art.format] in FORKED:
         return measure_forked(args, f"benchmark: {art.name}", timeout=1800)
-    proc = run_process(python_module("pipeline.bench_worker", json.dumps(args)), what=f"benchmark: {art.name}",
+    proc = run_process(python_module("pipeline.measure.bench_worker", json.dumps(args)), what=f"benchmark: {art.name}",
                        timeout=1800)
     return {**json.loads(proc.stdout.decode().strip().splitlines()[-1]), "process": "a new Python process"}
 

@@ -13,13 +13,13 @@ import numpy as np
 import torch
 
 from pipeline import data
-from pipeline.artifact import Artifact
-from pipeline.config import Config
+from pipeline.artifacts.artifact import Artifact
+from pipeline.core.progress import progress
 from pipeline.models.checkpoint import load_model
-from pipeline.progress import progress
+from pipeline.recipe.loading import Config
 from pipeline.runtimes import RUNTIME_OF_FORMAT, TORCH_LINKED, batch_size, open_session
-from pipeline.stage import Context, Stage, StageOutput
-from pipeline.training import PREDICT_BATCH, predict_logits
+from pipeline.stages.contract import Context, Stage, StageOutput
+from pipeline.training.loop import PREDICT_BATCH, predict_logits
 
 
 def settings(recipe: Config, target: Config) -> dict:

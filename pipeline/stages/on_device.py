@@ -23,15 +23,15 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import data
-from pipeline.artifact import Artifact
-from pipeline.config import Config
+from pipeline.artifacts.artifact import Artifact
+from pipeline.artifacts.partial_results import PartialResults, part_key
+from pipeline.core.errors import ToolError
 from pipeline.devices import Device, device_for
-from pipeline.devices.on_device import run_model
-from pipeline.errors import ToolError
-from pipeline.partial_results import PartialResults, part_key
+from pipeline.devices.run_model import run_model
+from pipeline.measure.stats import latency_summary
+from pipeline.recipe.loading import Config
 from pipeline.runtimes import RUNTIME_OF_FORMAT, from_artifact_output, open_session, to_artifact_input
-from pipeline.stage import Context, Stage, StageOutput
-from pipeline.stats import latency_summary
+from pipeline.stages.contract import Context, Stage, StageOutput
 
 DEVICE_FORMATS = ("tflite", "pte")
 RUN_TIMEOUT_S = 1200  # one artifact: all samples once, then warm-up and timed runs; emulation is slow

@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 
 from pipeline import data
-from pipeline.artifact import artifact_name, derived, finalize
+from pipeline.artifacts.artifact import artifact_name, derived, finalize
+from pipeline.compression.finetune import recover, training_tensors
 from pipeline.compression.pruning import PruneError, PruneSettings, count, prune
-from pipeline.config import Config
-from pipeline.errors import ConfigError, UserError
+from pipeline.core.errors import ConfigError, UserError
 from pipeline.models.checkpoint import load_model, save_state_dict
-from pipeline.stage import Context, Stage, StageOutput
-from pipeline.stages.finetune import recover, training_tensors
+from pipeline.recipe.loading import Config
+from pipeline.stages.contract import Context, Stage, StageOutput
 from pipeline.stages.train import skip_reason
 
 

@@ -13,17 +13,17 @@ import shutil
 import torch
 
 from pipeline import data
-from pipeline.artifact import Artifact, artifact_name, derived, finalize
+from pipeline.artifacts.artifact import Artifact, artifact_name, derived, finalize
 from pipeline.compression.quantization import MAX_BATCH, ptq, qat, weighted_layers
 from pipeline.compression.sensitivity import fallback, rank
-from pipeline.config import Config
-from pipeline.errors import ToolError
+from pipeline.core.errors import ToolError
+from pipeline.core.progress import progress
 from pipeline.models.checkpoint import load_model, save_state_dict
-from pipeline.progress import progress
+from pipeline.recipe.loading import Config
 from pipeline.runtimes.pt2_file import make_reproducible
-from pipeline.stage import Context, Stage, StageOutput
+from pipeline.stages.contract import Context, Stage, StageOutput
 from pipeline.stages.train import skip_reason
-from pipeline.training import Distillation, TrainSettings, predict_logits
+from pipeline.training.loop import Distillation, TrainSettings, predict_logits
 
 WEIGHTS = "per-channel symmetric int8 weights, per-tensor int8 activations (XNNPACKQuantizer)"
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pipeline import report
-from pipeline.config import Config
-from pipeline.stage import Context, Stage, StageOutput
+from pipeline.recipe.loading import Config
+from pipeline.report import run_report as report
+from pipeline.stages.contract import Context, Stage, StageOutput
 
 
 def settings(recipe: Config, target: Config) -> dict:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.artifact import Artifact, artifact_name, derived, finalize
-from pipeline.config import Config
+from pipeline.artifacts.artifact import Artifact, artifact_name, derived, finalize
 from pipeline.converters.executorch_lowering import lower_files
-from pipeline.stage import Context, Stage, StageOutput
+from pipeline.recipe.loading import Config
+from pipeline.stages.contract import Context, Stage, StageOutput
 from pipeline.stages.train import skip_reason
 
 

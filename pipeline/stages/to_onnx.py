@@ -16,13 +16,13 @@ import onnx
 import torch
 
 from pipeline import data
-from pipeline.artifact import Artifact, artifact_name, derived, finalize
+from pipeline.artifacts.artifact import Artifact, artifact_name, derived, finalize
 from pipeline.compression.macs import count_onnx_macs
-from pipeline.config import Config
-from pipeline.errors import ToolError, UserError
+from pipeline.core.errors import ToolError, UserError
 from pipeline.models.checkpoint import load_model
+from pipeline.recipe.loading import Config
 from pipeline.runtimes import open_session
-from pipeline.stage import Context, Stage, StageOutput
+from pipeline.stages.contract import Context, Stage, StageOutput
 from pipeline.stages.train import model_key
 
 PARITY_SAMPLES = 16

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import data
-from pipeline.artifact import Artifact, artifact_name, derived, finalize
-from pipeline.config import Config
+from pipeline.artifacts.artifact import Artifact, artifact_name, derived, finalize
 from pipeline.converters import onnx2tf_adapter
-from pipeline.errors import ToolError, UserError
-from pipeline.stage import Context, Stage, StageOutput
+from pipeline.core.errors import ToolError, UserError
+from pipeline.recipe.loading import Config
+from pipeline.stages.contract import Context, Stage, StageOutput
 from pipeline.stages.train import model_key
 
 

@@ -11,14 +11,14 @@ import numpy as np
 import torch
 
 from pipeline import data
-from pipeline.artifact import Artifact, finalize
+from pipeline.artifacts.artifact import Artifact, finalize
 from pipeline.compression.pruning import count
-from pipeline.config import Config, weights_path
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from pipeline.models import sources
 from pipeline.models.checkpoint import load_state_dict, save_state_dict
-from pipeline.stage import Context, Stage, StageOutput
-from pipeline.training import TrainSettings, predict_logits, train
+from pipeline.recipe.loading import Config, weights_path
+from pipeline.stages.contract import Context, Stage, StageOutput
+from pipeline.training.loop import TrainSettings, predict_logits, train
 
 
 def model_key(recipe: Config) -> dict:
@@ -41,7 +41,7 @@ def settings(recipe: Config, target: Config) -> dict:
     if recipe.data["weights"]["source"] == "train":
         s["train"] = recipe.data["train"]
     elif recipe.data["weights"]["source"] == "state_dict":
-        from pipeline.artifact import sha256_file
+        from pipeline.artifacts.artifact import sha256_file
 
         s["weights_sha256"] = sha256_file(weights_path(recipe))
     return s

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from pipeline.errors import ConfigError, UserError
+from pipeline.core.errors import ConfigError, UserError
 
 
 @dataclass(frozen=True)

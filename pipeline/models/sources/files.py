@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.models.sources import ModelSource
 
 MAX_BYTES = 2 << 30  # protobuf cannot hold more in one ONNX file; no phone model is near it

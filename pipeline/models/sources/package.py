@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from pipeline.errors import ConfigError, UserError
+from pipeline.core.errors import ConfigError, UserError
 from pipeline.models.sources import ModelSource
 
 PACKAGES = ("geffnet",)

@@ -19,7 +19,7 @@ from types import ModuleType
 
 import torch.nn as nn
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.models.sources import ModelSource
 from pipeline.models.sources.settings import check_settings
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.models import ARCHITECTURES
 from pipeline.models.sources import ModelSource
 from pipeline.models.sources.settings import check_settings

@@ -1,6 +1,6 @@
 package dev.phonepipeline.demo.core;
 
-/** What a model expects as input, independent of an artifact's layout (pipeline/preprocess.py's InputSpec). */
+/** What a model expects as input, independent of an artifact's layout (pipeline/artifacts/preprocess.py's InputSpec). */
 public final class InputSpec {
     public final int height;
     public final int width;

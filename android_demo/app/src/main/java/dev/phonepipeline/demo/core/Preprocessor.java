@@ -1,7 +1,7 @@
 package dev.phonepipeline.demo.core;
 
 /**
- * The Java port of pipeline/preprocess.py, bit for bit: every step is float32 arithmetic in the reference's order.
+ * The Java port of pipeline/artifacts/preprocess.py, bit for bit: every step is float32 arithmetic in the reference's order.
  *
  * <ol>
  *   <li>colour: RGB to grey is {@code 0.299 R + 0.587 G + 0.114 B} (the first two summed, then the third);

@@ -14,7 +14,7 @@ import javax.imageio.ImageIO;
 
 /**
  * Host-only (javax.imageio is not on Android): writes the tensor the app would feed an artifact, as raw
- * little-endian bytes, so a test can compare it with pipeline/preprocess.py bit for bit.
+ * little-endian bytes, so a test can compare it with pipeline/artifacts/preprocess.py bit for bit.
  *
  * <p>Usage: {@code PreprocessCli metadata.json ARTIFACT_NAME image.png out.bin}
  */

@@ -1,0 +1,3 @@
+"""Artifacts and what travels with them: the artifact record, the run manifest, the reference preprocessing, partial
+results.
+"""

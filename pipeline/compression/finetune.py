@@ -1,0 +1,42 @@
+"""What the compression stages (decompose, prune) share: the training tensors, and the fine-tune that recovers a
+compressed model by distillation from the uncompressed one, with accuracy measured before and after it."""
+
+from __future__ import annotations
+
+import torch
+
+from pipeline import data
+from pipeline.recipe.loading import Config
+from pipeline.training.loop import Distillation, TrainSettings, predict_logits, train
+
+
+def training_tensors(recipe: Config) -> tuple[torch.Tensor, torch.Tensor]:
+    split = data.train_split(recipe)
+    return torch.from_numpy(data.to_tensor(split.images, data.input_spec(recipe))), torch.from_numpy(split.labels)
+
+
+def finetune_settings(recipe: Config, table: str, seed_offset: int) -> TrainSettings:
+    """`table`.finetune over the recipe's training settings; each stage its own seed, so they do not repeat batches."""
+    ft, base = recipe.data[table]["finetune"], recipe.data["train"]
+    return TrainSettings(epochs=ft["epochs"], batch_size=base["batch_size"], lr=ft["lr"],
+                         weight_decay=base["weight_decay"], schedule="cosine", flip=base["flip"],
+                         seed=base["seed"] + seed_offset, max_train_samples=base["max_train_samples"])
+
+
+def recover(recipe: Config, table: str, seed_offset: int, model: torch.nn.Module, teacher: torch.nn.Module,
+            x: torch.Tensor, y: torch.Tensor, report: dict) -> bool:
+    """Fine-tune `model` in place (distilled from `teacher` when `table`.finetune.distill); accuracy on the evaluation
+    split before and after goes into `report` when that split has labels. Returns whether it distilled."""
+    evals = data.eval_split(recipe)
+    ex = torch.from_numpy(data.to_tensor(evals.images, data.input_spec(recipe)))
+    labelled = evals.labels is not None
+    if labelled:
+        report["accuracy_before_finetune"] = float((predict_logits(model, ex).argmax(1) == evals.labels).mean())
+    ft = recipe.data[table]["finetune"]
+    distill = Distillation(teacher, ft["distill_temperature"], ft["distill_weight"]) if ft["distill"] else None
+    if ft["epochs"] > 0:
+        report["finetune"] = train(model, x, y, finetune_settings(recipe, table, seed_offset), distill=distill,
+                                   desc="finetune")
+    if labelled:
+        report["accuracy"] = float((predict_logits(model, ex).argmax(1) == evals.labels).mean())
+    return distill is not None

@@ -1,0 +1,65 @@
+"""The code a stage's result depends on: its module and every pipeline module it imports, transitively.
+
+Hashing only the stage's own file missed changes in the helpers it calls (a changed pruning routine left stale
+pruned models in the cache). Imports are read statically with `ast`, so nothing is imported to compute this.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from functools import cache
+from pathlib import Path
+
+PACKAGE = "pipeline"
+ROOT = Path(__file__).resolve().parent.parent  # the pipeline package folder
+
+
+def _module_file(dotted: str) -> Path | None:
+    parts = dotted.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    base = ROOT.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(path: Path) -> set[Path]:
+    found: set[Path] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            # `from pipeline.x import y`: y may be a module (pipeline/x/y.py) or a name inside pipeline/x
+            f = _module_file(name)
+            if f is not None:
+                found.add(f)
+    return found
+
+
+@cache
+def closure(path: Path) -> frozenset[Path]:
+    """`path` and every pipeline source file it imports, directly or not."""
+    seen: set[Path] = set()
+    todo = [path.resolve()]
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        todo.extend(_imports(p) - seen)
+    return frozenset(seen)
+
+
+def code_hash(path: Path) -> str:
+    """sha256 over the sources `path` depends on, in a stable order."""
+    h = hashlib.sha256()
+    for p in sorted(closure(path)):
+        h.update(str(p.relative_to(ROOT)).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()

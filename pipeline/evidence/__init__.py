@@ -1,0 +1,1 @@
+"""Measurements behind design decisions, runnable again: `python -m pipeline.evidence.<name>`."""

@@ -1,1 +1,0 @@
-"""Measurements behind design decisions, runnable again: `python -m pipeline.experiments.<name>`."""

@@ -1,0 +1,130 @@
+"""Time one artifact in a fresh process: load, warm-up, N timed runs, peak memory. Prints one JSON line.
+
+The timed runs are the runtime's invoke alone, on an input prepared before the loop: our own layout change and
+int8 quantization of the input (and dequantization of the output) are timed apart, as `prepare_ms`, because an app
+pays them once per frame whatever the model costs.
+
+Run by the benchmark stage as `python -m pipeline.measure.bench_worker '<json>'` so that one runtime's allocations,
+thread pools and caches never leak into the next one's numbers. Artifacts of the runtimes that live in torch's process
+(PyTorch eager, ExecuTorch) are measured in a process forked from a server that has imported torch and ExecuTorch
+and done nothing else (`measure_forked`, multiprocessing's forkserver with preloaded modules): still a fresh process
+per artifact per round, without paying the 1.4 s `import torch` every time (6 of the 11 s a round of the default
+recipe's 14 artifacts took).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def _status_kb(field: str) -> int:
+    """A memory figure of this process from /proc (VmHWM: peak RSS since exec; getrusage's ru_maxrss is not
+    reset by exec and can report the parent's peak)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _prepare_times(session, x: np.ndarray, raw: np.ndarray, runs: int) -> list[float]:
+    """Milliseconds of our own work around each invoke: preparing the input and turning the output into logits."""
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter_ns()
+        session.prepare(x)
+        session.to_logits(raw)
+        times.append((time.perf_counter_ns() - t) / 1e6)
+    return times
+
+
+def measure(args: dict) -> dict:
+    """Load the artifact of `args` and time it; the result is the JSON line the benchmark stage reads."""
+    from pipeline.artifacts.artifact import Artifact
+    from pipeline.measure.stats import latency_summary
+    from pipeline.runtimes import session_class
+
+    artifact = Artifact.from_dict(args["artifact"])
+    x = np.load(args["input"])
+    cls = session_class(artifact.format)  # import the runtime library outside the timed load
+    rss_before = _status_kb("VmRSS")
+    t0 = time.perf_counter()
+    session = cls(artifact, args["threads"])
+    session.run(x)  # first inference belongs to loading: allocations, weight packing
+    load_ms = (time.perf_counter() - t0) * 1000
+    prepared = session.prepare(x)
+    for _ in range(args["warmup"]):
+        raw = session.invoke(prepared)
+    times = []
+    for _ in range(args["runs"]):
+        t = time.perf_counter_ns()
+        raw = session.invoke(prepared)
+        times.append((time.perf_counter_ns() - t) / 1e6)
+    return {
+        "runtime": session.runtime,
+        "threads": args["threads"],
+        "warmup": args["warmup"],
+        "load_ms": load_ms,
+        "latency_ms": latency_summary(times),
+        "prepare_ms": latency_summary(_prepare_times(session, x, raw, args["runs"])),
+        "rss_before_load_mb": rss_before / 1024,
+        "peak_rss_mb": _status_kb("VmHWM") / 1024,
+    }
+
+
+# Imported once by the fork server; every forked measurement starts with them loaded and nothing run.
+FORK_PRELOAD = [
+    "pipeline.measure.bench_worker", "pipeline.runtimes.executorch_session", "pipeline.runtimes.torch_eager",
+]
+_fork_context = None
+
+
+def _forked(args: dict, conn) -> None:
+    try:
+        conn.send(("ok", measure(args)))
+    except BaseException as exc:  # noqa: BLE001 - the parent reports it in one line
+        from pipeline.core.errors import one_line
+
+        conn.send(("error", one_line(exc, 300)))
+    finally:
+        conn.close()
+
+
+def measure_forked(args: dict, what: str, timeout: float) -> dict:
+    """`measure(args)` in a process forked from the preloaded fork server; a crash, an error or a timeout is a
+    ToolError naming `what`."""
+    import multiprocessing
+
+    from pipeline.core.errors import ToolError
+    from pipeline.core.proc import exit_description
+
+    global _fork_context
+    if _fork_context is None:
+        _fork_context = multiprocessing.get_context("forkserver")
+        _fork_context.set_forkserver_preload(FORK_PRELOAD)
+    parent, child = _fork_context.Pipe(duplex=False)
+    proc = _fork_context.Process(target=_forked, args=(args, child), daemon=True)
+    proc.start()
+    child.close()
+    try:
+        if not parent.poll(timeout):
+            proc.kill()
+            raise ToolError(f"{what}: timed out after {timeout:g} s")
+        status, result = parent.recv()
+    except EOFError:  # the process died before it answered (a runtime that aborted)
+        proc.join()
+        raise ToolError(f"{what}: {exit_description(proc.exitcode)}") from None
+    finally:
+        parent.close()
+    proc.join()
+    if status != "ok":
+        raise ToolError(f"{what}: {result}")
+    return {**result, "process": "forked from a server with torch and ExecuTorch imported"}
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(json.loads(sys.argv[1]))))

@@ -1,0 +1,3 @@
+"""Recipes and targets as validated data: the Config record, TOML reading, overrides, the target schema, input
+resolution.
+"""

@@ -1,0 +1,175 @@
+"""The bundle's metadata.json (schema `phone-pipeline/bundle/1`), checked with errors that name the key path.
+
+This is the document the Android demo's `BundleMetadata.java` parses; it ignores keys it does not know, so the
+pipeline adds its own (`release`, `selection`, per artifact `runtime`, `sample_outputs`, `quantization`, `pruned`).
+Example::
+
+    >>> validate_metadata({"schema": "phone-pipeline/bundle/1"}, "metadata.json")
+    Traceback (most recent call last):
+    pipeline.core.errors.UserError: metadata.json: model: missing
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+from typing import Any
+
+from pipeline.core.errors import UserError
+
+SCHEMA = "phone-pipeline/bundle/1"
+MAX_SIDE = 4096  # pixels of a model input's side: bounds what preprocessing allocates for a bundle from outside
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class _Doc:
+    """Typed reads from a JSON value that raise UserError naming `label` and the key path."""
+
+    def __init__(self, label: str):
+        self.label = label
+
+    def fail(self, path: str, problem: str) -> UserError:
+        return UserError(f"{self.label}: {path}: {problem}" if path else f"{self.label}: {problem}")
+
+    def obj(self, value: Any, path: str) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"expected an object, got {type(value).__name__}")
+        return value
+
+    def get(self, d: dict, key: str, path: str, kind: type | tuple[type, ...]) -> Any:
+        where = f"{path}.{key}" if path else key
+        if key not in d:
+            raise self.fail(where, "missing")
+        value = d[key]
+        ok = isinstance(value, kind) and not (isinstance(value, bool) and bool not in _tuple(kind))
+        if not ok:
+            raise self.fail(where, f"expected {_kind_name(kind)}, got {json_repr(value)}")
+        return value
+
+    def one_of(self, d: dict, key: str, path: str, choices: tuple) -> Any:
+        where = f"{path}.{key}" if path else key
+        if key not in d:
+            raise self.fail(where, "missing")
+        value = d[key]
+        if value not in choices:
+            raise self.fail(where, f"expected one of {', '.join(map(json_repr, choices))}, got {json_repr(value)}")
+        return value
+
+    def relative_file(self, d: dict, key: str, path: str) -> str:
+        value = self.get(d, key, path, str)
+        p = PurePosixPath(value)
+        if not value or p.is_absolute() or ".." in p.parts or "\\" in value:
+            raise self.fail(f"{path}.{key}", f"expected a relative path inside the bundle, got {json_repr(value)}")
+        return value
+
+
+def _tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", list: "a list", dict: "an object",
+             type(None): "null", bool: "true or false"}
+    return " or ".join(names.get(k, k.__name__) for k in _tuple(kind) if k is not object) or "a value"
+
+
+def json_repr(value: Any) -> str:
+    import json
+
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+NUMBER = (int, float)
+
+
+def _quantization(doc: _Doc, d: dict, key: str, path: str, required: bool) -> None:
+    where = f"{path}.{key}"
+    value = doc.get(d, key, path, (dict, type(None)))
+    if value is None:
+        if required:
+            raise doc.fail(where, "required for int8 input")
+        return
+    scale = doc.get(value, "scale", where, NUMBER)
+    if not scale > 0:
+        raise doc.fail(f"{where}.scale", f"expected > 0, got {json_repr(scale)}")
+    zero = doc.get(value, "zero_point", where, int)
+    if not -128 <= zero <= 127:
+        raise doc.fail(f"{where}.zero_point", f"expected -128..127, got {zero}")
+
+
+def _input(doc: _Doc, root: dict) -> dict:
+    spec = doc.obj(doc.get(root, "input", "", dict), "input")
+    for key in ("height", "width"):
+        if not 0 < doc.get(spec, key, "input", int) <= MAX_SIDE:
+            raise doc.fail(f"input.{key}", f"expected 1..{MAX_SIDE}")
+    channels = doc.one_of(spec, "channels", "input", (1, 3))
+    for key in ("mean", "std"):
+        values = doc.get(spec, key, "input", list)
+        if len(values) != channels:
+            raise doc.fail(f"input.{key}", f"expected {channels} values (one per channel), got {len(values)}")
+        for i, v in enumerate(values):
+            if not isinstance(v, NUMBER) or isinstance(v, bool) or (key == "std" and not v > 0):
+                raise doc.fail(f"input.{key}[{i}]", f"expected a {'positive ' if key == 'std' else ''}number, "
+                               f"got {json_repr(v)}")
+    return spec
+
+
+def _artifact(doc: _Doc, a: Any, path: str, spec: dict) -> None:
+    a = doc.obj(a, path)
+    doc.get(a, "name", path, str)
+    doc.relative_file(a, "file", path)
+    doc.one_of(a, "format", path, ("tflite", "pte"))
+    doc.get(a, "precision", path, str)
+    layout = doc.one_of(a, "layout", path, ("NCHW", "NHWC"))
+    shape = doc.get(a, "input_shape", path, list)
+    h, w, c = spec["height"], spec["width"], spec["channels"]
+    want = [1, c, h, w] if layout == "NCHW" else [1, h, w, c]
+    if shape != want:
+        raise doc.fail(f"{path}.input_shape", f"expected {want} for {layout} and the input spec, got {shape}")
+    dtype = doc.one_of(a, "input_dtype", path, ("float32", "int8"))
+    _quantization(doc, a, "input_quantization", path, required=dtype == "int8")
+    _quantization(doc, a, "output_quantization", path, required=False)
+    if not _SHA256.match(doc.get(a, "sha256", path, str)):
+        raise doc.fail(f"{path}.sha256", "expected 64 lowercase hex digits")
+    doc.relative_file(a, "sample_outputs", path)
+
+
+def validate_metadata(root: Any, label: str = "metadata.json") -> dict:
+    """Check a parsed metadata.json; returns it, or raises UserError such as `metadata.json: input.channels: ...`."""
+    doc = _Doc(label)
+    root = doc.obj(root, "")
+    doc.one_of(root, "schema", "", (SCHEMA,))
+    model = doc.get(root, "model", "", dict)
+    doc.get(model, "name", "model", str)
+    doc.get(model, "version", "model", str)
+    doc.one_of(model, "task", "model", ("image-classification",))
+    spec = _input(doc, root)
+    labels = doc.get(root, "labels", "", list)
+    for i, label_name in enumerate(labels):
+        if not isinstance(label_name, str):
+            raise doc.fail(f"labels[{i}]", f"expected a string, got {json_repr(label_name)}")
+    output = doc.get(root, "output", "", dict)
+    doc.one_of(output, "kind", "output", ("logits", "probabilities"))
+    classes = doc.get(output, "classes", "output", int)
+    if classes != len(labels) or classes <= 0:
+        raise doc.fail("output.classes", f"{classes} classes but {len(labels)} labels")
+    artifacts = doc.get(root, "artifacts", "", list)
+    if not artifacts:
+        raise doc.fail("artifacts", "a bundle needs at least one artifact")
+    seen: set[str] = set()
+    for i, a in enumerate(artifacts):
+        _artifact(doc, a, f"artifacts[{i}]", spec)
+        if a["name"] in seen:
+            raise doc.fail(f"artifacts[{i}].name", f"duplicate artifact name {json_repr(a['name'])}")
+        seen.add(a["name"])
+    samples = doc.get(root, "samples", "", list)
+    if not samples:
+        raise doc.fail("samples", "verify needs at least one sample")
+    for i, s in enumerate(samples):
+        s = doc.obj(s, f"samples[{i}]")
+        doc.relative_file(s, "file", f"samples[{i}]")
+        label = doc.get(s, "label", f"samples[{i}]", (int, type(None)))
+        if label is not None and not 0 <= label < classes:
+            raise doc.fail(f"samples[{i}].label", f"expected a class index in [0, {classes}), got {label}")
+    return root

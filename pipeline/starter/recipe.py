@@ -1,0 +1,171 @@
+"""`phone-pipeline init`: a starter recipe for the user's own model and data, inferred and validated by loading it.
+
+    phone-pipeline init --model my_net.py:build --data ./pictures --out my.toml
+
+--model takes what a recipe's [model] can name: `file.py:function` or `package.module:function` (the user's
+builder), `geffnet:<arch>`, a bundled architecture, or an .onnx / .tflite file. --data takes a folder of labelled
+pictures (one sub-folder per class) or a bundled dataset's name. The input spec comes from the data (the first
+picture's size and channels) or the model file; the class count from the class folders; builder settings that
+the builder accepts (num_classes, in_channels / in_chans) are filled in. The file is written atomically and only
+when it loads as a valid recipe.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline.artifacts.artifact import atomic_write_bytes
+from pipeline.core.errors import ConfigError, UserError
+
+BUNDLED_DATA = ("fashion-mnist", "mnist")
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, float):
+        return repr(round(value, 6))
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)
+
+
+def _relative(path: Path, folder: Path) -> str:
+    return os.path.relpath(path.resolve(), folder.resolve())
+
+
+def model_table(model: str, folder: Path) -> dict:
+    """The [model] keys for what --model names."""
+    from pipeline.models import ARCHITECTURES
+
+    lower = model.lower()
+    if lower.endswith(".onnx") or lower.endswith(".tflite"):
+        kind = "onnx" if lower.endswith(".onnx") else "tflite"
+        return {"source": kind, "path": _relative(Path(model), folder)}
+    if model.startswith("geffnet:"):
+        return {"source": "package", "package": "geffnet", "arch": model.split(":", 1)[1]}
+    if ":" in model:
+        target, fn = model.rsplit(":", 1)
+        if target.endswith(".py") or "/" in target:
+            target = _relative(Path(target), folder)
+        return {"source": "python", "entry": f"{target}:{fn}"}
+    if model in ARCHITECTURES:
+        return {"source": "registry", "arch": model}
+    raise UserError(f"--model {model!r}: give file.py:function, package.module:function, geffnet:<arch>, a "
+                    f"bundled architecture ({', '.join(sorted(ARCHITECTURES))}) or an .onnx / .tflite file")
+
+
+def data_table(data: str, folder: Path) -> dict:
+    if data in BUNDLED_DATA:
+        return {"dataset": data}
+    if not Path(data).is_dir():
+        raise UserError(f"--data {data!r}: not a folder of labelled pictures (one sub-folder per class) nor one of "
+                        f"{', '.join(BUNDLED_DATA)}")
+    return {"dataset": "image-folder", "path": _relative(Path(data), folder), "val_fraction": 0.2}
+
+
+def _builder_settings(table: dict, probe: Path, classes: int, channels: int) -> dict:
+    """num_classes and the input channels, under the names the builder takes."""
+    from pipeline.models import ARCHITECTURES
+    from pipeline.models.sources import python_entry
+    from pipeline.models.sources.settings import accepted
+
+    if table["source"] == "package":
+        return {"num_classes": classes, "in_chans": channels}
+    if table["source"] == "registry":
+        names = accepted(ARCHITECTURES[table["arch"]]) or set()
+    else:
+        spec = python_entry.check({**table, "settings": {}}, probe)
+        names = accepted(python_entry.resolve(spec))
+        if names is None:
+            return {}
+    out = {}
+    if "num_classes" in names:
+        out["num_classes"] = classes
+    for name in ("in_channels", "in_chans"):
+        if name in names:
+            out[name] = channels
+    return out
+
+
+def render(name: str, model: dict, settings: dict, data: dict, spec: dict, weights: str | None, origin: str) -> str:
+    pytorch = model["source"] not in ("onnx", "tflite")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
+    lines = [f"# Written by `phone-pipeline init` on {stamp}. Paths are relative to this file's folder.",
+             f"# Run it: phone-pipeline run --recipe {name}.toml", "", "[recipe]", f"name = {_toml(name)}",
+             'version = "0.1.0"', f"description = {_toml('starter recipe for ' + origin)}", "", "[model]"]
+    lines += [f"{k} = {_toml(v)}" for k, v in model.items()]
+    if settings:
+        lines += ["", "[model.settings]  # keyword arguments of the builder"]
+        lines += [f"{k} = {_toml(v)}" for k, v in settings.items()]
+    lines += ["", f"[input]  # inferred from {', '.join(sorted(set(spec['origin'].values())))}; "
+              "mean/std on the 0..1 scale (set range = \"0-255\" to write them in pixel units)"]
+    lines += [f"{k} = {_toml(spec[k])}" for k in ("height", "width", "channels", "mean", "std")]
+    lines += ["", "[data]"] + [f"{k} = {_toml(v)}" for k, v in data.items()]
+    lines += ["eval_samples = 0           # 0: every evaluation picture", "calibration_samples = 200"]
+    if pytorch:
+        lines += ["", "[weights]"]
+        if weights:
+            lines += ['source = "state_dict"', f"path = {_toml(weights)}"]
+        else:
+            lines += ['source = "train"']
+            lines += ["", "[train]", "epochs = 3", "batch_size = 64", "lr = 0.05", 'schedule = "onecycle"',
+                      "flip = false               # horizontal flips: turn on only if your classes allow them",
+                      "seed = 0"]
+        lines += ["", "[prune]  # structured pruning recovered by distillation; layers it cannot follow stay as "
+                  "they are", "enabled = false", "macs_factor = 2.0", "", "[quantize]", 'methods = ["ptq"]']
+    return "\n".join(lines) + "\n"
+
+
+def write(model: str, data: str, out: Path, weights: str | None = None, force: bool = False) -> Path:
+    """Infer, render, validate (by loading) and write the starter recipe; returns its path."""
+    from pipeline.data import SOURCES
+    from pipeline.models import sources
+    from pipeline.models.sources import files
+    from pipeline.recipe import inputs
+    from pipeline.recipe.loading import load_recipe
+
+    out = out if out.suffix == ".toml" else out.with_suffix(".toml")
+    if out.exists() and not force:
+        raise UserError(f"{out}: exists; choose another --out or pass --force")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder for --out")
+    name = re.sub(r"[^A-Za-z0-9._+-]", "-", out.stem).lstrip(".-_+") or "my-model"
+    probe = folder / f".{name}.probe.toml"  # relative paths resolve from the recipe's folder
+    mtable = model_table(model, folder)
+    dtable = data_table(data, folder)
+    full_model = {"source": "registry", "arch": "", "package": "", "entry": "", "path": "", "settings": {},
+                  **mtable}
+    full_data = {"path": "", "val_fraction": 0.2, "split_seed": 0, "eval_samples": 0, "calibration_samples": 200,
+                 **dtable}
+    if full_data["path"]:
+        full_data["path"] = str(folder / full_data["path"])
+    source = SOURCES[full_data["dataset"]]
+    checked_data = source.check(full_data, probe)
+    file_shape = None
+    if mtable["source"] in ("onnx", "tflite"):
+        abs_model = dict(full_model, path=str(folder / full_model["path"]))
+        file_shape = files.channels_and_size(sources.check(abs_model, probe))
+    empty = {"height": 0, "width": 0, "channels": 0, "mean": [], "std": [], "range": "0-1"}
+    spec = inputs.resolve(empty, source.input_defaults(checked_data), file_shape, probe)
+    classes = len(source.labels(checked_data))
+    settings = {} if file_shape else _builder_settings(full_model, probe, classes, spec["channels"])
+    weights_rel = _relative(Path(weights), folder) if weights else None
+    text = render(name, mtable, settings, dtable, spec, weights_rel, f"{model} on {data} ({classes} classes)")
+    trial = folder / f".{name}.init-{os.getpid()}.toml"  # validated beside its final place, then renamed
+    atomic_write_bytes(trial, text.encode())
+    try:
+        load_recipe(str(trial))
+        os.replace(trial, out)
+    except ConfigError as exc:
+        raise UserError(f"init: the inferred recipe does not load ({exc.key or 'file'}: {exc.problem}); "
+                        f"nothing was written to {out}") from None
+    finally:
+        trial.unlink(missing_ok=True)
+    return out
