@@ -30,8 +30,11 @@ EXAMPLES = """examples:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.core import log
+    from pipeline.debug import explain_gate_failures
     from pipeline.engine import runner
-    from pipeline.recipe.loading import load_recipe, load_target, parse_overrides
+    from pipeline.engine.recipes import load_recipe
+    from pipeline.recipe.files import parse_overrides
+    from pipeline.recipe.targets import load_target
 
     log.setup(args.verbose)
     sets = parse_overrides(args.set, "--set")
@@ -42,8 +45,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     only = tuple(s for s in (args.only or "").split(",") if s)
     opts = runner.RunOptions(build_dir=Path(args.build_dir), from_stage=args.from_stage, only=only,
                              force=args.force, no_gates=args.no_gates, threads=args.threads,
-                             explain=not args.no_explain, run_dir=Path(args.run_dir) if args.run_dir else None,
+                             explain=None if args.no_explain else explain_gate_failures,
+                             run_dir=Path(args.run_dir) if args.run_dir else None,
                              overrides={"recipe": sets, "target": target_sets})
+    if args.dry_run:
+        print(runner.dry_run(recipe, target, opts).describe())
+        return 0
     out = runner.run(recipe, target, opts)
     report = out / "report.md"
     print(report if report.exists() else out / "manifest.json")
@@ -68,7 +75,8 @@ def _cmd_stages(args: argparse.Namespace) -> int:
 
 
 def _cmd_targets(args: argparse.Namespace) -> int:
-    from pipeline.recipe.loading import TARGETS_DIR, list_configs, load_target
+    from pipeline.recipe.files import TARGETS_DIR, list_configs
+    from pipeline.recipe.targets import load_target
 
     for path in list_configs(TARGETS_DIR):
         t = load_target(str(path))
@@ -78,7 +86,8 @@ def _cmd_targets(args: argparse.Namespace) -> int:
 
 
 def _cmd_recipes(args: argparse.Namespace) -> int:
-    from pipeline.recipe.loading import RECIPES_DIR, list_configs, load_recipe
+    from pipeline.engine.recipes import load_recipe
+    from pipeline.recipe.files import RECIPES_DIR, list_configs
 
     for path in list_configs(RECIPES_DIR):
         r = load_recipe(str(path))
@@ -133,8 +142,10 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
 def _cmd_release(args: argparse.Namespace) -> int:
     from pipeline.core import log
+    from pipeline.debug import explain_gate_failures
     from pipeline.engine import runner
-    from pipeline.recipe.loading import load_recipe, load_target
+    from pipeline.engine.recipes import load_recipe
+    from pipeline.recipe.targets import load_target
     from pipeline.release import bundle
 
     log.setup(args.verbose)
@@ -147,10 +158,11 @@ def _cmd_release(args: argparse.Namespace) -> int:
         sets, target_sets = overrides_of(final)
         recipe, target = load_recipe(args.recipe, sets), load_target(args.target, target_sets)
         opts = runner.RunOptions(build_dir=build_dir, threads=args.threads, no_gates=True, run_dir=run_dir,
-                                 overrides={"recipe": sets, "target": target_sets})
+                                 explain=explain_gate_failures, overrides={"recipe": sets, "target": target_sets})
         run_dir, ship = runner.run(recipe, target, opts), final["artifact"]
     else:
-        run_dir = runner.run(recipe, target, runner.RunOptions(build_dir=build_dir, threads=args.threads))
+        opts = runner.RunOptions(build_dir=build_dir, threads=args.threads, explain=explain_gate_failures)
+        run_dir = runner.run(recipe, target, opts)
     release = bundle.build(run_dir, recipe, Path(args.out) if args.out else build_dir / "release", ship)
     print(f"bundle {release.directory} ships {', '.join(release.artifacts)}")
     print(release.archive)
@@ -159,7 +171,8 @@ def _cmd_release(args: argparse.Namespace) -> int:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from pipeline.core import log
-    from pipeline.recipe.loading import load_recipe, load_target
+    from pipeline.engine.recipes import load_recipe
+    from pipeline.recipe.targets import load_target
     from pipeline.search import SearchOptions, run_search
 
     log.setup(args.verbose)
@@ -245,6 +258,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--no-gates", action="store_true", help="finish the run and the report even if a gate fails")
     r.add_argument("--no-explain", action="store_true", help="no layer-by-layer page (debug) for the artifacts "
                    "that fail an accuracy or parity gate")
+    r.add_argument("--dry-run", action="store_true", help="print the plan (each stage's cache key and whether it "
+                   "runs, comes from the cache, runs in the background or does nothing, and why) and run nothing")
     r.add_argument("--threads", type=_positive_int,
                    help="torch threads for host work (default: the target's compute.threads)")
     r.add_argument("--build-dir", default="build", help="where the cache and runs live (default: build)")

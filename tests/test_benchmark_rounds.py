@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.artifacts.artifact import Artifact
 from pipeline.core.errors import ConfigError
-from pipeline.measure import bench_worker, host_load
+from pipeline.measure import bench_worker, host_load, rounds
 from pipeline.measure.stats import lower_median, median_round, speedup_interval
 from pipeline.runtimes import Session
 from pipeline.stages import benchmark
@@ -101,7 +101,7 @@ def test_each_artifact_is_compared_with_the_fp32_artifact_of_its_runtime():
     arts = [_art("torch-fp32", "torch"), _art("tflite-fp32", "tflite"), _art("tflite-fp16", "tflite", "fp16"),
             _art("tflite-pruned-fp32", "tflite", pruned=True), _art("pt2-int8-ptq", "pt2", "int8", quantization="ptq"),
             _art("pte-int8-ptq", "pte", "int8", quantization="ptq")]
-    assert benchmark.baselines(arts) == {"tflite-fp16": "tflite-fp32", "tflite-pruned-fp32": "tflite-fp32",
+    assert rounds.baselines(arts) == {"tflite-fp16": "tflite-fp32", "tflite-pruned-fp32": "tflite-fp32",
                                          "pt2-int8-ptq": "torch-fp32"}  # no pte-fp32: no baseline for pte-int8
 
 
@@ -110,7 +110,7 @@ BENCH = {"min_rounds": 3, "max_rounds": 5, "max_seconds": 60.0, "ci_rel_width": 
 
 def test_rounds_stop_when_intervals_are_narrow_or_a_limit_is_reached():
     narrow, wide = {"a": {"rel_width": 0.05}}, {"a": {"rel_width": 0.3}}
-    stop = benchmark._stop_reason
+    stop = rounds._stop_reason
     assert stop(2, 1.0, narrow, BENCH) is None  # min_rounds first
     assert stop(3, 1.0, narrow, BENCH) == "intervals narrow enough"
     assert stop(3, 1.0, wide, BENCH) is None
@@ -121,7 +121,8 @@ def test_rounds_stop_when_intervals_are_narrow_or_a_limit_is_reached():
 
 
 def test_max_rounds_below_min_rounds_is_refused_at_the_door(tmp_path):
-    from pipeline.recipe.loading import load_recipe, load_target
+    from pipeline.engine.recipes import load_recipe
+    from pipeline.recipe.targets import load_target
     from tests.conftest import write_target
 
     path = write_target(tmp_path)
@@ -169,11 +170,11 @@ def test_an_executorch_artifact_is_timed_in_a_forked_process_like_in_a_new_one(t
     # the same measurement as a new interpreter's, without its 1.4 s import of torch
     art = _tiny_pte(tmp_path)
     bench = {"threads": 1, "warmup": 5, "runs": 50}
-    forked = benchmark._measure(art, tmp_path / "x.npy", bench)
+    forked = rounds._measure(art, tmp_path / "x.npy", bench)
     assert forked["process"].startswith("forked") and forked["runtime"] == "executorch"
     assert forked["latency_ms"]["runs"] == 50 and forked["latency_ms"]["p50"] > 0 and forked["peak_rss_mb"] > 0
-    monkeypatch.setattr(benchmark, "FORKED", ())
-    fresh = benchmark._measure(art, tmp_path / "x.npy", bench)
+    monkeypatch.setattr(rounds, "FORKED", ())
+    fresh = rounds._measure(art, tmp_path / "x.npy", bench)
     assert fresh["process"] == "a new Python process"
     assert set(fresh) == set(forked)
 
@@ -187,5 +188,5 @@ def test_a_forked_measurement_that_fails_is_one_line_naming_the_artifact(tmp_pat
     art = Artifact(name="pte-bad", path=str(bad), format="pte", precision="fp32", layout="NCHW",
                    input_shape=(1, 1, 8, 8))
     with pytest.raises(ToolError) as info:
-        benchmark._measure(art, tmp_path / "x.npy", {"threads": 1, "warmup": 1, "runs": 2})
+        rounds._measure(art, tmp_path / "x.npy", {"threads": 1, "warmup": 1, "runs": 2})
     assert str(info.value).startswith("benchmark: pte-bad: ") and "\n" not in str(info.value)

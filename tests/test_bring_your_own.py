@@ -103,8 +103,8 @@ def test_a_fresh_process_rebuilds_the_user_model_for_the_benchmark(user_model_ru
 
 
 def test_changing_the_user_file_retrains(tmp_path):
-    from pipeline.recipe.loading import load_recipe
-    from pipeline.stages.train import model_key
+    from pipeline.engine.recipes import load_recipe
+    from pipeline.models.recipe_model import model_key
 
     (tmp_path / "blocks.py").write_text((USER_MODELS / "blocks.py").read_text())
     (tmp_path / "net.py").write_text((USER_MODELS / "shuffle_net.py").read_text())
@@ -178,7 +178,7 @@ def test_image_folder_trains_and_evaluates_with_the_corrupt_file_named(folder_ru
 @pytest.mark.slow  # a whole pipeline run (minutes on 2 cores): make test-all
 def test_a_changed_folder_is_new_data_and_an_unchanged_one_is_read_from_the_array_cache(folder_run):
     from pipeline.data import array_cache, eval_split
-    from pipeline.recipe.loading import load_recipe
+    from pipeline.engine.recipes import load_recipe
 
     array_cache.set_root(folder_run["folder"] / "build" / "cache" / "data")
     try:
@@ -194,7 +194,7 @@ def test_a_changed_folder_is_new_data_and_an_unchanged_one_is_read_from_the_arra
 
 @pytest.mark.parametrize("layout", ["split", "train-val"])
 def test_init_writes_a_recipe_that_loads(tmp_path, layout):
-    from pipeline.recipe.loading import load_recipe
+    from pipeline.engine.recipes import load_recipe
 
     pictures = write_png_folder(tmp_path / "pics", per_class=3)
     if layout == "train-val":
@@ -221,7 +221,7 @@ def test_init_writes_a_recipe_that_loads(tmp_path, layout):
 
 def test_folders_without_two_classes_of_pictures_are_refused(tmp_path):
     from pipeline.core.errors import ConfigError
-    from pipeline.recipe.loading import load_recipe
+    from pipeline.engine.recipes import load_recipe
 
     recipe = tmp_path / "r.toml"
     recipe.write_text('[recipe]\nname = "r"\n[data]\ndataset = "image-folder"\npath = "pics"\n'
@@ -236,7 +236,7 @@ def test_folders_without_two_classes_of_pictures_are_refused(tmp_path):
 
 def test_a_file_model_refuses_what_needs_pytorch_at_the_door(tmp_path):
     from pipeline.core.errors import ConfigError
-    from pipeline.recipe.loading import load_recipe
+    from pipeline.engine.recipes import load_recipe
 
     recipe = tmp_path / "r.toml"
     recipe.write_text(f'[recipe]\nname = "r"\n[model]\nsource = "onnx"\npath = "{ONNX_LIGHT}/light_resnet50.onnx"\n'

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from pipeline.core.errors import ConfigError
-from pipeline.recipe.loading import load_recipe, load_target
+from pipeline.engine.recipes import load_recipe
+from pipeline.recipe.targets import load_target
 from tests.conftest import DEFAULT_RECIPE, cli, write_recipe
 
 
 def test_bundled_recipes_and_targets_validate():
     from pipeline.models import build
-    from pipeline.recipe.loading import RECIPES_DIR, TARGETS_DIR, list_configs
+    from pipeline.recipe.files import RECIPES_DIR, TARGETS_DIR, list_configs
 
     assert load_recipe("fashion-mnist-mobilenetv2").data["train"]["epochs"] == 3.0
     assert load_target("host").data["device"]["kind"] == "host"
@@ -45,7 +46,7 @@ def test_bad_recipe_exits_2_naming_the_key(tmp_path, override, key, words):
 
 
 def test_pruning_unlabelled_photos_is_refused(tmp_path):
-    from pipeline.recipe.loading import RECIPES_DIR
+    from pipeline.recipe.files import RECIPES_DIR
 
     recipe = tmp_path / "photos-prune.toml"
     recipe.write_text((RECIPES_DIR / "efficientnet-lite0.toml").read_text() + "\n[prune]\nenabled = true\n")

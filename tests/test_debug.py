@@ -15,7 +15,7 @@ import pytest
 from onnx import numpy_helper
 
 from pipeline.debug import debug
-from pipeline.debug.onnx_layers import node_module
+from pipeline.layers.onnx_layers import node_module
 from tests.conftest import cli
 
 
@@ -105,7 +105,7 @@ def test_debug_refuses_what_it_cannot_compare_with_one_line(e2e, tmp_path):
 
 
 def test_sqnr_of_known_errors():
-    from pipeline.debug.metrics import compare
+    from pipeline.layers.metrics import compare
 
     ref = np.ones(1000, np.float32)
     m = compare(ref + 0.01, ref)  # error power 1e-4 of signal 1: 40 dB

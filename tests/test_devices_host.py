@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.core.errors import ToolError, UserError
 from pipeline.devices import AdbDevice, HostDevice, device_for
-from pipeline.recipe.loading import load_target
+from pipeline.recipe.targets import load_target
 
 
 def test_host_device_pushes_runs_and_pulls(tmp_path):

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from pipeline.core.errors import UserError
 from pipeline.core.schema import Field
-from pipeline.recipe.loading import RECIPE_SCHEMA, TARGET_SCHEMA, load_recipe, load_target
+from pipeline.engine.recipes import load_recipe, recipe_schema
+from pipeline.recipe.targets import TARGET_SCHEMA, load_target
 from pipeline.starter.recipe import _toml
 from tests.conftest import DEFAULT_RECIPE, write_target
 
@@ -99,7 +100,7 @@ def test_random_bytes_as_a_recipe_are_refused_in_one_line(tmp_path_factory, data
 
 
 @FUZZ
-@given(st.sampled_from(_keys(RECIPE_SCHEMA)), values, st.sampled_from(_keys(RECIPE_SCHEMA)), values)
+@given(st.sampled_from(_keys(recipe_schema())), values, st.sampled_from(_keys(recipe_schema())), values)
 def test_mutated_recipes_load_or_are_refused_in_one_line(tmp_path_factory, key1, value1, key2, value2):
     folder = tmp_path_factory.mktemp("recipe")
     tree = tomllib.loads(DEFAULT_RECIPE.read_text())

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from pipeline.compression.macs import count_macs, count_onnx_macs
 from pipeline.compression.pruning import count
-from pipeline.stages.to_onnx import export
+from pipeline.converters.onnx_export import export
 
 
 class PaddedConv(nn.Conv2d):

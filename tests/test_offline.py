@@ -16,7 +16,7 @@ CONVERT_RGB_MODEL = textwrap.dedent("""
     from pathlib import Path
     import numpy as np, torch
     from pipeline.converters import onnx2tf_adapter
-    from pipeline.stages.to_onnx import export
+    from pipeline.converters.onnx_export import export
 
     out = Path(sys.argv[1])
     torch.manual_seed(0)

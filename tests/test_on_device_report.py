@@ -7,9 +7,10 @@ from pathlib import Path
 
 from pipeline.artifacts.artifact import Artifact
 from pipeline.artifacts.partial_results import PartialResults, part_key
-from pipeline.recipe.loading import load_recipe, load_target
+from pipeline.engine.recipes import load_recipe
+from pipeline.recipe.targets import load_target
 from pipeline.report.devices_section import markdown, rows
-from pipeline.stages.contract import Context, StageOutput
+from pipeline.stages.contract import Context, RunFlags, StageOutput
 from pipeline.stages.on_device import device_artifacts, remeasure, violations
 
 
@@ -50,10 +51,10 @@ def test_partial_results_survive_and_keys_follow_every_setting(tmp_path):
 
 
 def test_force_or_from_measures_again_while_a_plain_rerun_continues():
-    def opts(force: bool = False, start: str | None = None) -> dict:
-        return {"manifest": {"options": {"force": force, "from": start}}}
+    def opts(force: bool = False, start: str | None = None) -> RunFlags:
+        return RunFlags(force=force, from_stage=start)
 
-    assert not remeasure(opts()) and not remeasure(opts(start="report")) and not remeasure({})
+    assert not remeasure(opts()) and not remeasure(opts(start="report"))
     assert remeasure(opts(force=True)) and remeasure(opts(start="on_device")) and remeasure(opts(start="benchmark"))
 
 

@@ -14,9 +14,9 @@ import torch
 
 from pipeline.artifacts.artifact import Artifact
 from pipeline.converters import onnx2tf_adapter
+from pipeline.converters.onnx_export import export
 from pipeline.core.errors import ToolError
 from pipeline.stages import to_tflite
-from pipeline.stages.to_onnx import export
 
 
 @pytest.fixture(scope="module")

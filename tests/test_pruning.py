@@ -13,11 +13,11 @@ from pipeline.artifacts.artifact import Artifact
 from pipeline.compression.pruning import PruneSettings, count, prune
 from pipeline.converters import onnx2tf_adapter
 from pipeline.converters.executorch_lowering import lower
+from pipeline.converters.onnx_export import export
 from pipeline.models import build
 from pipeline.models.checkpoint import load_state_dict, save_state_dict
 from pipeline.models.reshape import fit_to_state_dict
 from pipeline.runtimes import open_session
-from pipeline.stages.to_onnx import export
 from tests.networks import ZooNet, calibrate_batchnorm
 
 torch.manual_seed(0)

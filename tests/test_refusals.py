@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from pipeline.core.errors import ConfigError
-from pipeline.recipe.loading import load_recipe, load_target
+from pipeline.engine.recipes import load_recipe
+from pipeline.recipe.targets import load_target
 from tests.conftest import ROOT, cli, write_recipe
 
 USER_MODELS = ROOT / "tests" / "user_models"

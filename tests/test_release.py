@@ -238,7 +238,7 @@ def test_verify_accepts_the_archive_written_without_gzip_name_or_time(released: 
 
 def test_a_failed_release_leaves_no_bundle_and_no_temporary_folder(e2e: dict, tiny_recipe: Path,
                                                                    tmp_path: Path) -> None:
-    from pipeline.recipe.loading import load_recipe
+    from pipeline.engine.recipes import load_recipe
     from pipeline.release import bundle
 
     run_dir = Path(shutil.copytree(e2e["run_dir"], tmp_path / "run"))

@@ -14,7 +14,8 @@ from pipeline import stages
 from pipeline.core.errors import StageCrash
 from pipeline.data import array_cache
 from pipeline.engine import runner
-from pipeline.recipe.loading import load_recipe, load_target
+from pipeline.engine.recipes import load_recipe
+from pipeline.recipe.targets import load_target
 from pipeline.stages.contract import Stage, StageOutput
 
 

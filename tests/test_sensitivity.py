@@ -108,10 +108,10 @@ def test_tflite_keeps_the_same_layers_float_and_recovers(outlier_model, tmp_path
 
     from pipeline.artifacts.artifact import Artifact
     from pipeline.converters import onnx2tf_adapter, tflite_fallback
-    from pipeline.debug.onnx_layers import node_module
+    from pipeline.converters.onnx_export import export
+    from pipeline.layers.onnx_layers import node_module
     from pipeline.runtimes import open_session
-    from pipeline.stages.to_onnx import export
-    from pipeline.stages.to_tflite import io_quantization
+    from pipeline.runtimes.tflite_file import io_quantization
 
     calib, _ = task(128, 1)
     x, y = task(600, 2)

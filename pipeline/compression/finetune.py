@@ -6,8 +6,21 @@ from __future__ import annotations
 import torch
 
 from pipeline import data
-from pipeline.recipe.loading import Config
+from pipeline.core.schema import Field, fraction, positive
+from pipeline.recipe.config import Config
 from pipeline.training.loop import Distillation, TrainSettings, predict_logits, train
+
+
+def finetune_schema(epochs: float, lr: float, weight: float) -> dict:
+    """The `finetune` sub-table of a compression stage (pruning, decomposition) or QAT: a short training run that
+    can learn from the fp32 model, with these defaults."""
+    return {
+        "epochs": Field(float, epochs, check=lambda v: 0 <= v <= 10_000, hint=">= 0 and <= 10000"),
+        "lr": Field(float, lr, check=positive, hint="> 0"),
+        "distill": Field(bool, True),
+        "distill_temperature": Field(float, 4.0, check=positive, hint="> 0"),
+        "distill_weight": Field(float, weight, check=fraction, hint="between 0 and 1"),
+    }
 
 
 def training_tensors(recipe: Config) -> tuple[torch.Tensor, torch.Tensor]:

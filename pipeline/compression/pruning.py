@@ -41,6 +41,9 @@ class PruneSettings:
     iterative_steps: int = 1  # ratio mode: reach the ratio in this many steps
 
 
+IMPORTANCES = ("l1", "l2", "taylor", "bn_scale")  # the names importance() takes; recipes choose among them
+
+
 def importance(name: str) -> tp.importance.Importance:
     """The importance criterion: a callable from a dependency group to per-channel scores."""
     if name == "l1":

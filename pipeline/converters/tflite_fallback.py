@@ -57,7 +57,7 @@ def _names(model: bytes, onnx_path: str, float_nodes: list[str]) -> list[str]:
     import onnx
     from ai_edge_litert.interpreter import Interpreter
 
-    from pipeline.debug.tflite_layers import match_ops
+    from pipeline.layers.tflite_layers import match_ops
 
     interp = Interpreter(model_content=model, experimental_preserve_all_tensors=True)
     interp.allocate_tensors()

@@ -104,3 +104,36 @@ def validate(data: dict, schema: dict, path: object, prefix: str = "") -> dict:
         else:
             out[key] = spec.default() if callable(spec.default) else spec.default
     return out
+
+
+# Checks shared by the settings schemas of every layer (recipes, targets, stages).
+SEED_LIMIT = 2**32  # numpy's seeds are 32-bit
+
+
+def positive(v: Any) -> bool:
+    return v > 0
+
+
+def non_negative(v: Any) -> bool:
+    return v >= 0
+
+
+def fraction(v: Any) -> bool:
+    return 0.0 <= v <= 1.0
+
+
+def seed(v: Any) -> bool:
+    return 0 <= v < SEED_LIMIT
+
+
+def numbers(v: list) -> bool:
+    """Up to four numbers (one per channel, or one for all)."""
+    return len(v) <= 4 and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+
+
+def number_range(low: float, high: float = float("inf")) -> Callable[[list], bool]:
+    """A [low, high] pair of numbers within (or at) the given bounds, low <= high."""
+    def check(v: list) -> bool:
+        return (len(v) == 2 and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+                and low <= v[0] <= v[1] <= high and v[1] > 0)
+    return check

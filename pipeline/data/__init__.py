@@ -15,7 +15,7 @@ from pipeline.data import fashion_mnist, image_folder, mnist, photos
 from pipeline.data.source import DataSource, Split
 
 if TYPE_CHECKING:
-    from pipeline.recipe.loading import Config
+    from pipeline.recipe.config import Config
 
 __all__ = ["DATASETS", "InputSpec", "Split", "source", "input_spec", "label_names", "train_split", "eval_split",
            "calibration_images", "to_tensor", "fingerprint", "has_train"]

@@ -24,8 +24,8 @@ from pipeline import data
 from pipeline.artifacts.artifact import Artifact
 from pipeline.artifacts.manifest import find_artifact, stage_data
 from pipeline.core.errors import UserError, artifact_failed
-from pipeline.debug import metrics, torch_layers
-from pipeline.stages.evaluate import run_artifact  # the artifact's own output, batched as evaluate runs it
+from pipeline.layers import metrics, torch_layers
+from pipeline.runtimes.batched import run_artifact  # the artifact's own output, batched as evaluate runs it
 
 # A layer whose SQNR falls below this is where the artifact diverges (by the artifact's precision; --min-sqnr).
 MIN_SQNR_DB = {"fp32": 60.0, "fp16": 35.0, "int8": 15.0}
@@ -60,7 +60,7 @@ def _runtime_layers(art: Artifact, arts: dict[str, Artifact], x: np.ndarray) -> 
     if art.format == "onnx":
         import onnx
 
-        from pipeline.debug import onnx_layers
+        from pipeline.layers import onnx_layers
 
         model = onnx.load(art.path)
         tensors = onnx_layers.module_outputs(model)
@@ -72,7 +72,7 @@ def _runtime_layers(art: Artifact, arts: dict[str, Artifact], x: np.ndarray) -> 
     if art.format == "tflite":
         return _tflite_layers(art, arts, x)
     if art.format in ("pt2", "pte"):
-        from pipeline.debug import pt2_layers
+        from pipeline.layers import pt2_layers
 
         program = art if art.format == "pt2" else arts.get(art.reference)
         notes = []
@@ -94,7 +94,7 @@ def _tflite_run(art: Artifact, arts: dict[str, Artifact], x: np.ndarray):
     """(found {ONNX tensor: (value NCHW, how, weight diff)}, ONNX model, its artifact, final output, notes)."""
     import onnx
 
-    from pipeline.debug import tflite_layers
+    from pipeline.layers import tflite_layers
     from pipeline.runtimes import batch_size, to_artifact_input
 
     source = arts.get(art.extra.get("source", ""))
@@ -116,7 +116,7 @@ def _tflite_run(art: Artifact, arts: dict[str, Artifact], x: np.ndarray):
 
 
 def _tflite_layers(art: Artifact, arts: dict[str, Artifact], x: np.ndarray) -> tuple[dict, np.ndarray, list[str]]:
-    from pipeline.debug import onnx_layers
+    from pipeline.layers import onnx_layers
 
     found, model, _, final, notes = _tflite_run(art, arts, x)
     module_of = {n.output[0]: onnx_layers.node_module(n) for n in model.graph.node if n.output}
@@ -127,7 +127,7 @@ def _against_source(art: Artifact, arts: dict[str, Artifact], x: np.ndarray):
     """A TFLite file against the ONNX file onnx2tf converted (ONNX Runtime): where the conversion itself went wrong.
 
     Layers are named by module where the ONNX file records one, else by ONNX node name."""
-    from pipeline.debug import onnx_layers
+    from pipeline.layers import onnx_layers
     from pipeline.runtimes import batch_size
 
     if art.format != "tflite":
@@ -182,8 +182,8 @@ def debug(run_dir: Path, name: str, samples: int = SAMPLES, min_sqnr_db: float |
     """Compare `name`'s layers with its PyTorch model (`against="source"`: a TFLite file with the ONNX file it was
     converted from) on `samples` evaluation inputs; returns the page's path."""
     from pipeline.debug import page
+    from pipeline.engine.recipes import load_recipe
     from pipeline.models.checkpoint import load_model
-    from pipeline.recipe.loading import load_recipe
 
     start = time.perf_counter()
     manifest, arts, art = find_artifact(run_dir, name)
@@ -235,3 +235,22 @@ def debug(run_dir: Path, name: str, samples: int = SAMPLES, min_sqnr_db: float |
         "seconds": round(time.perf_counter() - start, 2),
     }
     return page.write(run_dir / "debug", result)
+
+
+def explain_gate_failures(run_dir: Path, violations: list[str]) -> None:
+    """Layer-by-layer pages of the artifacts that failed an evaluate gate (the engine calls this after a failed
+    gate when the CLI asks it to); a page that cannot be made is a warning."""
+    import logging
+
+    log = logging.getLogger("pipeline")
+    # a pruned float model's accuracy drop is the pruning's, not a conversion's: no layer page explains it
+    float_limits = ("(prune.max_accuracy_drop)", "(decompose.max_accuracy_drop)")
+    wanted = [v.split(":")[0] for v in violations if not v.endswith(float_limits)]
+    for name in dict.fromkeys(n for n in wanted if not n.startswith("torch-")):
+        try:
+            page = debug(run_dir, name)
+        except Exception as exc:  # the gate's own message is what the user must see; the page is a help
+            log.warning("debug %s: no layer-by-layer page: %s", name, str(exc).splitlines()[0][:200] if str(exc)
+                        else type(exc).__name__)
+            continue
+        log.info("debug %s: layer by layer in %s", name, page)

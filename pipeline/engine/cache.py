@@ -26,7 +26,7 @@ from pathlib import Path
 from pipeline.artifacts.artifact import Artifact, atomic_write_json, sha256_file, tool_versions
 from pipeline.core import bounded_json
 from pipeline.core.errors import UserError
-from pipeline.engine.code_version import code_hash
+from pipeline.engine.code_version import code_hash, module_file
 from pipeline.stages.contract import Stage, StageOutput
 
 log = logging.getLogger("pipeline")
@@ -43,7 +43,7 @@ def stage_key(stage: Stage, settings: dict, input_keys: dict[str, str]) -> str:
     blob = json.dumps(
         {
             "stage": stage.name,
-            "code": code_hash(Path(inspect.getsourcefile(stage.run) or "")),
+            "code": code_hash(module_file(stage.run.__module__) or Path(inspect.getsourcefile(stage.run) or "")),
             "settings": settings,
             "inputs": input_keys,
             "tools": tool_versions(stage.tools) if stage.tools else {},
@@ -98,10 +98,11 @@ class Cache:
     """Stage outputs under `root`. With `scratch`, new entries go there instead (torchrun ranks other than 0 read
     the shared cache but never write into it). Opening it removes the temporary folders of runs that died."""
 
-    def __init__(self, root: Path, scratch: Path | None = None):
+    def __init__(self, root: Path, scratch: Path | None = None, read_only: bool = False):
         self.root = root
         self.scratch = scratch
-        self.remove_dead_work_folders()
+        if not read_only:  # a read-only cache (a dry run's) only answers has()
+            self.remove_dead_work_folders()
 
     def entry(self, stage: str, key: str) -> Path:
         return self.root / stage / key
@@ -117,6 +118,10 @@ class Cache:
         if removed:
             log.debug("cache: removed %d temporary folder(s) of runs that died", len(removed))
         return removed
+
+    def has(self, stage: str, key: str) -> bool:
+        """Whether a finished entry exists (its files are checked only by load)."""
+        return (self.entry(stage, key) / RECORD).is_file()
 
     def load(self, stage: str, key: str) -> StageOutput | None:
         """The cached output, or None when absent or damaged (a damaged entry is set aside and rebuilt)."""

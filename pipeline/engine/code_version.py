@@ -15,18 +15,21 @@ PACKAGE = "pipeline"
 ROOT = Path(__file__).resolve().parent.parent  # the pipeline package folder
 
 
-def _module_file(dotted: str) -> Path | None:
+def module_file(dotted: str, root: Path | None = None) -> Path | None:
+    """The source file of pipeline module `dotted` under `root` (default: this package folder), or None."""
     parts = dotted.split(".")
     if parts[0] != PACKAGE:
         return None
-    base = ROOT.joinpath(*parts[1:])
+    base = (root or ROOT).joinpath(*parts[1:])
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
         if candidate.is_file():
             return candidate
     return None
 
 
-def _imports(path: Path) -> set[Path]:
+def imports_of(path: Path, root: Path | None = None) -> set[Path]:
+    """The pipeline source files `path` imports, at module level or inside functions, read statically. `root` is
+    the package folder the dotted names resolve in."""
     found: set[Path] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         names: list[str] = []
@@ -36,7 +39,7 @@ def _imports(path: Path) -> set[Path]:
             names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
         for name in names:
             # `from pipeline.x import y`: y may be a module (pipeline/x/y.py) or a name inside pipeline/x
-            f = _module_file(name)
+            f = module_file(name, root)
             if f is not None:
                 found.add(f)
     return found
@@ -52,7 +55,7 @@ def closure(path: Path) -> frozenset[Path]:
         if p in seen:
             continue
         seen.add(p)
-        todo.extend(_imports(p) - seen)
+        todo.extend(imports_of(p) - seen)
     return frozenset(seen)
 
 

@@ -10,7 +10,7 @@ what pruning alone costs.
 Every artifact is made by the pipeline's own code: `compression.pruning.prune`, `stages.to_onnx.export`,
 `converters.onnx2tf_adapter` (TFLite fp32/fp16 and full-integer int8, calibrated on the photos),
 `compression.quantization.ptq` + `converters.executorch_lowering.lower` (int8 .pte, XNNPACK), and timed by the
-benchmark stage's interleaved rounds of fresh processes (`stages.benchmark.run_rounds`). It calls these functions
+benchmark stage's interleaved rounds of fresh processes (`measure.rounds.run_rounds`). It calls these functions
 instead of `phone-pipeline run` because a recipe refuses pruning on the unlabelled photos (the pipeline always
 fine-tunes a pruned model) and a geffnet model on photos has no weights to load. Built artifacts are kept under
 OUT/artifacts/ and reused on the next run (--rebuild makes them again).
@@ -155,7 +155,7 @@ def _tflite(src: Artifact, out: Path, calib_nhwc: np.ndarray, keep: tuple[str, .
     """onnx2tf through the pipeline's adapter: TFLite files of the precisions in `keep`."""
     from pipeline.artifacts.artifact import derived
     from pipeline.converters import onnx2tf_adapter
-    from pipeline.stages.to_tflite import io_quantization
+    from pipeline.runtimes.tflite_file import io_quantization
 
     work = out / "onnx2tf"
     files = onnx2tf_adapter.convert(Path(src.path), work, calib_nhwc, int8="int8" in keep)
@@ -199,7 +199,7 @@ def build_variant(name: str, model: torch.nn.Module, ratio: float, out: Path, x:
     models' own agreement; written to out/variant.json."""
     from pipeline.compression.macs import count_macs, count_onnx_macs
     from pipeline.compression.quantization import ptq
-    from pipeline.stages.to_onnx import export
+    from pipeline.converters.onnx_export import export
 
     out.mkdir(parents=True, exist_ok=True)
     pruned = ratio > 0
@@ -298,8 +298,8 @@ def benchmark(arts: list[Artifact], groups: dict[str, list[str]], input_path: Pa
     """Interleaved rounds over all artifacts of all models (the benchmark stage's own loop); speed-ups against the
     fp32 artifact of the same runtime and model."""
     from pipeline.measure import host_load
+    from pipeline.measure.rounds import baselines, round_result, run_rounds
     from pipeline.measure.stats import median_round
-    from pipeline.stages.benchmark import baselines, round_result, run_rounds
 
     bench = {"threads": settings.threads, "warmup": settings.warmup, "runs": settings.runs,
              "min_rounds": settings.rounds, "max_rounds": settings.rounds, "ci_rel_width": 0.0, "max_seconds": 0}

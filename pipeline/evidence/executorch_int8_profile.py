@@ -41,7 +41,7 @@ DEPTHWISE = ((112, 96, 3, 2), (56, 144, 3, 1), (56, 144, 5, 2), (28, 240, 5, 1),
 
 def _photos() -> torch.Tensor:
     from pipeline import data
-    from pipeline.recipe.loading import load_recipe
+    from pipeline.engine.recipes import load_recipe
 
     recipe = load_recipe("efficientnet-lite0")
     return torch.from_numpy(data.to_tensor(data.calibration_images(recipe), data.input_spec(recipe)))
@@ -268,7 +268,7 @@ def numerics(paths: dict[str, Path], references: dict, model: torch.nn.Module, p
 
 def _tflite(work: Path, model: torch.nn.Module, photos: torch.Tensor) -> Path:
     from pipeline.converters import onnx2tf_adapter
-    from pipeline.stages.to_onnx import export
+    from pipeline.converters.onnx_export import export
 
     onnx_path = work / "efficientnet_lite0.onnx"
     export(model, photos[:1], onnx_path, 20)

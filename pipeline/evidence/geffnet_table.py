@@ -47,9 +47,9 @@ def measure(arch: str, work: Path) -> dict:
     from pipeline.compression.pruning import PruneError, PruneSettings, prune
     from pipeline.converters import onnx2tf_adapter
     from pipeline.converters.executorch_lowering import lower
+    from pipeline.converters.onnx_export import export
     from pipeline.models import sources
     from pipeline.runtimes import open_session
-    from pipeline.stages.to_onnx import export
 
     torch.manual_seed(0)
     model = sources.build({"source": "package", "package": "geffnet", "arch": arch, "settings": {"num_classes": 10}})

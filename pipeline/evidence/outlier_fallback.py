@@ -55,7 +55,7 @@ def outlier_model() -> nn.Module:
 
 
 def _tflite_artifact(path: Path) -> Artifact:
-    from pipeline.stages.to_tflite import io_quantization
+    from pipeline.runtimes.tflite_file import io_quantization
 
     dtype, in_q, out_q = io_quantization(path)
     return Artifact(name=path.stem, path=str(path), format="tflite", precision="int8", layout="NHWC",
@@ -92,8 +92,8 @@ def measure(work: Path) -> dict:
     from pipeline.compression.sensitivity import fallback, rank
     from pipeline.converters import onnx2tf_adapter, tflite_fallback
     from pipeline.converters.executorch_lowering import lower
-    from pipeline.debug.onnx_layers import node_module
-    from pipeline.stages.to_onnx import export
+    from pipeline.converters.onnx_export import export
+    from pipeline.layers.onnx_layers import node_module
 
     torch.set_num_threads(1)
     model = outlier_model()

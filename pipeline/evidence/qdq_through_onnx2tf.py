@@ -23,10 +23,10 @@ from pipeline import data
 from pipeline.artifacts.artifact import Artifact, atomic_write_json, finalize
 from pipeline.artifacts.manifest import artifacts
 from pipeline.converters import onnx2tf_adapter
-from pipeline.recipe.loading import load_recipe
+from pipeline.converters.onnx_export import export
+from pipeline.engine.recipes import load_recipe
 from pipeline.runtimes import open_session
 from pipeline.runtimes.onnxruntime_session import OnnxRuntimeSession
-from pipeline.stages.to_onnx import export
 
 
 def _score(name: str, logits: np.ndarray, labels: np.ndarray, reference: np.ndarray) -> dict:

@@ -93,3 +93,20 @@ def load_model(artifact: Artifact) -> nn.Module:
 
         rebuild(model, artifact.extra["decomposed"])
     return load_state_dict(model, Path(artifact.path), pruned=bool(artifact.extra.get("pruned")))
+
+
+def check_rebuild(model: torch.nn.Module, art, x: torch.Tensor, what: str, stage: str = "prune") -> None:
+    """Later stages and fresh processes rebuild a compressed network from its spec, its recorded structure and its
+    state_dict: it must give the same outputs as the module itself, or the architecture keeps widths somewhere we
+    cannot see."""
+    fix = f"add the layer to {stage}.ignore or set {stage}.enabled = false"
+    try:
+        rebuilt = load_model(art)
+        with torch.no_grad():
+            same = torch.allclose(rebuilt(x), model.eval()(x), rtol=1e-4, atol=1e-5)
+    except Exception as exc:  # e.g. a layer that computes sizes in __init__ from the unpruned widths
+        raise UserError(f"{stage}: {what}: the {stage}d network cannot be rebuilt from its weights "
+                        f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]}); {fix}") from None
+    if not same:
+        raise UserError(f"{stage}: {what}: the {stage}d network rebuilt from its weights gives other outputs; {fix} "
+                        "(layers that keep fixed widths)")

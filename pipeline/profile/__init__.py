@@ -29,8 +29,8 @@ FORMATS = ("pte", "tflite")
 def profile(run_dir: Path, name: str, runs: int = 20, threads: int = 1) -> tuple[Path, dict]:
     """Profile artifact `name` of a run folder on one of its evaluation inputs; returns the page's path and the
     profile it shows."""
+    from pipeline.engine.recipes import load_recipe
     from pipeline.profile import page
-    from pipeline.recipe.loading import load_recipe
     from pipeline.runtimes import batch_size
 
     start = time.perf_counter()

@@ -15,7 +15,7 @@ from pathlib import Path
 from pipeline.artifacts.artifact import atomic_write_bytes, sha256_file
 from pipeline.core.errors import UserError
 from pipeline.data import eval_split, input_spec, label_names
-from pipeline.recipe.loading import Config
+from pipeline.recipe.config import Config
 from pipeline.release import archive, checksums, samples
 from pipeline.release import metadata as meta_doc
 from pipeline.release import report_copy as bundle_report

@@ -21,7 +21,7 @@ from pipeline.core import bounded_json
 from pipeline.core.errors import UserError
 from pipeline.core.proc import last_line, python_module, start
 from pipeline.core.proc import run as run_process
-from pipeline.recipe.loading import Config
+from pipeline.recipe.config import Config
 from pipeline.search import choice, outputs
 from pipeline.search import space as search_space
 from pipeline.search import trial as trial_run

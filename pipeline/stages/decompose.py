@@ -7,15 +7,31 @@ import torch
 
 from pipeline import data
 from pipeline.artifacts.artifact import artifact_name, derived, finalize
-from pipeline.compression.finetune import recover, training_tensors
+from pipeline.compression.finetune import finetune_schema, recover, training_tensors
 from pipeline.compression.lowrank import LowRankError, LowRankSettings, decompose
-from pipeline.compression.pruning import count
+from pipeline.compression.macs import count_macs
 from pipeline.core.errors import ConfigError, UserError
-from pipeline.models.checkpoint import load_model, save_state_dict
-from pipeline.recipe.loading import Config
+from pipeline.core.schema import Field, non_negative
+from pipeline.models.checkpoint import check_rebuild, load_model, save_state_dict
+from pipeline.models.recipe_model import skip_reason
+from pipeline.recipe.config import Config
 from pipeline.stages.contract import Context, Stage, StageOutput
-from pipeline.stages.prune import check_rebuild
-from pipeline.stages.train import skip_reason
+
+SCHEMA = {
+    "decompose": {  # low-rank factorisation (pipeline/compression/lowrank.py), before pruning
+        "enabled": Field(bool, False),
+        "energy": Field(float, 0.9, check=lambda v: 0.0 < v <= 1.0, hint="in (0, 1]: kept share of squared "
+                        "singular values per layer"),
+        "macs_factor": Field(float, 0.0, check=lambda v: v == 0.0 or v > 1.0, hint="0 (use energy) or > 1"),
+        "min_saving": Field(float, 0.1, check=lambda v: 0.0 <= v < 1.0, hint="in [0, 1): share of a layer's MACs "
+                            "factorising must save"),
+        "min_macs": Field(int, 100_000, check=non_negative, hint=">= 0 (MACs per image below which a layer is "
+                          "left alone)"),
+        "ignore": Field(list, lambda: ["classifier"]),
+        "max_accuracy_drop": Field(float, 1.0, check=non_negative, hint=">= 0 (points against the fp32 model)"),
+        "finetune": finetune_schema(epochs=1.0, lr=0.01, weight=0.7),
+    },
+}
 
 
 def settings(recipe: Config, target: Config) -> dict:
@@ -32,13 +48,16 @@ def lowrank_settings(cfg: dict) -> LowRankSettings:
                            min_macs=cfg["min_macs"], ignore=tuple(cfg["ignore"]))
 
 
+def skip(recipe: Config, target: Config) -> str | None:
+    reason = skip_reason(recipe, "decompose")
+    return reason or (None if recipe.data["decompose"]["enabled"] else "decompose.enabled = false")
+
+
 def run(ctx: Context) -> StageOutput:
     cfg = ctx.recipe.data["decompose"]
-    reason = skip_reason(ctx.recipe, "decompose")
+    reason = skip(ctx.recipe, ctx.target)
     if reason:
-        return StageOutput((), {"skipped": reason})
-    if not cfg["enabled"]:
-        return StageOutput((), {"skipped": "decompose.enabled = false"})
+        return StageOutput.skip(reason)
     src = ctx.inputs["train"].artifact("torch-fp32")
     teacher = load_model(src)
     model = load_model(src)
@@ -61,7 +80,7 @@ def run(ctx: Context) -> StageOutput:
                      report["accuracy"])
     path = ctx.out_dir / "model_lowrank.pt"
     save_state_dict(model, path)
-    size = count(model, example)
+    size = count_macs(model, example)
     art = derived(src, name=artifact_name("torch", "fp32", lowrank=True), path=str(path), format="torch",
                   precision="fp32", layout="NCHW", lowrank=True, params=size["params"], macs=size["macs"],
                   reference="", extra={**src.extra, "decomposed": report["plan"], "decomposed_from": src.name})
@@ -71,4 +90,4 @@ def run(ctx: Context) -> StageOutput:
 
 STAGE = Stage("decompose", "low-rank factorised model (Tucker-2 convolutions, SVD 1x1 and linear), fine-tuned with "
               "distillation (off unless decompose.enabled)", ("train",), settings, run, tools=("torch", "tensorly"),
-              trains=True)
+              trains=True, schema=SCHEMA, skip=skip)

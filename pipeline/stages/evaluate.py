@@ -14,12 +14,31 @@ import torch
 
 from pipeline import data
 from pipeline.artifacts.artifact import Artifact
-from pipeline.core.progress import progress
+from pipeline.core.schema import Field, fraction, non_negative, positive
 from pipeline.models.checkpoint import load_model
-from pipeline.recipe.loading import Config
-from pipeline.runtimes import RUNTIME_OF_FORMAT, TORCH_LINKED, batch_size, open_session
+from pipeline.recipe.config import Config
+from pipeline.runtimes import RUNTIME_OF_FORMAT, TORCH_LINKED
+from pipeline.runtimes.batched import run_artifact
 from pipeline.stages.contract import Context, Stage, StageOutput
-from pipeline.training.loop import PREDICT_BATCH, predict_logits
+from pipeline.training.loop import predict_logits
+
+
+def _tolerance(agreement: float, acc_drop: float, max_abs: float) -> dict:
+    return {
+        "min_top1_agreement": Field(float, agreement, check=fraction, hint="between 0 and 1"),
+        "max_accuracy_drop": Field(float, acc_drop, check=non_negative, hint=">= 0 (percentage points)"),
+        "max_abs_diff": Field(float, max_abs, check=positive, hint="> 0"),
+    }
+
+
+SCHEMA = {
+    "tolerances": {
+        "fp32": _tolerance(0.999, 0.1, 1e-3),
+        "fp16": _tolerance(0.995, 0.3, 5e-2),
+        # int8 artifacts against their own PyTorch reference (the .pte) or float source (TFLite): a few steps
+        "int8": _tolerance(0.97, 1.0, 4.0),
+    },
+}
 
 
 def settings(recipe: Config, target: Config) -> dict:
@@ -86,17 +105,6 @@ def baseline(artifacts: list[Artifact]) -> str:
     return imported[0]
 
 
-def run_artifact(artifact: Artifact, x: np.ndarray, threads: int) -> np.ndarray:
-    session = open_session(artifact, threads)
-    batch = min(batch_size(artifact), PREDICT_BATCH)
-    outs = []
-    with progress(total=len(x), desc=f"evaluate {artifact.name}", unit="img") as bar:
-        for i in range(0, len(x), batch):
-            outs.append(session.run(x[i : i + batch]))
-            bar.update(len(x[i : i + batch]))
-    return np.concatenate(outs)
-
-
 def eval_slice(recipe: Config, target: Config) -> int:
     """How many evaluation samples evaluate uses: the smaller of the recipe's and the target's limits (0: all)."""
     limits = [n for n in (recipe.data["data"]["eval_samples"], target.data["validation"]["eval_samples"]) if n]
@@ -152,4 +160,4 @@ def run(ctx: Context) -> StageOutput:
 
 STAGE = Stage("evaluate", "accuracy and parity of every artifact in its own runtime",
               ("train", "decompose", "prune", "quantize", "to_onnx", "to_tflite", "to_executorch"), settings, run,
-              tools=("onnxruntime", "ai-edge-litert", "executorch", "torch", "numpy"))
+              tools=("onnxruntime", "ai-edge-litert", "executorch", "torch", "numpy"), schema=SCHEMA)

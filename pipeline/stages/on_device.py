@@ -29,9 +29,9 @@ from pipeline.core.errors import ToolError
 from pipeline.devices import Device, device_for
 from pipeline.devices.run_model import run_model
 from pipeline.measure.stats import latency_summary
-from pipeline.recipe.loading import Config
+from pipeline.recipe.config import Config
 from pipeline.runtimes import RUNTIME_OF_FORMAT, from_artifact_output, open_session, to_artifact_input
-from pipeline.stages.contract import Context, Stage, StageOutput
+from pipeline.stages.contract import Context, RunFlags, Stage, StageOutput
 
 DEVICE_FORMATS = ("tflite", "pte")
 RUN_TIMEOUT_S = 1200  # one artifact: all samples once, then warm-up and timed runs; emulation is slow
@@ -135,16 +135,20 @@ def violations(results: dict[str, dict], target: Config) -> list[str]:
             for name, r in results.items() if r["host_agreement"] < limit]
 
 
-def remeasure(options: dict) -> bool:
+def remeasure(flags: RunFlags) -> bool:
     """--force, or --from this stage or an earlier one: measure again instead of reusing kept results."""
-    run_options = options.get("manifest", {}).get("options", {})
-    return bool(run_options.get("force")) or run_options.get("from") not in (None, "report")
+    return flags.force or flags.from_stage not in (None, "report")
+
+
+def skip(recipe: Config, target: Config) -> str | None:
+    return "host target" if target.data["device"]["kind"] == "host" else None
 
 
 def run(ctx: Context) -> StageOutput:
     dev = ctx.target.data["device"]
-    if dev["kind"] == "host":
-        return StageOutput((), {"skipped": "host target"})
+    reason = skip(ctx.recipe, ctx.target)
+    if reason:
+        return StageOutput.skip(reason)
     artifacts, left_out = device_artifacts(ctx)
     split = data.eval_split(ctx.recipe, ctx.target.data["validation"]["samples"])
     x = data.to_tensor(split.images, data.input_spec(ctx.recipe))
@@ -155,7 +159,7 @@ def run(ctx: Context) -> StageOutput:
     serial = getattr(device, "serial", "")
     results, resumed = {}, []
     bench = ctx.target.data["benchmark"]
-    fresh = remeasure(ctx.options)
+    fresh = remeasure(ctx.flags)
     for art in artifacts:
         key = part_key(art.sha256, art.layout, art.input_dtype, art.input_quantization, art.output_quantization,
                        common, CODE)
@@ -188,4 +192,4 @@ def run(ctx: Context) -> StageOutput:
 
 STAGE = Stage("on_device", "outputs, accuracy and latency of each .tflite/.pte on the target's device, against "
               "the host's", ("quantize", "to_tflite", "to_executorch"), settings, run,
-              tools=("ai-edge-litert", "executorch", "numpy"))
+              tools=("ai-edge-litert", "executorch", "numpy"), skip=skip)

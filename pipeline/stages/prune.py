@@ -6,13 +6,30 @@ import torch
 
 from pipeline import data
 from pipeline.artifacts.artifact import artifact_name, derived, finalize
-from pipeline.compression.finetune import recover, training_tensors
-from pipeline.compression.pruning import PruneError, PruneSettings, count, prune
+from pipeline.compression.finetune import finetune_schema, recover, training_tensors
+from pipeline.compression.macs import count_macs
+from pipeline.compression.pruning import IMPORTANCES, PruneError, PruneSettings, prune
 from pipeline.core.errors import ConfigError, UserError
-from pipeline.models.checkpoint import load_model, save_state_dict
-from pipeline.recipe.loading import Config
+from pipeline.core.schema import Field, non_negative, positive
+from pipeline.models.checkpoint import check_rebuild, load_model, save_state_dict
+from pipeline.models.recipe_model import skip_reason
+from pipeline.recipe.config import Config
 from pipeline.stages.contract import Context, Stage, StageOutput
-from pipeline.stages.train import skip_reason
+
+SCHEMA = {
+    "prune": {
+        "enabled": Field(bool, False),
+        "ratio": Field(float, 0.0, check=lambda v: 0.0 <= v < 1.0, hint="in [0, 1); 0: use macs_factor"),
+        "macs_factor": Field(float, 2.0, check=lambda v: v >= 1.0, hint=">= 1"),
+        "importance": Field(str, "l2", choices=IMPORTANCES),
+        "global_pruning": Field(bool, False),
+        "round_to": Field(int, 8, check=non_negative, hint=">= 0 (0: no rounding)"),
+        "ignore": Field(list, lambda: ["classifier"]),
+        "iterative_steps": Field(int, 1, check=positive, hint="> 0"),
+        "max_accuracy_drop": Field(float, 1.0, check=non_negative, hint=">= 0 (points against the fp32 model)"),
+        "finetune": finetune_schema(epochs=1.5, lr=0.03, weight=0.7),
+    },
+}
 
 
 def settings(recipe: Config, target: Config) -> dict:
@@ -27,30 +44,16 @@ def prune_settings(cfg: dict) -> PruneSettings:
                          iterative_steps=cfg["iterative_steps"])
 
 
-def check_rebuild(model: torch.nn.Module, art, x: torch.Tensor, what: str, stage: str = "prune") -> None:
-    """Later stages and fresh processes rebuild a compressed network from its spec, its recorded structure and its
-    state_dict: it must give the same outputs as the module itself, or the architecture keeps widths somewhere we
-    cannot see."""
-    fix = f"add the layer to {stage}.ignore or set {stage}.enabled = false"
-    try:
-        rebuilt = load_model(art)
-        with torch.no_grad():
-            same = torch.allclose(rebuilt(x), model.eval()(x), rtol=1e-4, atol=1e-5)
-    except Exception as exc:  # e.g. a layer that computes sizes in __init__ from the unpruned widths
-        raise UserError(f"{stage}: {what}: the {stage}d network cannot be rebuilt from its weights "
-                        f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]}); {fix}") from None
-    if not same:
-        raise UserError(f"{stage}: {what}: the {stage}d network rebuilt from its weights gives other outputs; {fix} "
-                        "(layers that keep fixed widths)")
+def skip(recipe: Config, target: Config) -> str | None:
+    reason = skip_reason(recipe, "prune")
+    return reason or (None if recipe.data["prune"]["enabled"] else "prune.enabled = false")
 
 
 def run(ctx: Context) -> StageOutput:
     cfg = ctx.recipe.data["prune"]
-    reason = skip_reason(ctx.recipe, "prune")
+    reason = skip(ctx.recipe, ctx.target)
     if reason:
-        return StageOutput((), {"skipped": reason})
-    if not cfg["enabled"]:
-        return StageOutput((), {"skipped": "prune.enabled = false"})
+        return StageOutput.skip(reason)
     decomposed = [a for a in ctx.inputs["decompose"].artifacts if a.format == "torch"]
     src = decomposed[0] if decomposed else ctx.inputs["train"].artifact("torch-fp32")
     teacher = load_model(ctx.inputs["train"].artifact("torch-fp32"))  # distilled from the uncompressed model
@@ -80,7 +83,7 @@ def run(ctx: Context) -> StageOutput:
                      " with distillation" if distilled else "", report["accuracy"])
     path = ctx.out_dir / "model_pruned.pt"
     save_state_dict(model, path)  # on torchrun ranks other than 0 this folder is scratch (see runner)
-    size = count(model, example)
+    size = count_macs(model, example)
     art = derived(src, name=artifact_name("torch", "fp32", pruned=True, lowrank=src.lowrank), path=str(path),
                   format="torch",
                   precision="fp32", layout="NCHW", pruned=True, params=size["params"], macs=size["macs"],
@@ -91,4 +94,4 @@ def run(ctx: Context) -> StageOutput:
 
 STAGE = Stage("prune", "structurally pruned model, fine-tuned with distillation from the unpruned one",
               ("train", "decompose"),
-              settings, run, tools=("torch", "torch-pruning"), trains=True)
+              settings, run, tools=("torch", "torch-pruning"), trains=True, schema=SCHEMA, skip=skip)

@@ -14,15 +14,17 @@ import torch
 
 from pipeline import data
 from pipeline.artifacts.artifact import Artifact, artifact_name, derived, finalize
+from pipeline.compression.finetune import finetune_schema
 from pipeline.compression.quantization import MAX_BATCH, ptq, qat, weighted_layers
 from pipeline.compression.sensitivity import fallback, rank
 from pipeline.core.errors import ToolError
 from pipeline.core.progress import progress
+from pipeline.core.schema import Field, non_negative, positive
 from pipeline.models.checkpoint import load_model, save_state_dict
-from pipeline.recipe.loading import Config
+from pipeline.models.recipe_model import skip_reason
+from pipeline.recipe.config import Config
 from pipeline.runtimes.pt2_file import make_reproducible
 from pipeline.stages.contract import Context, Stage, StageOutput
-from pipeline.stages.train import skip_reason
 from pipeline.training.loop import Distillation, TrainSettings, predict_logits
 
 WEIGHTS = "per-channel symmetric int8 weights, per-tensor int8 activations (XNNPACKQuantizer)"
@@ -31,6 +33,20 @@ WEIGHTS = "per-channel symmetric int8 weights, per-tensor int8 activations (XNNP
 def wanted(target: Config) -> dict[str, bool]:
     build = target.data["artifacts"]["build"]
     return {"pte": "pte-int8" in build, "tflite": "tflite-int8" in build}
+
+
+SCHEMA = {
+    "quantize": {
+        "methods": Field(list, list, choices=("ptq", "qat")),
+        "max_accuracy_drop": Field(float, 1.0, check=non_negative, hint=">= 0 (points against the fp32 model)"),
+        "sensitivity": Field(bool, False),  # rank layers by what int8 costs at each (one PTQ per layer)
+        "fallback": Field(str, "none", choices=("none", "auto")),  # PTQ: most sensitive layers float until it passes
+        "max_float_layers": Field(int, 3, check=positive, hint="> 0"),
+        "sensitivity_images": Field(int, 64, check=positive, hint="> 0 (calibration images the ranking is "
+                                    "measured on)"),
+        "qat": finetune_schema(epochs=0.3, lr=0.005, weight=0.5),
+    },
+}
 
 
 def settings(recipe: Config, target: Config) -> dict:
@@ -83,7 +99,7 @@ def _sensitivity(ctx: Context, model: torch.nn.Module, calib: torch.Tensor) -> d
 
 def float_scopes(model: torch.nn.Module, example: torch.Tensor, layers: list[str]) -> list[str]:
     """The module names exported ONNX nodes of `layers` carry: each layer and the BatchNorm folded into it."""
-    from pipeline.debug.torch_layers import capture
+    from pipeline.layers.torch_layers import capture
 
     flow = capture(model, example)
     return sorted({name for layer in layers for name in (layer, flow.folded_into(layer)) if name})
@@ -134,14 +150,21 @@ def _quantize(ctx: Context, method: str, model: torch.nn.Module, calib: torch.Te
     return converted, tuned, how
 
 
+def skip(recipe: Config, target: Config) -> str | None:
+    reason = skip_reason(recipe, "quantize")
+    if reason:
+        return reason
+    if not recipe.data["quantize"]["methods"] or not any(wanted(target).values()):
+        return "no quantization method in the recipe or no int8 artifact in the target"
+    return None
+
+
 def run(ctx: Context) -> StageOutput:
     cfg = ctx.recipe.data["quantize"]
     want = wanted(ctx.target)
-    reason = skip_reason(ctx.recipe, "quantize")
+    reason = skip(ctx.recipe, ctx.target)
     if reason:
-        return StageOutput((), {"skipped": reason})
-    if not cfg["methods"] or not any(want.values()):
-        return StageOutput((), {"skipped": "no quantization method in the recipe or no int8 artifact in the target"})
+        return StageOutput.skip(reason)
     src = _source(ctx)
     model = load_model(src)
     spec = data.input_spec(ctx.recipe)
@@ -198,4 +221,5 @@ def run(ctx: Context) -> StageOutput:
 
 
 STAGE = Stage("quantize", "int8 by PTQ and QAT (PT2E, XNNPACK quantizer): the int8 references (.pt2)",
-              ("train", "decompose", "prune"), settings, run, tools=("torch", "torchao", "executorch"), trains=True)
+              ("train", "decompose", "prune"), settings, run, tools=("torch", "torchao", "executorch"), trains=True,
+              schema=SCHEMA, skip=skip)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.recipe.loading import Config
+from pipeline.recipe.config import Config
 from pipeline.report import run_report as report
 from pipeline.stages.contract import Context, Stage, StageOutput
 
@@ -12,7 +12,7 @@ def settings(recipe: Config, target: Config) -> dict:
 
 
 def run(ctx: Context) -> StageOutput:
-    path = report.write(ctx.out_dir, ctx.options["manifest"])
+    path = report.write(ctx.out_dir, dict(ctx.manifest or {}))
     return StageOutput((), {"report": str(path)})
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from pipeline.artifacts.artifact import Artifact, artifact_name, derived, finalize
 from pipeline.converters.executorch_lowering import lower_files
-from pipeline.recipe.loading import Config
+from pipeline.models.recipe_model import skip_reason
+from pipeline.recipe.config import Config
 from pipeline.stages.contract import Context, Stage, StageOutput
-from pipeline.stages.train import skip_reason
 
 
 def wanted(target: Config) -> dict[str, bool]:
@@ -49,15 +49,19 @@ def _program(src: Artifact, out_dir: Path) -> tuple[Artifact, Path]:
                    reference=src.name, extra={"backend": "xnnpack"}), path
 
 
+def skip(recipe: Config, target: Config) -> str | None:
+    return skip_reason(recipe, "to_executorch")
+
+
 def run(ctx: Context) -> StageOutput:
-    reason = skip_reason(ctx.recipe, "to_executorch")
+    reason = skip(ctx.recipe, ctx.target)
     if reason:
-        return StageOutput((), {"skipped": reason})
+        return StageOutput.skip(reason)
     want = wanted(ctx.target)
     sources = [a for a in ctx.upstream_artifacts()
                if (want["fp32"] and a.format == "torch" and a.role == "model") or (want["int8"] and a.format == "pt2")]
     if not sources:
-        return StageOutput((), {"skipped": "the target builds no ExecuTorch artifact"})
+        return StageOutput.skip("the target builds no ExecuTorch artifact")
     programs = [_program(src, ctx.out_dir) for src in sources]
     summaries = lower_files([(src.to_dict(), path) for src, (_, path) in zip(sources, programs, strict=True)],
                             "to_executorch: lowering to XNNPACK")
@@ -71,4 +75,4 @@ def run(ctx: Context) -> StageOutput:
 
 STAGE = Stage("to_executorch", "ExecuTorch .pte: fp32 of every float model and int8 of every PT2E reference, "
               "XNNPACK-delegated", ("train", "decompose", "prune", "quantize"),
-              settings, run, tools=("torch", "executorch"), background=True)
+              settings, run, tools=("torch", "executorch"), background=True, skip=skip)

@@ -6,9 +6,6 @@ For a recipe whose model is an ONNX file (model.source = "onnx"), nothing is exp
 
 from __future__ import annotations
 
-import contextlib
-import io
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +15,19 @@ import torch
 from pipeline import data
 from pipeline.artifacts.artifact import Artifact, artifact_name, derived, finalize
 from pipeline.compression.macs import count_onnx_macs
+from pipeline.converters.onnx_export import export
 from pipeline.core.errors import ToolError, UserError
+from pipeline.core.schema import Field
 from pipeline.models.checkpoint import load_model
-from pipeline.recipe.loading import Config
+from pipeline.models.recipe_model import model_key
+from pipeline.recipe.config import Config
 from pipeline.runtimes import open_session
 from pipeline.stages.contract import Context, Stage, StageOutput
-from pipeline.stages.train import model_key
 
 PARITY_SAMPLES = 16
+
+
+SCHEMA = {"export": {"opset": Field(int, 20, check=lambda v: 17 <= v <= 23, hint="between 17 and 23")}}
 
 
 def settings(recipe: Config, target: Config) -> dict:
@@ -71,15 +73,6 @@ def import_file(ctx: Context) -> Artifact:
     return art
 
 
-def export(model: torch.nn.Module, example: torch.Tensor, path, opset: int) -> None:
-    """Dynamo export to a single file (weights inside, no .onnx.data beside it)."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(model, (example,), dynamo=True, opset_version=opset, verbose=False,
-                                    input_names=["input"], output_names=["logits"])
-    program.save(str(path), external_data=False)
-
-
 def convert(ctx: Context, src: Artifact) -> tuple[Artifact, float]:
     """Export one torch artifact and check it against ONNX Runtime on real inputs; returns (artifact, max diff)."""
     model = load_model(src)
@@ -111,14 +104,20 @@ def convert(ctx: Context, src: Artifact) -> tuple[Artifact, float]:
     return art, diff
 
 
+def skip(recipe: Config, target: Config) -> str | None:
+    if recipe.data["model_spec"]["source"] == "tflite":
+        return ("model.source = 'tflite': the TFLite file is the artifact (to_tflite imports it); there is nothing "
+                "to export")
+    return None
+
+
 def run(ctx: Context) -> StageOutput:
     source = ctx.recipe.data["model_spec"]["source"]
     if source == "onnx":
         art = import_file(ctx)
         return StageOutput((art,), {"imported": art.extra["imported_from"], "parity_samples": 0})
     if source == "tflite":
-        return StageOutput((), {"skipped": "model.source = 'tflite': the TFLite file is the artifact (to_tflite "
-                                           "imports it); there is nothing to export"})
+        return StageOutput.skip(skip(ctx.recipe, ctx.target))
     arts, diffs, macs = [], {}, {}
     for src in ctx.upstream_artifacts():
         if src.format == "torch":
@@ -134,4 +133,4 @@ def run(ctx: Context) -> StageOutput:
 
 STAGE = Stage("to_onnx", "ONNX fp32 of every float model (dynamo exporter), checked against ONNX Runtime",
               ("train", "decompose", "prune", "quantize"), settings, run,
-              tools=("torch", "onnx", "onnxscript", "onnxruntime"))
+              tools=("torch", "onnx", "onnxscript", "onnxruntime"), schema=SCHEMA, skip=skip)

@@ -17,9 +17,10 @@ from pipeline import data
 from pipeline.artifacts.artifact import Artifact, artifact_name, derived, finalize
 from pipeline.converters import onnx2tf_adapter
 from pipeline.core.errors import ToolError, UserError
-from pipeline.recipe.loading import Config
+from pipeline.models.recipe_model import model_key
+from pipeline.recipe.config import Config
+from pipeline.runtimes.tflite_file import io_quantization
 from pipeline.stages.contract import Context, Stage, StageOutput
-from pipeline.stages.train import model_key
 
 
 def wanted(target: Config) -> list[str]:
@@ -37,20 +38,6 @@ def calibration_nhwc(recipe: Config) -> np.ndarray:
     """Normalised calibration images in the NHWC layout onnx2tf's TensorFlow graph takes."""
     x = data.to_tensor(data.calibration_images(recipe), data.input_spec(recipe))
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-
-
-def io_quantization(path: Path) -> tuple[str, dict | None, dict | None]:
-    """(input dtype, input scale/zero point, output scale/zero point) as the TFLite file declares them."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_path=str(path))
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-
-    def qparams(detail: dict) -> dict | None:
-        scale, zero = detail["quantization"]
-        return {"scale": float(scale), "zero_point": int(zero)} if scale else None
-
-    return np.dtype(inp["dtype"]).name, qparams(inp), qparams(out)
 
 
 def _outputs(src: Artifact, precisions: list[str]) -> list[str]:
@@ -105,7 +92,7 @@ def _keep_float(src: Artifact, work: Path, files: dict[str, Path]) -> list[str]:
     import onnx
 
     from pipeline.converters import tflite_fallback
-    from pipeline.debug.onnx_layers import node_module
+    from pipeline.layers.onnx_layers import node_module
 
     scopes = set(src.extra["float_scopes"])
     nodes = [n.name for n in onnx.load(src.path).graph.node
@@ -191,7 +178,7 @@ def run(ctx: Context) -> StageOutput:
     jobs = [(src, _outputs(src, precisions)) for src in ctx.upstream_artifacts() if src.format == "onnx"]
     jobs = [(src, p) for src, p in jobs if p]
     if not jobs:
-        return StageOutput((), {"skipped": "the target builds no TFLite artifact"})
+        return StageOutput.skip("the target builds no TFLite artifact")
     calib = calibration_nhwc(ctx.recipe)
     groups = _same_file_groups(jobs)
     # each conversion is a child process of its own: run up to compute.jobs of them at once

@@ -12,28 +12,29 @@ import torch
 
 from pipeline import data
 from pipeline.artifacts.artifact import Artifact, finalize
-from pipeline.compression.pruning import count
+from pipeline.compression.macs import count_macs
 from pipeline.core.errors import UserError
+from pipeline.core.schema import Field, fraction, non_negative, positive, seed
 from pipeline.models import sources
 from pipeline.models.checkpoint import load_state_dict, save_state_dict
-from pipeline.recipe.loading import Config, weights_path
+from pipeline.models.recipe_model import model_key, skip_reason
+from pipeline.recipe.config import Config, weights_path
 from pipeline.stages.contract import Context, Stage, StageOutput
 from pipeline.training.loop import TrainSettings, predict_logits, train
 
-
-def model_key(recipe: Config) -> dict:
-    """What identifies the recipe's network in cache keys: its spec (no recipe path) and its code or file hash."""
-    spec = {k: v for k, v in recipe.data["model_spec"].items() if k != "recipe"}
-    return {"spec": spec, **sources.fingerprint(recipe.data["model_spec"])}
-
-
-def skip_reason(recipe: Config, stage: str) -> str | None:
-    """Why a stage that needs a PyTorch model does not run, or None when it can."""
-    spec = recipe.data["model_spec"]
-    if sources.is_pytorch(spec):
-        return None
-    enters = "to_onnx (imported, then converted to TFLite)" if spec["source"] == "onnx" else "to_tflite (imported)"
-    return f"model.source = '{spec['source']}': {stage} needs a PyTorch model; the file enters at {enters}"
+SCHEMA = {
+    "train": {
+        "epochs": Field(float, 3.0, check=lambda v: 0 < v <= 10_000, hint="> 0 and <= 10000"),
+        "batch_size": Field(int, 128, check=positive, hint="> 0"),
+        "lr": Field(float, 0.08, check=positive, hint="> 0"),
+        "weight_decay": Field(float, 4e-5, check=non_negative, hint=">= 0"),
+        "label_smoothing": Field(float, 0.0, check=fraction, hint="between 0 and 1"),
+        "schedule": Field(str, "onecycle", choices=("onecycle", "cosine", "constant")),
+        "flip": Field(bool, True),
+        "seed": Field(int, 0, check=seed, hint="0 to 2^32 - 1"),
+        "max_train_samples": Field(int, 0, check=non_negative, hint=">= 0 (0: all)"),
+    },
+}
 
 
 def settings(recipe: Config, target: Config) -> dict:
@@ -74,11 +75,15 @@ def check_finite(logits: np.ndarray, recipe: Config, how: str) -> None:
         raise UserError(f"{recipe.path.name}: the {how} model's outputs are NaN or infinite ({tip})")
 
 
+def skip(recipe: Config, target: Config) -> str | None:
+    return skip_reason(recipe, "train")
+
+
 def run(ctx: Context) -> StageOutput:
     recipe = ctx.recipe
-    reason = skip_reason(recipe, "train")
+    reason = skip(recipe, ctx.target)
     if reason:
-        return StageOutput((), {"skipped": reason})
+        return StageOutput.skip(reason)
     spec_model = recipe.data["model_spec"]
     torch.manual_seed(recipe.data["train"]["seed"])
     source = recipe.data["weights"]["source"]
@@ -110,7 +115,7 @@ def run(ctx: Context) -> StageOutput:
     path = ctx.out_dir / "model.pt"
     save_state_dict(model, path)
     example = torch.zeros(1, spec.channels, spec.height, spec.width)
-    size = count(model, example)
+    size = count_macs(model, example)
     art = Artifact(
         name="torch-fp32", path=str(path), format="torch", precision="fp32", layout="NCHW",
         input_shape=tuple(example.shape), params=size["params"], macs=size["macs"],
@@ -123,4 +128,4 @@ def run(ctx: Context) -> StageOutput:
 
 
 STAGE = Stage("train", "the fp32 PyTorch model (trained or loaded)", (), settings, run, tools=("torch", "numpy"),
-              trains=True)
+              trains=True, schema=SCHEMA, skip=skip)

@@ -125,10 +125,10 @@ def render(name: str, model: dict, settings: dict, data: dict, spec: dict, weigh
 def write(model: str, data: str, out: Path, weights: str | None = None, force: bool = False) -> Path:
     """Infer, render, validate (by loading) and write the starter recipe; returns its path."""
     from pipeline.data import SOURCES
+    from pipeline.engine.recipes import load_recipe
     from pipeline.models import sources
     from pipeline.models.sources import files
     from pipeline.recipe import inputs
-    from pipeline.recipe.loading import load_recipe
 
     out = out if out.suffix == ".toml" else out.with_suffix(".toml")
     if out.exists() and not force:
