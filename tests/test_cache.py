@@ -70,3 +70,26 @@ def test_a_stage_key_follows_the_helpers_it_imports(tmp_path, monkeypatch):
     assert cv.code_hash(copy / "stages" / "prune.py") != before
     assert cv.code_hash(copy / "stages" / "report.py") == report_before  # unrelated stages keep their keys
     cv.closure.cache_clear()
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, tiny_recipe, test_target):
+    build = tmp_path / "build"
+    proc = cli("run", "--recipe", str(tiny_recipe), "--target", str(test_target), "--build-dir", str(build),
+               "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()[2:] if line.startswith("  ")}
+    assert rows["train"] == "run" and rows["to_executorch"] == "background" and rows["report"] == "rebuild"
+    assert "decompose.enabled = false" in proc.stdout and "host target" in proc.stdout
+    assert not build.exists()  # no cache folder, no run folder, no lock
+
+
+def test_dry_run_after_a_run_shows_every_stage_cached(e2e, tiny_recipe, test_target):
+    proc = cli("run", "--recipe", str(tiny_recipe), "--target", str(test_target), "--build-dir", str(e2e["build"]),
+               "--dry-run", "--from", "benchmark")
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()[2:] if line.startswith("  ")}
+    assert all(rows[s] == "cached" for s in ("train", "prune", "quantize", "to_onnx", "to_tflite", "evaluate"))
+    assert rows["benchmark"] == "run" and "--from benchmark" in proc.stdout
+    keys = {line.split()[0]: line.split()[2] for line in proc.stdout.splitlines()[2:] if line.startswith("  ")}
+    manifest = {s["name"]: s["key"][:12] for s in e2e["manifest"]["stages"]}
+    assert all(keys[name] == manifest[name] for name in manifest)  # the plan's keys are the run's keys
