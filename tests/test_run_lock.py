@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HOLDER = """
 import sys, time
 from pathlib import Path
-from pipeline import run_lock
+from pipeline.engine import run_lock
 run_dir, release = Path(sys.argv[1]), Path(sys.argv[2])
 with run_lock.hold(run_dir):
     (run_dir / "held").write_text("")
@@ -25,7 +25,8 @@ with run_lock.hold(run_dir):
 WAITER = """
 import sys
 from pathlib import Path
-from pipeline import log, run_lock
+from pipeline.core import log
+from pipeline.engine import run_lock
 log.setup()
 with run_lock.hold(Path(sys.argv[1])):
     print("got it")
