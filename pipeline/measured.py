@@ -31,11 +31,12 @@ def record(run_dir: Path, out_dir: Path = MEASURED_DIR) -> Path:
     report, manifest = _read_run(run_dir)
     try:
         doc = document(report, manifest)
+        names = (doc["recipe"]["name"], doc["target"]["name"])
     except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a file from outside, not our own run
         raise UserError(f"{shown(run_dir)}: report.json or manifest.json cannot be read as a finished run "
                         f"({type(exc).__name__}: {shown(exc, 80)}); rerun the pipeline") from None
-    key = f"{doc['recipe']['name']}__{doc['target']['name']}"
-    if not all(is_safe_name(doc[k]["name"]) for k in ("recipe", "target")):
+    key = "__".join(map(str, names))
+    if not all(isinstance(n, str) and is_safe_name(n) for n in names):
         raise UserError(f"{shown(run_dir)}: recipe or target name {shown(key, 60)} cannot name a file in measured/")
     check_out_dir(out_dir)
     path = out_dir / f"{key}.json"
@@ -55,6 +56,8 @@ def document(report: dict, manifest: dict) -> dict:
         "settings": _settings(report, manifest),
         "artifacts": [_artifact(a) for a in report["artifacts"]],
         "gates": _present(report["gates"], {"enforced": "enforced", "violations": "violations"}),
+        "stages": [_present(st, {"name": "name", "seconds": "seconds", "cached": "cached", "skipped": "skipped"})
+                   for st in report.get("stages") or []],
         "tools": report["tools"],
     }
     load = _present(report["benchmark"].get("machine") or {}, {

@@ -74,7 +74,11 @@ def render(name: str, docs: dict[str, dict], label: str = "README.md") -> str:
         known = ", ".join(docs) or "none"
         raise UserError(f"{label}: section {shown(name, 60)}: no measured/{shown(key, 60)}.json for it "
                         f"(measured files: {known}; sections are index, <recipe>__<target>[.glance])")
-    return glance(key, docs[key]) if kind else table(key, docs[key])
+    try:
+        return glance(key, docs[key]) if kind else table(key, docs[key])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a file edited by hand, or from elsewhere
+        raise UserError(f"measured/{key}.json: cannot be shown ({type(exc).__name__}: {shown(exc, 80)}); record it "
+                        "again with `phone-pipeline record RUN_DIR`") from None
 
 
 def _wrap(text: str) -> str:
@@ -128,6 +132,10 @@ def table(key: str, doc: dict) -> str:
                   f"parameters {_f(p.get('params_before'), ',d')} -> {_f(p.get('params_after'), ',d')}; "
                   f"accuracy right after pruning {_f(p.get('accuracy_before_finetune'), '.4f')}, "
                   f"after the distilled fine-tune {_f(p.get('accuracy'), '.4f')}.")]
+    ran = [st for st in doc.get("stages") or [] if "seconds" in st and not st.get("skipped")]
+    if ran:
+        lines += ["", _wrap("Stage seconds in that run (to_executorch runs beside to_onnx and to_tflite): " + ", ".join(
+            f"{st['name']} {st['seconds']:.0f}{' (cached)' if st.get('cached') else ''}" for st in ran) + ".")]
     warnings = (doc.get("load") or {}).get("warnings") or []
     lines += ["", *(_wrap(f"Warning at the time: {w}.") for w in warnings)] if warnings else []
     return "\n".join(lines) + "\n"

@@ -48,6 +48,8 @@ REPORT = {
          "reference": "pt2-pruned-int8-ptq", "latency_ms": None, "rounds": None, "speedup": None,
          "gate": "pass"},
     ],
+    "stages": [{"name": "train", "cached": False, "seconds": 210.4, "skipped": None},
+               {"name": "decompose", "cached": False, "seconds": 0.0, "skipped": "decompose.enabled = false"}],
     "pruning": {"before": {"macs": 4730000, "params": 97226}, "after": {"macs": 2120000, "params": 45482},
                 "accuracy_before_finetune": 0.1, "accuracy": 0.8913},
 }
@@ -111,6 +113,7 @@ def test_record_writes_where_when_the_settings_and_each_artifacts_numbers(tmp_pa
     assert qat["latency"] == {"p50_ms": 0.037, "p90_ms": 0.039, "rounds": 3}
     assert qat["speedup"]["ratio"] == 2.76 and qat["speedup"]["ci_low"] == 2.75 and qat["size_bytes"] == 98304
     assert doc["pruning"]["macs_after"] == 2120000 and doc["tools"]["torch"] == "2.9.0"
+    assert doc["stages"][0] == {"name": "train", "seconds": 210.4, "cached": False}
     assert not list(path.parent.glob(".*.tmp"))  # written through a temp file, nothing left beside it
 
 
@@ -137,6 +140,7 @@ def test_readme_fills_every_section_from_the_files_and_a_second_pass_changes_not
     assert "2026-12-07 10:28 UTC on x86_64 (2 cores" in prose and "load average 2.6 -> 3.0 (max 3.4)" in prose
     assert "| tflite-pruned-int8-qat | litert | int8 | 96.0 | 0.8902 | 0.9901 | 2.7e+00 | 0.037 | 0.039 |" in text
     assert "2.76x [2.75, 2.77]" in text and "\nold\n" not in text
+    assert "Stage seconds in that run (to_executorch runs beside to_onnx and to_tflite): train 210." in prose
     assert measured_readme.write(readme, tmp_path / "measured") == [] and readme.read_text() == text
 
 
@@ -163,6 +167,10 @@ def test_readme_check_fails_naming_the_section_when_a_generated_number_was_edite
     (lambda run: (run / "report.json").write_text('{"schema": "phone-pipeline/report/1"}'),
      "cannot be read as a finished run"),
     (lambda run: (run / "manifest.json").write_text("[]"), "not a run manifest"),
+    (lambda run: (run / "report.json").write_text(json.dumps({**REPORT, "recipe": {"version": "1"}})),
+     "cannot be read as a finished run"),
+    (lambda run: (run / "report.json").write_text(json.dumps({**REPORT, "recipe": {"name": "../up"}})),
+     "cannot name a file in measured/"),
 ])
 def test_a_bad_run_folder_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture, spoil,
                                                  words: str) -> None:
@@ -187,3 +195,16 @@ def test_a_section_without_its_measured_file_is_one_line_and_exit_2(tmp_path: Pa
     readme.write_text(README_TEXT)
     code, _, err = _cli(capsys, "readme", "--readme", str(readme), "--measured-dir", str(tmp_path / "measured"))
     assert code == 2 and "no measured/tiny__test-host.json" in err and readme.read_text() == README_TEXT
+
+
+def test_a_measured_file_that_cannot_be_shown_is_one_line_and_exit_2(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    folder = tmp_path / "measured"
+    path = measured.record(_run_folder(tmp_path), folder)
+    doc = json.loads(path.read_text())
+    doc["artifacts"] = [{"precision": "fp32"}]
+    path.write_text(json.dumps(doc))
+    readme = tmp_path / "README.md"
+    readme.write_text(README_TEXT)
+    code, _, err = _cli(capsys, "readme", "--readme", str(readme), "--measured-dir", str(folder))
+    assert code == 2 and "measured/tiny__test-host.json: cannot be shown" in err and len(err.splitlines()) == 1
