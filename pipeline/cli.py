@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.errors import StageCrash, UserError
+from pipeline.errors import StageCrash, UserError, shown
 
 DEFAULT_RECIPE = "fashion-mnist-mobilenetv2"
 
@@ -77,12 +77,12 @@ def _cmd_readme(args: argparse.Namespace) -> int:
     if args.check:
         stale = measured_readme.check(readme, folder)
         if stale:
-            print(f"error: {readme}: section '{stale[0]}' differs from {folder}/ (hand-edited, or a file was "
-                  f"recorded since); run `phone-pipeline readme`", file=sys.stderr)
+            print(f"error: {shown(readme)}: section '{shown(stale[0], 60)}' differs from {shown(folder)}/ "
+                  "(hand-edited, or a file was recorded since); run `phone-pipeline readme`", file=sys.stderr)
             return 1
         return 0
     changed = measured_readme.write(readme, folder)
-    print(f"{readme}: {len(changed)} section(s) rewritten{': ' + ', '.join(changed) if changed else ''}")
+    print(f"{shown(readme)}: {len(changed)} section(s) rewritten{': ' + ', '.join(changed) if changed else ''}")
     return 0
 
 

@@ -208,3 +208,16 @@ def test_a_measured_file_that_cannot_be_shown_is_one_line_and_exit_2(tmp_path: P
     readme.write_text(README_TEXT)
     code, _, err = _cli(capsys, "readme", "--readme", str(readme), "--measured-dir", str(folder))
     assert code == 2 and "measured/tiny__test-host.json: cannot be shown" in err and len(err.splitlines()) == 1
+
+
+def test_run_with_record_writes_the_file_after_the_run_and_refuses_a_bad_folder_before_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline import runner
+
+    runs = []
+    monkeypatch.setattr(runner, "run", lambda *args: runs.append(args) or _run_folder(tmp_path))
+    (tmp_path / "a-file").write_text("")
+    code, _, err = _cli(capsys, "run", "--record", "--measured-dir", str(tmp_path / "a-file"))
+    assert code == 2 and "exists and is not a folder" in err and runs == []
+    code, out, _ = _cli(capsys, "run", "--record", "--measured-dir", str(tmp_path / "measured"))
+    assert code == 0 and out.splitlines()[-1] == str(tmp_path / "measured" / "tiny__test-host.json") and len(runs) == 1
