@@ -91,7 +91,8 @@ def _settings(report: dict, manifest: dict) -> dict:
         "benchmark": _present({**_present(bench.get("settings") or {}, {"threads": "threads", "warmup": "warmup",
                                                                          "runs": "runs"}),
                                "rounds": bench.get("rounds"), "stopped": bench.get("stopped")}) or None,
-        "overrides": manifest.get("options", {}).get("overrides") or None,
+        "overrides": _present({k: v for k, v in (manifest.get("options", {}).get("overrides") or {}).items() if v})
+        or None,
     })
 
 

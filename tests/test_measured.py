@@ -159,6 +159,12 @@ def test_readme_check_fails_naming_the_section_when_a_generated_number_was_edite
     assert "section 'tiny__test-host' differs" in err and "phone-pipeline readme" in err
 
 
+def test_the_repository_readme_matches_its_measured_files(capsys: pytest.CaptureFixture) -> None:
+    """A number edited by hand between the README's markers fails here: `make readme` regenerates them."""
+    code, _, err = _cli(capsys, "readme", "--check")
+    assert code == 0, err
+
+
 @pytest.mark.parametrize("spoil, words", [
     (lambda run: run.rename(run.with_name("gone")), "not a folder"),
     (lambda run: (run / "report.json").unlink(), "report.json: missing"),
