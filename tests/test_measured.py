@@ -14,52 +14,70 @@ import pytest
 
 from pipeline import cli, measured, measured_readme
 
-ROOT = Path(__file__).resolve().parent.parent
 
+def _row(name: str, fmt: str, precision: str, runtime: str, size: int, accuracy: float, agreement: float,
+         diff: float, reference: str, p50: float | None = None, p90: float | None = None,
+         speedup: dict | None = None) -> dict:
+    """An artifact row with every key report.build writes (values from a run of the default recipe)."""
+    timed = p50 is not None
+    return {"name": name, "format": fmt, "precision": precision, "path": f"build/cache/x/{name}", "sha256": "0" * 64,
+            "size_bytes": size, "device": "host", "runtime": runtime, "layout": "NHWC", "input_shape": [1, 28, 28, 1],
+            "accuracy": accuracy, "top1_agreement": agreement, "max_abs_diff": diff, "mean_abs_diff": diff / 30,
+            "accuracy_delta": 0.0, "reference": reference, "pruned": "pruned" in name, "lowrank": False,
+            "params": 45482, "macs": 2123952, "quantization": "none", "quantized_by": None, "accuracy_drop": 0.99,
+            "latency_ms": {"p50": p50, "p90": p90, "p99": 0.0597, "mean": 0.0775, "std": 0.57, "cv": 7.36}
+            if timed else None, "prepare_p50_ms": 0.0086 if timed else None, "rounds": 3 if timed else None,
+            "round_p50_ms": [p50, p50, p50] if timed else None, "min_ms": p50 if timed else None,
+            "speedup": speedup, "load_ms": 1.12 if timed else None, "peak_rss_mb": 54.5 if timed else None,
+            "threads": 1 if timed else None, "gate": "pass", "violations": [], "tools": {"onnx": "1.23.2"},
+            "debug": None}
+
+
+# A run of the default recipe on the host (2026-12-07), cut to three artifacts and renamed tiny / test-host.
 REPORT = {
-    "schema": "phone-pipeline/report/1",
-    "created": "2026-12-07T10:28:33+00:00",
-    "recipe": {"name": "tiny", "version": "0.1.0", "path": "/x/tiny.toml", "sha256": "ab" * 32},
-    "target": {"name": "test-host", "path": "/x/test-host.toml"},
-    "host": {"machine": "x86_64", "processor": "x86_64", "cpu_count": 2, "system": "Linux 6.1.0",
-             "python": "3.12.3", "compute_threads": 1, "training_threads": "1 or 2"},
-    "tools": {"torch": "2.9.0", "ai-edge-litert": "2.0.2"},
-    "model": {"source": "registry"},
-    "evaluation": {"samples": 10000, "fp32_accuracy": 0.9048, "labelled": True, "threads": 1},
-    "benchmark": {"settings": {"warmup": 20, "runs": 200, "threads": 1, "max_seconds": 15}, "device": "host",
-                  "rounds": 3, "stopped": "max_seconds",
-                  "machine": {"cpu_count": 2, "load1_before": 2.61, "load1_after": 3.02, "load1_max": 3.4,
-                              "steal_fraction": 0.0005, "warnings": ["load average 3.4 on 2 cores"]},
-                  "not_timed": {"pt2-pruned-int8-ptq": "a PyTorch int8 reference"}},
+    "schema": "phone-pipeline/report/1", "created": "2026-12-07T10:28:33+00:00",
+    "recipe": {"name": "tiny", "version": "0.1.0", "path": "pipeline/recipes/tiny.toml", "sha256": "ab" * 32},
+    "target": {"name": "test-host", "path": "targets/test-host.toml"},
+    "host": {"machine": "x86_64", "processor": "x86_64", "cpu_count": 2, "system": "Linux 6.18.44-fc-v1300",
+             "python": "3.11.7", "compute_threads": 1, "training_threads": "auto: 1 or 2, whichever measures faster"},
+    "tools": {"onnx2tf": "1.29.24", "torch": "2.13.0+cpu"},
+    "model": {"source": "registry", "dataset": "fashion-mnist"},
+    "evaluation": {"samples": 10000, "fp32_accuracy": 0.9011, "labelled": True, "threads": 1},
+    "benchmark": {"settings": {"ci_rel_width": 0.1, "cooldown_s": 0.0, "max_rounds": 10, "max_seconds": 15.0,
+                               "min_rounds": 3, "runs": 200, "threads": 1, "warmup": 20},
+                  "device": "host", "rounds": 3, "stopped": "max_seconds",
+                  "machine": {"cpu_count": 2, "load1_before": 7.11083984375, "load1_after": 7.60986328125,
+                              "load1_max": 7.60986328125, "steal_fraction": 0.005868289502282112,
+                              "warnings": ["load average reached 7.6 on 2 cores (the benchmark used 1)"]},
+                  "not_timed": {"pt2-pruned-int8-ptq": "the PyTorch int8 reference"}},
     "gates": {"enforced": True, "violations": []},
     "artifacts": [
-        {"name": "tflite-fp32", "format": "tflite", "precision": "fp32", "size_bytes": 394240, "runtime": "litert",
-         "accuracy": 0.9048, "top1_agreement": 1.0, "max_abs_diff": 9.5e-6, "reference": "torch-fp32",
-         "latency_ms": {"p50": 0.101, "p90": 0.104, "p99": 0.11, "mean": 0.102, "std": 0.002, "cv": 0.02},
-         "rounds": 3, "speedup": None, "gate": "pass"},
-        {"name": "tflite-pruned-int8-qat", "format": "tflite", "precision": "int8", "size_bytes": 98304,
-         "runtime": "litert", "accuracy": 0.8902, "top1_agreement": 0.9901, "max_abs_diff": 2.7,
-         "reference": "tflite-pruned-fp32",
-         "latency_ms": {"p50": 0.037, "p90": 0.039, "p99": 0.04, "mean": 0.037, "std": 0.001, "cv": 0.03},
-         "rounds": 3, "speedup": {"baseline": "tflite-fp32", "ratio": 2.76, "ci_low": 2.75, "ci_high": 2.77,
-                                  "confidence": 0.95, "rel_width": 0.007}, "gate": "pass"},
-        {"name": "pt2-pruned-int8-ptq", "format": "pt2", "precision": "int8", "size_bytes": 120000,
-         "runtime": "torch", "accuracy": 0.8881, "top1_agreement": 1.0, "max_abs_diff": 0.0,
-         "reference": "pt2-pruned-int8-ptq", "latency_ms": None, "rounds": None, "speedup": None,
-         "gate": "pass"},
+        _row("tflite-fp32", "tflite", "fp32", "litert", 394268, 0.9011, 1.0, 9.5367431640625e-06, "torch-fp32",
+             0.1012005, 0.10271519999999999),
+        _row("tflite-pruned-int8-qat", "tflite", "int8", "litert", 98664, 0.8912, 0.9946, 1.6333637237548828,
+             "torch-pruned-fp32-qat-float", 0.0368295, 0.0371769,
+             {"baseline": "tflite-fp32", "ci_high": 2.7567133067208003, "ci_low": 2.698248280275156,
+              "confidence": 0.95, "ratio": 2.7478108581436076, "rel_width": 0.021276947164093635}),
+        _row("pt2-pruned-int8-ptq", "pt2", "int8", "torch", 1300350, 0.8893, 1.0, 0.0, "pt2-pruned-int8-ptq"),
     ],
-    "stages": [{"name": "train", "cached": False, "seconds": 210.4, "skipped": None},
+    "pruning": {"before": {"macs": 4727232, "params": 97226}, "after": {"macs": 2123952, "params": 45482},
+                "macs_reduction": 2.2256774164387894, "params_reduction": 2.1376808407721737, "steps": 11,
+                "target": {"macs_factor": 2.0}, "reached": True, "left_unpruned": [],
+                "layers": [{"name": "features.0.0", "out_before": 16, "out_after": 8, "params_before": 144,
+                            "params_after": 72}], "accuracy_before_finetune": 0.1, "accuracy": 0.8909},
+    "decomposition": None,
+    "on_device": [],
+    "stages": [{"name": "train", "cached": False, "seconds": 212.41, "skipped": None},
                {"name": "decompose", "cached": False, "seconds": 0.0, "skipped": "decompose.enabled = false"}],
-    "pruning": {"before": {"macs": 4730000, "params": 97226}, "after": {"macs": 2120000, "params": 45482},
-                "accuracy_before_finetune": 0.1, "accuracy": 0.8913},
 }
 MANIFEST = {
-    "schema": "phone-pipeline/manifest/1",
-    "target": {"name": "test-host", "path": "/x/test-host.toml", "sha256": "cd" * 32, "settings": {}},
-    "recipe": {"name": "tiny", "settings": {"train": {"epochs": 3}, "prune": {"enabled": True, "macs_factor": 2.0,
-                                                                            "finetune": {"epochs": 1.5}},
-                                            "quantize": {"methods": ["ptq", "qat"]}}},
-    "options": {"overrides": {"recipe": {}, "target": {}}},
+    "schema": "phone-pipeline/manifest/1", "created": "2026-12-07T10:28:33+00:00",
+    "target": {"name": "test-host", "path": "targets/test-host.toml", "sha256": "cd" * 32, "settings": {}},
+    "recipe": {"name": "tiny", "path": "pipeline/recipes/tiny.toml", "sha256": "ab" * 32, "settings": {
+        "train": {"epochs": 3.0}, "decompose": {"enabled": False}, "quantize": {"methods": ["ptq", "qat"]},
+        "prune": {"enabled": True, "macs_factor": 2.0, "ratio": 0.0, "importance": "l2", "finetune": {"epochs": 1.5}}}},
+    "options": {"force": False, "from": None, "no_gates": False, "only": [], "overrides": {"recipe": {}, "target": {}}},
+    "stages": [],
 }
 README_TEXT = """# title
 
@@ -101,19 +119,27 @@ def test_record_writes_where_when_the_settings_and_each_artifacts_numbers(tmp_pa
     assert code == 0 and out.strip() == str(path)
     doc = json.loads(path.read_text())
     assert doc["schema"] == measured.SCHEMA and doc["date"] == "2026-12-07T10:28:33Z"
-    assert doc["machine"] == {"processor": "x86_64", "cores": 2, "python": "3.12.3", "system": "Linux 6.1.0"}
-    assert doc["load"]["load1_max"] == 3.4 and doc["load"]["warnings"] == ["load average 3.4 on 2 cores"]
+    assert doc["machine"] == {"processor": "x86_64", "cores": 2, "python": "3.11.7", "system": "Linux 6.18.44-fc-v1300"}
+    assert doc["load"] == {"load1_before": 7.11083984375, "load1_after": 7.60986328125, "load1_max": 7.60986328125,
+                           "steal_fraction": 0.005868289502282112,
+                           "warnings": ["load average reached 7.6 on 2 cores (the benchmark used 1)"]}
     assert doc["recipe"]["sha256"] == "ab" * 32 and doc["target"] == {"name": "test-host", "sha256": "cd" * 32}
     assert doc["settings"]["epochs"] == 3 and doc["settings"]["quantize_methods"] == ["ptq", "qat"]
-    assert doc["settings"]["pruning"] == {"enabled": True, "macs_factor": 2.0, "finetune_epochs": 1.5}
+    assert doc["settings"]["pruning"] == {"enabled": True, "macs_factor": 2.0, "ratio": 0.0, "importance": "l2",
+                                          "finetune_epochs": 1.5}
+    assert doc["settings"]["decompose"] is False and doc["settings"]["fp32_accuracy"] == 0.9011
+    assert "overrides" not in doc["settings"]  # none given
     assert doc["settings"]["benchmark"] == {"threads": 1, "warmup": 20, "runs": 200, "rounds": 3,
                                             "stopped": "max_seconds"}
     qat = doc["artifacts"][1]
-    assert qat["parity"] == {"reference": "tflite-pruned-fp32", "top1_agreement": 0.9901, "max_abs_diff": 2.7}
-    assert qat["latency"] == {"p50_ms": 0.037, "p90_ms": 0.039, "rounds": 3}
-    assert qat["speedup"]["ratio"] == 2.76 and qat["speedup"]["ci_low"] == 2.75 and qat["size_bytes"] == 98304
-    assert doc["pruning"]["macs_after"] == 2120000 and doc["tools"]["torch"] == "2.9.0"
-    assert doc["stages"][0] == {"name": "train", "seconds": 210.4, "cached": False}
+    assert qat["parity"] == {"reference": "torch-pruned-fp32-qat-float", "top1_agreement": 0.9946,
+                             "max_abs_diff": 1.6333637237548828}
+    assert qat["latency"] == {"p50_ms": 0.0368295, "p90_ms": 0.0371769, "rounds": 3}
+    assert qat["speedup"] == {"baseline": "tflite-fp32", "ratio": 2.7478108581436076, "ci_low": 2.698248280275156,
+                              "ci_high": 2.7567133067208003, "confidence": 0.95}
+    assert qat["size_bytes"] == 98664 and qat["format"] == "tflite" and qat["runtime"] == "litert"
+    assert doc["pruning"]["macs_after"] == 2123952 and doc["tools"] == {"onnx2tf": "1.29.24", "torch": "2.13.0+cpu"}
+    assert doc["stages"][0] == {"name": "train", "seconds": 212.41, "cached": False}
     assert not list(path.parent.glob(".*.tmp"))  # written through a temp file, nothing left beside it
 
 
@@ -125,7 +151,7 @@ def test_record_leaves_out_what_the_report_does_not_have(tmp_path: Path) -> None
     doc = json.loads(measured.record(_run_folder(tmp_path, report), tmp_path / "m").read_text())
     assert "load" not in doc and "python" not in doc["machine"] and "pruning" not in doc
     untimed = doc["artifacts"][2]
-    assert "latency" not in untimed and "speedup" not in untimed and untimed["accuracy"] == 0.8881
+    assert "latency" not in untimed and "speedup" not in untimed and untimed["accuracy"] == 0.8893
 
 
 def test_readme_fills_every_section_from_the_files_and_a_second_pass_changes_nothing(tmp_path: Path) -> None:
@@ -137,10 +163,10 @@ def test_readme_fills_every_section_from_the_files_and_a_second_pass_changes_not
     assert changed == ["tiny__test-host.glance", "tiny__test-host", "index"]
     assert "Hand-written text that stays.\n" in text and "More hand-written text.\n" in text and text.endswith("tail\n")
     prose = " ".join(text.split())  # prose is wrapped
-    assert "2026-12-07 10:28 UTC on x86_64 (2 cores" in prose and "load average 2.6 -> 3.0 (max 3.4)" in prose
-    assert "| tflite-pruned-int8-qat | litert | int8 | 96.0 | 0.8902 | 0.9901 | 2.7e+00 | 0.037 | 0.039 |" in text
-    assert "2.76x [2.75, 2.77]" in text and "\nold\n" not in text
-    assert "Stage seconds in that run (to_executorch runs beside to_onnx and to_tflite): train 210." in prose
+    assert "2026-12-07 10:28 UTC on x86_64 (2 cores" in prose and "load average 7.1 -> 7.6 (max 7.6)" in prose
+    assert "| tflite-pruned-int8-qat | litert | int8 | 96.4 | 0.8912 | 0.9946 | 1.6e+00 | 0.037 | 0.037 |" in text
+    assert "2.75x [2.70, 2.76] vs tflite-fp32" in text and "\nold\n" not in text
+    assert "Stage seconds in that run (to_executorch runs beside to_onnx and to_tflite): train 212." in prose
     assert measured_readme.write(readme, tmp_path / "measured") == [] and readme.read_text() == text
 
 
