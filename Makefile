@@ -5,7 +5,7 @@ RECIPE  ?= fashion-mnist-mobilenetv2
 TARGET  ?= host
 ARGS    ?=
 
-.PHONY: setup demo test test-all host bench report clean lock lint
+.PHONY: setup demo test test-all host bench report readme clean lock lint
 
 setup:                      ## create/refresh .venv from requirements.lock and install Debian packages (idempotent)
 	python3 -m pipeline.bootstrap
@@ -21,6 +21,9 @@ bench: setup                ## re-measure latency and memory (fresh processes, u
 
 report: setup               ## rebuild a run's report from its manifest, running nothing
 	$(CLI) report build/runs/$(RECIPE)__$(TARGET)
+
+readme: setup               ## rewrite the README's measured sections from measured/*.json (ARGS=--check: compare only)
+	$(CLI) readme $(ARGS)
 
 test: setup                 ## the test suite without the slow cases
 	$(PY) -m pytest -m "not slow" $(ARGS)

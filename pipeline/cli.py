@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.core.errors import StageCrash, UserError
+from pipeline.core.errors import StageCrash, UserError, shown
 
 DEFAULT_RECIPE = "fashion-mnist-mobilenetv2"
 
@@ -18,6 +18,8 @@ EXAMPLES = """examples:
   phone-pipeline run --from benchmark                  # rerun benchmark and report only
   phone-pipeline run --only evaluate                   # just evaluation (earlier stages must be cached)
   phone-pipeline init --model my_net.py:build --data ./pictures --out my.toml   # your own model and data
+  phone-pipeline run --record                          # ... and write measured/<recipe>__<target>.json
+  phone-pipeline readme                                # the README's measured sections from measured/*.json
   phone-pipeline stages                                # what each stage produces
   phone-pipeline targets                               # the devices in targets/
   phone-pipeline report build/runs/fashion-mnist-mobilenetv2__host   # rebuild the report, run nothing
@@ -51,9 +53,44 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(runner.dry_run(recipe, target, opts).describe())
         return 0
+    if args.record:  # a folder that cannot take the file is refused before the run, not after it
+        from pipeline.report.measured import check_out_dir
+
+        check_out_dir(_measured_dir(args))
     out = runner.run(recipe, target, opts)
     report = out / "report.md"
     print(report if report.exists() else out / "manifest.json")
+    if args.record:
+        _cmd_record(argparse.Namespace(run_dir=str(out), measured_dir=args.measured_dir))
+    return 0
+
+
+def _measured_dir(args: argparse.Namespace) -> Path:
+    from pipeline.report.measured import MEASURED_DIR
+
+    return Path(args.measured_dir) if args.measured_dir else MEASURED_DIR
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from pipeline.report.measured import record
+
+    print(record(Path(args.run_dir), _measured_dir(args)))
+    return 0
+
+
+def _cmd_readme(args: argparse.Namespace) -> int:
+    from pipeline.report import measured_readme
+
+    readme, folder = Path(args.readme) if args.readme else measured_readme.README, _measured_dir(args)
+    if args.check:
+        stale = measured_readme.check(readme, folder)
+        if stale:
+            print(f"error: {shown(readme)}: section '{shown(stale[0], 60)}' differs from {shown(folder)}/ "
+                  "(hand-edited, or a file was recorded since); run `phone-pipeline readme`", file=sys.stderr)
+            return 1
+        return 0
+    changed = measured_readme.write(readme, folder)
+    print(f"{shown(readme)}: {len(changed)} section(s) rewritten{': ' + ', '.join(changed) if changed else ''}")
     return 0
 
 
@@ -270,8 +307,23 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--target-set", action="append", default=[], metavar="TABLE.KEY=VALUE",
                    help="change one target setting, e.g. --target-set benchmark.runs=50")
     r.add_argument("--run-dir", help="where the manifest and report go (default: BUILD_DIR/runs/<recipe>__<target>)")
+    r.add_argument("--record", action="store_true", help="after the run, write measured/<recipe>__<target>.json "
+                   "from its report (see `record`)")
+    r.add_argument("--measured-dir", help="where --record writes (default: measured/ "
+                   "at the top of the repository)")
     r.add_argument("-v", "--verbose", action="store_true")
     r.set_defaults(func=_cmd_run)
+    rec = sub.add_parser("record", help="write measured/<recipe>__<target>.json from a finished run folder's "
+                         "report.json and manifest.json")
+    rec.add_argument("run_dir")
+    rec.add_argument("--measured-dir", help="where to write (default: measured/)")
+    rec.set_defaults(func=_cmd_record)
+    rme = sub.add_parser("readme", help="regenerate the README's measured sections from measured/*.json")
+    rme.add_argument("--check", action="store_true", help="change nothing; exit 1 naming the first section that "
+                     "differs from what the files give")
+    rme.add_argument("--readme", help="the file (default: README.md)")
+    rme.add_argument("--measured-dir", help="the measured files (default: measured/)")
+    rme.set_defaults(func=_cmd_readme)
     ini = sub.add_parser("init", help="write a starter recipe for your own model and data (validated)")
     ini.add_argument("--model", required=True, help="file.py:build_fn, package.module:build_fn, geffnet:<arch>, "
                      "a bundled architecture, or an .onnx / .tflite file")
