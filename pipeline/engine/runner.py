@@ -148,10 +148,23 @@ def make_plan(recipe: Config, target: Config, opts: RunOptions, cache: Cache, wr
     return Plan(recipe, target, opts, compute_threads(target, opts) or 1, out_dir, tuple(steps))
 
 
+def _cpu_model() -> str | None:
+    """The CPU's model name as Linux reports it (platform.processor() is often just the architecture)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
 def _host_info(threads: int) -> dict:
     return {
         "machine": platform.machine(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "system": f"{platform.system()} {platform.release()}",

@@ -49,7 +49,8 @@ def document(report: dict, manifest: dict) -> dict:
     doc = {
         "schema": SCHEMA,
         "date": _utc(report["created"]),
-        "machine": _present(report["host"], {"processor": "processor", "cores": "cpu_count", "python": "python",
+        "machine": _present(report["host"], {"processor": "processor", "cpu_model": "cpu_model", "cores": "cpu_count",
+                                             "python": "python",
                                              "system": "system"}),
         "recipe": _present(report["recipe"], {"name": "name", "version": "version", "sha256": "sha256"}),
         "target": _present(manifest["target"], {"name": "name", "sha256": "sha256"}),

@@ -90,10 +90,14 @@ def _f(value: object, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _cpu(machine: dict) -> str:
+    return machine.get("cpu_model") or machine.get("processor", "?")
+
+
 def where(doc: dict) -> str:
     """Where and when: 'on 2026-12-07 10:31 UTC, x86_64 (2 cores, Linux 6.1), Python 3.12.3, load average ...'."""
     m, load = doc["machine"], doc.get("load") or {}
-    text = (f"{doc['date'][:10]} {doc['date'][11:16]} UTC on {m.get('processor', '?')} ({m.get('cores', '?')} cores, "
+    text = (f"{doc['date'][:10]} {doc['date'][11:16]} UTC on {_cpu(m)} ({m.get('cores', '?')} cores, "
             f"{m.get('system', '?')}), Python {m.get('python', '?')}")
     if load:
         steal = load.get("steal_fraction")
@@ -115,7 +119,7 @@ def index(docs: dict[str, dict]) -> str:
     for key, doc in docs.items():
         m, load = doc["machine"], doc.get("load") or {}
         lines.append(f"| {doc['recipe']['name']} | {doc['target']['name']} | {doc['date'][:16].replace('T', ' ')} | "
-                     f"{m.get('processor', '?')}, {m.get('cores', '?')} cores | {_f(load.get('load1_max'), '.1f')} | "
+                     f"{_cpu(m)}, {m.get('cores', '?')} cores | {_f(load.get('load1_max'), '.1f')} | "
                      f"{len(doc['artifacts'])} | [{key}.json](measured/{key}.json) |")
     return "\n".join(lines) + "\n"
 
