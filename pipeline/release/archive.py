@@ -17,7 +17,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from pipeline.errors import UserError
-from pipeline.release import checksums
+from pipeline.release import checksums, tar_headers
 
 FILE_MODE, DIR_MODE = 0o644, 0o755
 
@@ -167,7 +167,8 @@ def _check_layout(members: list[tarfile.TarInfo], sums: bytes | None, label: str
 def safe_extract(archive: Path, dest: Path, label: str | None = None) -> Path:
     """Extract a bundle archive into the empty folder `dest`; returns the bundle's top folder inside it.
 
-    Every header is checked first (our rules and tarfile's "data" filter, size limits, the SHA256SUMS listing), so
+    The raw headers are walked first (tar_headers: extended headers bounded before tarfile parses them), then
+    every header is checked (our rules and tarfile's "data" filter, size limits, the SHA256SUMS listing), so
     a bad member is refused before anything is written; then members are streamed out through the same filter.
     Raises UserError naming the first bad member, or the archive if it is truncated or not a .tar.gz.
     """
@@ -175,6 +176,7 @@ def safe_extract(archive: Path, dest: Path, label: str | None = None) -> Path:
     dest = dest.resolve()
     label = label or f"verify: {archive.name}"
     try:
+        tar_headers.check(archive, label, MAX_MEMBERS, MAX_MEMBER_BYTES, MAX_TOTAL_BYTES)  # before tarfile parses
         with tarfile.open(archive, mode="r:gz") as tar:
             members, sums = _read_headers(tar, dest, label)
             top = _check_layout(members, sums, label)
