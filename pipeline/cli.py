@@ -352,11 +352,13 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: one line and the traceback in a log file, exit 1
-        return _internal_error(exc, Path(getattr(args, "build_dir", "build")))
+        build_dir = getattr(args, "build_dir", None)  # verify, report, debug...: no build dir, nothing in ./build
+        return _internal_error(exc, Path(build_dir) / "logs" if build_dir else None)
 
 
-def _internal_error(exc: Exception, build_dir: Path) -> int:
-    """The one error boundary: user mistakes are exit 2 (above); anything else is ours, exit 1, logged in full."""
+def _internal_error(exc: Exception, log_dir: Path | None) -> int:
+    """The one error boundary: user mistakes are exit 2 (above); anything else is ours, exit 1, logged in full in
+    `log_dir` (the command's BUILD_DIR/logs), else in the temp folder; the message names the log file."""
     import tempfile
     import time
     import traceback
@@ -365,7 +367,7 @@ def _internal_error(exc: Exception, build_dir: Path) -> int:
     where = f"stage {exc.stage}" if isinstance(exc, StageCrash) else "phone-pipeline"
     text = "".join(traceback.format_exception(exc))
     log_path = None
-    for folder in (build_dir / "logs", Path(tempfile.gettempdir())):
+    for folder in [*([log_dir] if log_dir else []), Path(tempfile.gettempdir())]:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             log_path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"

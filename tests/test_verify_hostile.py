@@ -162,3 +162,10 @@ def test_an_input_side_too_big_to_allocate_is_a_schema_error(good: Path, tmp_pat
     meta["input"]["height"] = 10**9
     (root / "metadata.json").write_text(json.dumps(meta))
     assert _one_line_exit_2(root) == "metadata.json: input.height: expected 1..4096"
+
+
+def test_metadata_with_a_5000_digit_integer_is_one_line(good: Path, tmp_path: Path) -> None:
+    root = _copy(good, tmp_path)
+    meta = (root / "metadata.json").read_text()
+    (root / "metadata.json").write_text(meta.replace('"classes": 3', '"classes": ' + "9" * 5000))
+    assert _one_line_exit_2(root) == "metadata.json: not valid JSON (a number of more than 4,300 digits)"
