@@ -235,3 +235,45 @@ def test_copy_bundle_refuses_a_huge_pax_header_in_one_line(tmp_path: Path, capsy
         "error: copy-bundle: refused: a GNU long name at byte 4,096 declares 1,610,612,736 bytes, more than the "
         f"{tar_headers.MAX_EXTENDED_BYTES:,} a header may have"]
     assert not (tmp_path / "assets").exists()
+
+
+@pytest.mark.parametrize("value", ["1" * 23, "4294967296", "-1", "1e9", "١٢", ""])
+def test_a_source_date_epoch_tar_and_gzip_cannot_store_stops_release_before_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, value: str) -> None:
+    from pipeline import cli
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
+    assert cli.main(["release", "--recipe", str(tmp_path / "none.toml"), "--build-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: SOURCE_DATE_EPOCH={value!r}: expected a whole number of seconds from 0 to 4,294,967,295 (unset it, "
+        "or set it to the time of the last commit)"]
+
+
+def _archive_dated(tmp_path: Path, mtime: float) -> Path:
+    """The small bundle packed with every member's mtime set to `mtime` (pax stores any number)."""
+    root = _tree(tmp_path / "src" / NAME)
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for p in [root, *sorted(root.rglob("*"))]:
+            info = tar.gettarinfo(p, f"{NAME}/{p.relative_to(root).as_posix()}".rstrip("/."))
+            info.mtime = mtime
+            tar.addfile(info, p.open("rb") if p.is_file() else None)
+    path = tmp_path / "dated.tar.gz"
+    path.write_bytes(gzip.compress(raw.getvalue()))
+    return path
+
+
+@pytest.mark.parametrize("mtime", [10**22 + 1, -(10**22), 1e300])
+def test_a_member_dated_past_what_tar_stores_is_refused_not_an_overflow(tmp_path: Path, mtime: float) -> None:
+    message = _refused(_archive_dated(tmp_path, mtime), tmp_path / "dest")
+    assert message.startswith(f"verify: dated.tar.gz: {NAME}: refused: modification time ")
+    assert message.endswith(" is outside 0..4,294,967,295")
+
+
+def test_copy_bundle_refuses_a_member_dated_past_what_tar_stores(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    from pipeline.apk import main
+
+    assert main(["copy-bundle", str(_archive_dated(tmp_path, 10**22)), "--dest", str(tmp_path / "assets")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: copy-bundle: {NAME}: refused: modification time 1e+22 is outside 0..4,294,967,295"]
