@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import io
 import json
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from pipeline import work_folders
 from pipeline.artifact import Artifact
 from pipeline.errors import ToolError
 from pipeline.preprocess import InputSpec, preprocess
@@ -120,8 +120,8 @@ def outputs(artifact: Artifact, x: np.ndarray) -> np.ndarray:
 
     Raises ArtifactRunError when the runtime cannot run the file.
     """
-    with tempfile.TemporaryDirectory(prefix="pipeline-outputs.") as tmp:
-        x_path, y_path = Path(tmp) / "x.npy", Path(tmp) / "y.npy"
+    with work_folders.temporary("pipeline-outputs.") as tmp:
+        x_path, y_path = tmp / "x.npy", tmp / "y.npy"
         np.save(x_path, np.ascontiguousarray(x, dtype=np.float32), allow_pickle=False)
         args = {"artifact": artifact.to_dict(), "input": str(x_path), "output": str(y_path)}
         try:
