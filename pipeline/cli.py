@@ -131,11 +131,14 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
 
 def _cmd_release(args: argparse.Namespace) -> int:
+    from pipeline.release import archive
+
+    archive.source_date_epoch()  # a bad SOURCE_DATE_EPOCH is refused before the run (and torch's import), not after
+
     from pipeline import log, runner
     from pipeline.config import load_recipe, load_target
-    from pipeline.release import archive, bundle
+    from pipeline.release import bundle
 
-    archive.source_date_epoch()  # a bad SOURCE_DATE_EPOCH is refused before the run, not after it
     log.setup(args.verbose)
     recipe, target = load_recipe(args.recipe), load_target(args.target)
     build_dir, ship = Path(args.build_dir), None
