@@ -178,6 +178,10 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
 
 def _cmd_release(args: argparse.Namespace) -> int:
+    from pipeline.release import archive
+
+    archive.source_date_epoch()  # a bad SOURCE_DATE_EPOCH is refused before the run (and torch's import), not after
+
     from pipeline.core import log
     from pipeline.debug import explain_gate_failures
     from pipeline.engine import runner
@@ -421,11 +425,13 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: one line and the traceback in a log file, exit 1
-        return _internal_error(exc, Path(getattr(args, "build_dir", "build")))
+        build_dir = getattr(args, "build_dir", None)  # verify, report, debug...: no build dir, nothing in ./build
+        return _internal_error(exc, Path(build_dir) / "logs" if build_dir else None)
 
 
-def _internal_error(exc: Exception, build_dir: Path) -> int:
-    """The one error boundary: user mistakes are exit 2 (above); anything else is ours, exit 1, logged in full."""
+def _internal_error(exc: Exception, log_dir: Path | None) -> int:
+    """The one error boundary: user mistakes are exit 2 (above); anything else is ours, exit 1, logged in full in
+    `log_dir` (the command's BUILD_DIR/logs), else in the temp folder; the message names the log file."""
     import tempfile
     import time
     import traceback
@@ -434,7 +440,7 @@ def _internal_error(exc: Exception, build_dir: Path) -> int:
     where = f"stage {exc.stage}" if isinstance(exc, StageCrash) else "phone-pipeline"
     text = "".join(traceback.format_exception(exc))
     log_path = None
-    for folder in (build_dir / "logs", Path(tempfile.gettempdir())):
+    for folder in [*([log_dir] if log_dir else []), Path(tempfile.gettempdir())]:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             log_path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"

@@ -12,7 +12,7 @@ import pytest
 from conftest import cli
 
 from pipeline.core.errors import UserError
-from pipeline.release import archive, checksums
+from pipeline.release import archive, checksums, tar_headers
 
 NAME = "tiny-0.1.0-test-host"
 
@@ -148,3 +148,132 @@ def test_a_member_named_dot_is_refused_with_one_line(tmp_path: Path) -> None:
     info = tarfile.TarInfo(".")
     info.size = 1
     assert "not a normal path" in _refused(_archive_with(tmp_path, [(info, b"0")]), tmp_path / "dest")
+
+
+def _extended(kind: bytes, body: bytes, declared: int | None = None) -> bytes:
+    """A raw extended header (pax `x`/`g`, GNU `L`/`K`) declaring `declared` bytes (len(body) unless given), then
+    `body` padded to whole blocks: what tarfile would parse, written without it."""
+    info = tarfile.TarInfo("././@LongLink" if kind in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+                           else "././@PaxHeader")
+    info.type, info.size = kind, len(body) if declared is None else declared
+    return info.tobuf(tarfile.GNU_FORMAT) + body + bytes(-len(body) % 512)
+
+
+def _raw_archive(tmp_path: Path, raw: bytes, name: str = f"{NAME}/models/x.bin") -> Path:
+    """The small bundle's members, then the `raw` header bytes and a one-byte member `name`, gzipped."""
+    good = gzip.decompress(archive.tar_gz_bytes(_tree(tmp_path / "src" / NAME), NAME))
+    info, payload = _file(name, b"x")
+    path = tmp_path / "raw.tar.gz"
+    path.write_bytes(gzip.compress(_tar_entries(good) + raw + info.tobuf(tarfile.GNU_FORMAT) + payload.ljust(512, b"\0")
+                                   + bytes(1024)))
+    return path
+
+
+def _pax_path_of(size: int) -> bytes:
+    """The record of CVE-2024-6232's reproducer: one `path=999...` record of `size` bytes."""
+    return (b"%d path=" % size).ljust(size - 1, b"9") + b"\n"
+
+
+@pytest.mark.parametrize("size", [64 << 10, 1 << 20])
+def test_a_huge_pax_header_is_refused_before_tarfile_parses_it(tmp_path: Path, size: int) -> None:
+    path = _raw_archive(tmp_path, _extended(tarfile.XHDTYPE, _pax_path_of(size)))
+    start = time.monotonic()
+    message = _refused(path, tmp_path / "dest")
+    assert time.monotonic() - start < 1
+    assert message == (f"verify: raw.tar.gz: refused: a pax extended header at byte 4,096 declares {size:,} bytes, "
+                       f"more than the {tar_headers.MAX_EXTENDED_BYTES:,} a header may have")
+
+
+def test_a_gnu_long_name_of_64mb_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    path = _raw_archive(tmp_path, _extended(tarfile.GNUTYPE_LONGNAME, b"a" * (64 << 20)))
+    assert path.stat().st_size < 1 << 20
+    start = time.monotonic()
+    message = _refused(path, tmp_path / "dest")
+    assert time.monotonic() - start < 1
+    assert message == ("verify: raw.tar.gz: refused: a GNU long name at byte 4,096 declares 67,108,864 bytes, "
+                       f"more than the {tar_headers.MAX_EXTENDED_BYTES:,} a header may have")
+
+
+def test_a_gnu_long_name_declaring_1_5gb_is_refused_from_its_header(tmp_path: Path) -> None:
+    path = _raw_archive(tmp_path, _extended(tarfile.GNUTYPE_LONGNAME, b"a" * 512, declared=1536 << 20))
+    assert "a GNU long name at byte 4,096 declares 1,610,612,736 bytes" in _refused(path, tmp_path / "dest")
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    (b"2 " * 3000 + b"x=1\n", "a malformed record at byte 0"),  # lengths that do not add up: quadratic in tarfile
+    (b"50 path=" + b"7" * 41 + b"\n", "a run of more than 32 digits"),  # what tarfile's search is quadratic in
+    (b"11 size=99\n", "a 'size' record (it moves where the next header is read)"),
+    (b"22 GNU.sparse.major=1\n", "a 'GNU.sparse.major' record (it moves where the next header is read)"),
+])
+def test_pax_records_tarfile_would_misread_are_refused(tmp_path: Path, body: bytes, problem: str) -> None:
+    message = _refused(_raw_archive(tmp_path, _extended(tarfile.XHDTYPE, body)), tmp_path / "dest")
+    assert message == f"verify: raw.tar.gz: refused: the pax extended header at byte 4,096 holds {problem}"
+
+
+def test_a_chain_of_1000_extended_headers_is_refused(tmp_path: Path) -> None:
+    # tarfile recurses once per header of a chain: 1000 of them ended in RecursionError
+    raw = _extended(tarfile.XHDTYPE, b"13 mtime=123\n") * 1000
+    assert _refused(_raw_archive(tmp_path, raw), tmp_path / "dest") == (
+        f"verify: raw.tar.gz: refused: more than {tar_headers.MAX_CHAIN} extended headers in a row at byte 8,192")
+
+
+def test_a_bundle_whose_long_names_need_pax_headers_still_extracts(tmp_path: Path) -> None:
+    name = "n" * 120 + "-0.1.0-host"  # every member's path is over tar's 100 bytes: one pax header each
+    path = tmp_path / "long.tar.gz"
+    path.write_bytes(archive.tar_gz_bytes(_tree(tmp_path / "src" / name), name))
+    with tarfile.open(path) as tar:
+        assert all("path" in m.pax_headers for m in tar.getmembers())
+    assert checksums.check(archive.safe_extract(path, tmp_path / "dest"), "test") == 2
+
+
+def test_copy_bundle_refuses_a_huge_pax_header_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from pipeline.android.cli import main
+
+    path = _raw_archive(tmp_path, _extended(tarfile.GNUTYPE_LONGNAME, b"a" * 512, declared=1536 << 20))
+    assert main(["copy-bundle", str(path), "--dest", str(tmp_path / "assets")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: copy-bundle: refused: a GNU long name at byte 4,096 declares 1,610,612,736 bytes, more than the "
+        f"{tar_headers.MAX_EXTENDED_BYTES:,} a header may have"]
+    assert not (tmp_path / "assets").exists()
+
+
+@pytest.mark.parametrize("value", ["1" * 23, "4294967296", "-1", "1e9", "١٢", ""])
+def test_a_source_date_epoch_tar_and_gzip_cannot_store_stops_release_before_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, value: str) -> None:
+    from pipeline import cli
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
+    assert cli.main(["release", "--recipe", str(tmp_path / "none.toml"), "--build-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: SOURCE_DATE_EPOCH={value!r}: expected a whole number of seconds from 0 to 4,294,967,295 (unset it, "
+        "or set it to the time of the last commit)"]
+
+
+def _archive_dated(tmp_path: Path, mtime: float) -> Path:
+    """The small bundle packed with every member's mtime set to `mtime` (pax stores any number)."""
+    root = _tree(tmp_path / "src" / NAME)
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for p in [root, *sorted(root.rglob("*"))]:
+            info = tar.gettarinfo(p, f"{NAME}/{p.relative_to(root).as_posix()}".rstrip("/."))
+            info.mtime = mtime
+            tar.addfile(info, p.open("rb") if p.is_file() else None)
+    path = tmp_path / "dated.tar.gz"
+    path.write_bytes(gzip.compress(raw.getvalue()))
+    return path
+
+
+@pytest.mark.parametrize("mtime", [10**22 + 1, -(10**22), 1e300])
+def test_a_member_dated_past_what_tar_stores_is_refused_not_an_overflow(tmp_path: Path, mtime: float) -> None:
+    message = _refused(_archive_dated(tmp_path, mtime), tmp_path / "dest")
+    assert message.startswith(f"verify: dated.tar.gz: {NAME}: refused: modification time ")
+    assert message.endswith(" is outside 0..4,294,967,295")
+
+
+def test_copy_bundle_refuses_a_member_dated_past_what_tar_stores(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    from pipeline.android.cli import main
+
+    assert main(["copy-bundle", str(_archive_dated(tmp_path, 10**22)), "--dest", str(tmp_path / "assets")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: copy-bundle: {NAME}: refused: modification time 1e+22 is outside 0..4,294,967,295"]

@@ -105,3 +105,12 @@ def test_the_apk_build_refuses_a_linked_bundle_before_running_any_tool(
     with pytest.raises(UserError, match=r"^apk: models/SECRET: refused: a symbolic link"):
         build_apk(tmp_path / "out" / "demo.apk", bundle=bundle)
     assert not _holds_secret(tmp_path / "out")
+
+
+def test_a_copy_removes_the_folder_a_killed_copy_left_beside_the_destination(bundle: Path, tmp_path: Path) -> None:
+    from test_work_folders import dead_pid
+
+    stale = tmp_path / f".dest.{dead_pid()}.abcd1234"
+    (stale / "staged").mkdir(parents=True)
+    copy_verified(bundle, tmp_path / "dest", "copy-bundle")
+    assert not stale.exists()

@@ -7,6 +7,8 @@ never a file written outside the test's folder. The budget is small under `make 
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import os
 import tarfile
@@ -255,3 +257,60 @@ def test_damaged_archive_bytes_extract_safely_or_are_refused_in_one_line(tmp_pat
     cut = data.draw(st.integers(1, len(blob)))
     path.write_bytes(bytes(blob[:cut]))
     _extract_or_refuse(path, work / "dest", work)
+
+
+# Raw extended headers before a member, written without tarfile (which would refuse to write most of them): pax
+# `x`/`g` and GNU `L`/`K`, small or oversized, well-formed or not, with names holding control characters.
+_CONTROL_NAMES = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20).map(
+    lambda s: f"tiny-0.1.0-test-host/\x1b[31m{s}\n\rerror: fine\t")
+_PAX_RECORDS = st.lists(st.tuples(st.sampled_from(["path", "linkpath", "mtime", "size", "hdrcharset", "uname",
+                                                   "GNU.sparse.map", "GNU.sparse.major", "comment", "a=b", ""]),
+                                  st.one_of(_NAMES, _CONTROL_NAMES, st.from_regex(r"[0-9]{1,80}", fullmatch=True))),
+                        max_size=4)
+
+
+def _pax_record(key: str, value: str) -> bytes:
+    """`LEN KEY=VALUE\\n`, LEN counting its own digits."""
+    body = f" {key}={value}\n".encode(errors="surrogateescape")
+    length = len(body) + len(str(len(body)))
+    length += len(str(length)) > len(str(len(body)))  # the length grew a digit
+    return str(length).encode() + body
+
+
+_EXTENDED = st.tuples(
+    st.sampled_from([tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK]),
+    st.one_of(_PAX_RECORDS.map(lambda rs: b"".join(_pax_record(k, v) for k, v in rs)),
+              st.one_of(_NAMES, _CONTROL_NAMES).map(lambda s: s.encode(errors="surrogateescape") + b"\0"),
+              st.binary(max_size=600), st.just(b"2 " * 400 + b"x=1\n")),
+    st.one_of(st.none(), st.integers(0, 20_000), st.integers(2**20, 2**33)),  # declared size: exact, or not
+)
+
+
+def _with_headers_before_last_member(work: Path, raw: bytes) -> Path:
+    """The small good bundle with `raw` spliced in before its last member's header, so that harmless extended
+    headers leave an archive that extracts."""
+    from pipeline.release import archive
+    from tests.test_bundle_archive import NAME, _tree
+
+    good = gzip.decompress(archive.tar_gz_bytes(_tree(work / "src" / NAME), NAME))
+    with tarfile.open(fileobj=io.BytesIO(good)) as tar:
+        at = tar.getmembers()[-1].offset
+    path = work / "raw.tar.gz"
+    path.write_bytes(gzip.compress(good[:at] + raw + good[at:]))
+    return path
+
+
+@FUZZ
+@given(st.lists(_EXTENDED, min_size=1, max_size=6), st.one_of(st.none(), _NAMES, _CONTROL_NAMES))
+def test_hostile_extended_headers_extract_safely_or_are_refused_quickly(tmp_path_factory, headers, name):
+    """`name` None: the headers go before a good member; else before a new member of that name."""
+    import time
+
+    from tests.test_bundle_archive import _extended, _raw_archive
+
+    work = tmp_path_factory.mktemp("tar")
+    raw = b"".join(_extended(kind, body, declared) for kind, body, declared in headers)
+    path = _with_headers_before_last_member(work, raw) if name is None else _raw_archive(work, raw, name)
+    start = time.monotonic()
+    _extract_or_refuse(path, work / "dest", work)
+    assert time.monotonic() - start < 2, headers

@@ -20,7 +20,8 @@ from pipeline.core.errors import UserError
                                                  "pipeline to write one)"),
     ("[" * 100_000 + "]" * 100_000, "manifest.json: nested more than 64 levels deep; refused"),
     ("[1, 2]", "manifest.json: top level: expected an object; not a run manifest"),
-], ids=["not-json", "no-keys", "deep", "a-list"])
+    ('{"created": ' + "9" * 5000 + "}", "manifest.json: not valid JSON (a number of more than 4,300 digits)"),
+], ids=["not-json", "no-keys", "deep", "a-list", "5000-digits"])
 def test_report_on_a_garbage_manifest_is_one_line_and_exit_2(tmp_path: Path, content: str, line: str) -> None:
     (tmp_path / "manifest.json").write_text(content)
     proc = cli("report", str(tmp_path))

@@ -172,7 +172,7 @@ def test_a_bug_in_a_stage_is_one_line_exit_1_with_the_traceback_in_a_log(tmp_pat
     def boom(model, example):
         raise ZeroDivisionError("a bug of ours")
 
-    monkeypatch.setattr("pipeline.stages.train.count_macs", boom)  # the MAC count at the end of training
+    monkeypatch.setattr("pipeline.stages.contracts.train.count_macs", boom)  # the MAC count at the end of training
     recipe = write_recipe(tmp_path, "bug", **{"train.max_train_samples": "256", "train.epochs": "1",
                                                "data.eval_samples": "50"})
     code = cli.main(["run", "--recipe", str(recipe), "--build-dir", str(tmp_path / "b")])
@@ -195,3 +195,27 @@ def test_mnist_is_the_real_mnist_from_its_package():
     test, train = eval_split(recipe), train_split(recipe)
     assert test.images.shape == (10000, 28, 28) and train.images.shape == (60000, 28, 28)
     assert test.labels[:3].tolist() == [7, 2, 1] and recipe.data["input"]["mean"] == [0.1307]
+
+
+@pytest.mark.parametrize("command", ["verify", "report"])
+def test_a_bug_in_a_command_without_a_build_dir_logs_to_the_temp_folder_not_the_current_one(
+        tmp_path, monkeypatch, capsys, command):
+    import tempfile
+
+    from pipeline import cli
+
+    def boom(*args, **kwargs):
+        raise ZeroDivisionError("a bug of ours")
+
+    target = "pipeline.release.verify.verify" if command == "verify" else "pipeline.report.run_report.write"
+    monkeypatch.setattr(target, boom)
+    (tmp_path / "manifest.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main([command, str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: phone-pipeline failed with an internal error "
+                                               "(ZeroDivisionError: a bug of ours); the traceback is in ")
+    log = Path(err[0].split("the traceback is in ")[1].split("; please report it")[0])
+    assert log.parent == Path(tempfile.gettempdir()) and "ZeroDivisionError" in log.read_text()
+    log.unlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]

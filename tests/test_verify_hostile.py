@@ -162,3 +162,39 @@ def test_an_input_side_too_big_to_allocate_is_a_schema_error(good: Path, tmp_pat
     meta["input"]["height"] = 10**9
     (root / "metadata.json").write_text(json.dumps(meta))
     assert _one_line_exit_2(root) == "metadata.json: input.height: expected 1..4096"
+
+
+def test_metadata_with_a_5000_digit_integer_is_one_line(good: Path, tmp_path: Path) -> None:
+    root = _copy(good, tmp_path)
+    meta = (root / "metadata.json").read_text()
+    (root / "metadata.json").write_text(meta.replace('"classes": 3', '"classes": ' + "9" * 5000))
+    assert _one_line_exit_2(root) == "metadata.json: not valid JSON (a number of more than 4,300 digits)"
+
+
+def test_verify_removes_the_temporary_folders_a_killed_verify_left(good: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    packed, tmp = tmp_path / "bundle.tar.gz", tmp_path / "tmp"
+    packed.write_bytes(archive.tar_gz_bytes(good, NAME))
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "verify", str(packed)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(tmp.glob(f"pipeline-outputs.{proc.pid}.*")) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    left = sorted(p.name.split(".")[0] for p in tmp.glob(f"pipeline-*.{proc.pid}.*"))
+    assert left == ["pipeline-outputs", "pipeline-verify"]  # what kill -9 leaves
+    again = subprocess.run([sys.executable, "-m", "pipeline", "verify", str(packed)], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert list(tmp.glob("pipeline-*")) == []

@@ -1,7 +1,8 @@
 """JSON from outside, read within bounds: its size and nesting depth are checked before `json.loads` sees it.
 
 `json.loads` recurses once per level, so a document nested 100,000 deep ends in RecursionError, and a huge file is
-read whole. Our documents (bundle metadata, manifests, cache records) are a few levels deep and far under the limits.
+read whole; an integer of more than 4,300 digits is a ValueError (CPython's limit on `int(str)`), refused likewise.
+Our documents (bundle metadata, manifests, cache records) are a few levels deep and far under the limits.
 
 Example::
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,9 @@ def loads(text: str, label: str, max_depth: int = MAX_DEPTH) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{label}: not valid JSON ({exc})") from None
+    except ValueError:  # int() refuses more digits than sys.get_int_max_str_digits() (CVE-2020-10735)
+        raise UserError(f"{label}: not valid JSON (a number of more than {sys.get_int_max_str_digits():,} "
+                        "digits)") from None
 
 
 def load(path: Path, label: str, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> Any:

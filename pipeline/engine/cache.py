@@ -26,6 +26,7 @@ from pathlib import Path
 from pipeline.artifacts.artifact import Artifact, atomic_write_json, sha256_file, tool_versions
 from pipeline.core import bounded_json
 from pipeline.core.errors import UserError
+from pipeline.core.work_folders import pid_alive
 from pipeline.engine.code_version import code_hash, module_file
 from pipeline.stages.contract import Stage, StageOutput
 
@@ -52,16 +53,6 @@ def stage_key(stage: Stage, settings: dict, input_keys: dict[str, str]) -> str:
         default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def _files(folder: Path) -> dict[str, str]:
@@ -112,7 +103,7 @@ class Cache:
         removed = []
         for folder in sorted(self.root.glob("*/.*")) if self.root.is_dir() else []:
             m = _WORK_FOLDER.match(folder.name)
-            if m and folder.is_dir() and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            if m and folder.is_dir() and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))):
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(folder)
         if removed:

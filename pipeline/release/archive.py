@@ -16,17 +16,23 @@ import tarfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from pipeline.core.errors import UserError
-from pipeline.release import checksums
+from pipeline.core.errors import UserError, shown
+from pipeline.release import checksums, tar_headers
 
 FILE_MODE, DIR_MODE = 0o644, 0o755
 
 
+MAX_MTIME = 2**32 - 1  # what gzip's 32-bit field and tar's 11 octal digits both store: 2106-02-07
+
+
 def source_date_epoch() -> int:
-    """The fixed mtime for bundle entries: SOURCE_DATE_EPOCH when set (reproducible-builds.org), else 0."""
+    """The fixed mtime for bundle entries: SOURCE_DATE_EPOCH when set (reproducible-builds.org), else 0; UserError
+    when it is not a whole number of seconds that tar and gzip can store (a 23-digit value made bundles that
+    tarfile could not extract)."""
     value = os.environ.get("SOURCE_DATE_EPOCH", "0")
-    if not value.isdigit():
-        raise UserError(f"SOURCE_DATE_EPOCH={value!r}: expected a whole number of seconds")
+    if not (value.isascii() and value.isdigit() and len(value) <= 10 and int(value) <= MAX_MTIME):
+        raise UserError(f"SOURCE_DATE_EPOCH={shown(value)!r}: expected a whole number of seconds from 0 to "
+                        f"{MAX_MTIME:,} (unset it, or set it to the time of the last commit)")
     return int(value)
 
 
@@ -91,6 +97,8 @@ def _member_problem(member: tarfile.TarInfo, dest: Path) -> str | None:
         return "not a normal path (empty, '.', or doubled '/')"
     if member.size > MAX_MEMBER_BYTES:
         return f"{member.size:,} bytes, more than the {MAX_MEMBER_BYTES:,} a bundle member may have"
+    if not 0 <= member.mtime <= MAX_MTIME:  # also NaN; a time past time_t ended extraction in OverflowError
+        return f"modification time {shown(member.mtime, 40)} is outside 0..{MAX_MTIME:,}"
     target = (dest / name).resolve()
     if target != dest and dest not in target.parents:
         return "would land outside the destination"
@@ -167,7 +175,8 @@ def _check_layout(members: list[tarfile.TarInfo], sums: bytes | None, label: str
 def safe_extract(archive: Path, dest: Path, label: str | None = None) -> Path:
     """Extract a bundle archive into the empty folder `dest`; returns the bundle's top folder inside it.
 
-    Every header is checked first (our rules and tarfile's "data" filter, size limits, the SHA256SUMS listing), so
+    The raw headers are walked first (tar_headers: extended headers bounded before tarfile parses them), then
+    every header is checked (our rules and tarfile's "data" filter, size limits, the SHA256SUMS listing), so
     a bad member is refused before anything is written; then members are streamed out through the same filter.
     Raises UserError naming the first bad member, or the archive if it is truncated or not a .tar.gz.
     """
@@ -175,6 +184,7 @@ def safe_extract(archive: Path, dest: Path, label: str | None = None) -> Path:
     dest = dest.resolve()
     label = label or f"verify: {archive.name}"
     try:
+        tar_headers.check(archive, label, MAX_MEMBERS, MAX_MEMBER_BYTES, MAX_TOTAL_BYTES)  # before tarfile parses
         with tarfile.open(archive, mode="r:gz") as tar:
             members, sums = _read_headers(tar, dest, label)
             top = _check_layout(members, sums, label)

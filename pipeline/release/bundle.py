@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.artifacts.artifact import atomic_write_bytes, sha256_file
+from pipeline.core import work_folders
 from pipeline.core.errors import UserError
 from pipeline.data import eval_split, input_spec, label_names
 from pipeline.recipe.config import Config
@@ -116,7 +116,7 @@ def build(run_dir: Path, recipe: Config, out_dir: Path, ship: str | None = None)
     report = json.loads((run_dir / "report.json").read_text())
     name = bundle_name(report)
     out_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{name}."))
+    work = work_folders.make(f".{name}.", out_dir)  # a killed release's folder goes at the next one
     try:
         root = work / name
         root.mkdir()

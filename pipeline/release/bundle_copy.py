@@ -17,9 +17,9 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import tempfile
 from pathlib import Path
 
+from pipeline.core import work_folders
 from pipeline.core.errors import UserError
 from pipeline.release import archive
 from pipeline.release.verify import check_contents
@@ -71,7 +71,7 @@ def copy_verified(bundle: Path, dest: Path, label: str) -> Path:
     if not bundle.exists():
         raise UserError(f"{label}: {bundle}: no such file or folder; pass a release bundle directory or .tar.gz")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    work = work_folders.make(f".{dest.name}.", dest.parent)
     try:
         source = archive.safe_extract(bundle, work / "extracted", label) if bundle.is_file() else bundle
         staged = work / "staged"

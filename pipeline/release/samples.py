@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from PIL import Image
 
 from pipeline.artifacts.artifact import Artifact
 from pipeline.artifacts.preprocess import InputSpec, preprocess
+from pipeline.core import work_folders
 from pipeline.core.errors import ToolError
 from pipeline.core.proc import exit_description, last_line, python_module, run
 
@@ -121,8 +121,8 @@ def outputs(artifact: Artifact, x: np.ndarray) -> np.ndarray:
 
     Raises ArtifactRunError when the runtime cannot run the file.
     """
-    with tempfile.TemporaryDirectory(prefix="pipeline-outputs.") as tmp:
-        x_path, y_path = Path(tmp) / "x.npy", Path(tmp) / "y.npy"
+    with work_folders.temporary("pipeline-outputs.") as tmp:
+        x_path, y_path = tmp / "x.npy", tmp / "y.npy"
         np.save(x_path, np.ascontiguousarray(x, dtype=np.float32), allow_pickle=False)
         args = {"artifact": artifact.to_dict(), "input": str(x_path), "output": str(y_path)}
         try:

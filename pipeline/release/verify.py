@@ -9,7 +9,6 @@ pipeline/release/samples.py). A runtime that aborts on a damaged file kills that
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from pipeline.artifacts.artifact import Artifact, sha256_file
 from pipeline.artifacts.preprocess import InputSpec
-from pipeline.core import bounded_json
+from pipeline.core import bounded_json, work_folders
 from pipeline.core.errors import UserError
 from pipeline.release import archive, checksums, samples
 from pipeline.release.metadata_schema import validate_metadata
@@ -146,6 +145,6 @@ def verify(bundle: Path) -> Verdict:
         return verify_tree(bundle, label)
     if not bundle.is_file():
         raise UserError(f"{label}: no such file or folder")
-    with tempfile.TemporaryDirectory(prefix="pipeline-verify.") as tmp:
-        root = archive.safe_extract(bundle, Path(tmp))
+    with work_folders.temporary("pipeline-verify.") as tmp:
+        root = archive.safe_extract(bundle, tmp)
         return verify_tree(root, label)
