@@ -105,3 +105,26 @@ def test_the_apk_build_refuses_a_linked_bundle_before_running_any_tool(
     with pytest.raises(UserError, match=r"^apk: models/SECRET: refused: a symbolic link"):
         build_apk(tmp_path / "out" / "demo.apk", bundle=bundle)
     assert not _holds_secret(tmp_path / "out")
+
+
+def test_metadata_declaring_a_huge_input_for_many_samples_is_refused_before_any_picture_is_decoded(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.release import samples
+
+    def no_decoding(path: Path, rel: str) -> None:
+        raise AssertionError(f"{rel} was decoded")
+
+    monkeypatch.setattr(samples, "read_picture", no_decoding)
+    meta = json.loads((bundle / "metadata.json").read_text())
+    meta["input"] = {"height": 4096, "width": 4096, "channels": 3, "mean": [0.5] * 3, "std": [0.5] * 3}
+    for a in meta["artifacts"]:
+        a["input_shape"] = [1, 3, 4096, 4096] if a["layout"] == "NCHW" else [1, 4096, 4096, 3]
+    meta["samples"] = [dict(meta["samples"][0]) for _ in range(40)]  # one 28x28 picture named 40 times
+    (bundle / "metadata.json").write_text(json.dumps(meta))
+    checksums.write(bundle)
+    dest = tmp_path / "assets" / "bundle"
+    assert main(["copy-bundle", str(bundle), "--dest", str(dest)]) == 2
+    assert capsys.readouterr().err == ("error: copy-bundle: metadata.json: input: 4096x4096x3 is 50,331,648 values "
+                                       "per sample, more than the 3,145,728 a bundle's input may have\n")
+    assert not dest.exists()

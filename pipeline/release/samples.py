@@ -28,10 +28,10 @@ OUTPUTS_DIR = "samples/outputs"
 # (relative to the logits' scale). Dequantized int8 outputs may differ by one quantization step: scale * 1.001.
 FLOAT_RTOL = 1e-5
 
-# A sample picture is model-sized (tens to hundreds of pixels a side); a bigger one is refused from its header, before
-# PIL decodes it. PIL's own bomb check (Image.MAX_IMAGE_PIXELS, about 89 Mpixels) is kept as a second line, its
-# warning turned into an error.
-MAX_SAMPLE_PIXELS = 4096 * 4096
+# A sample picture is model-sized (tens to hundreds of pixels a side, the input at most 1024x1024, see
+# release/schema.py); a bigger one is refused from its header, before PIL decodes it. PIL's own bomb check
+# (Image.MAX_IMAGE_PIXELS, about 89 Mpixels) is kept as a second line, its warning turned into an error.
+MAX_SAMPLE_PIXELS = 2048 * 2048
 
 
 class SampleError(Exception):
@@ -74,9 +74,12 @@ def read_picture(path: Path, rel: str) -> np.ndarray:
 
 
 def inputs(root: Path, samples: list[dict], spec: InputSpec) -> np.ndarray:
-    """float32 N x C x H x W: each sample PNG through the reference preprocessing."""
-    return np.concatenate([preprocess(read_picture(root / s["file"], s["file"]), spec, layout="NCHW")
-                           for s in samples])
+    """float32 N x C x H x W: each sample PNG through the reference preprocessing, decoded one at a time into the
+    one array (for a bundle from outside, its size was bounded by the metadata schema before this is called)."""
+    x = np.empty((len(samples), spec.channels, spec.height, spec.width), dtype=np.float32)
+    for i, s in enumerate(samples):
+        x[i] = preprocess(read_picture(root / s["file"], s["file"]), spec, layout="NCHW")[0]
+    return x
 
 
 MAX_OUTPUTS_PER_SAMPLE = 1 << 22  # a detector's boxes or a segmenter's mask, not a memory bomb

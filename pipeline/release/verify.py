@@ -92,22 +92,24 @@ def _recorded_outputs(root: Path, entry: dict, shape: tuple[int, int], label: st
 
 def check_contents(root: Path, label: str) -> Contents:
     """Everything `verify` checks short of running the models: plain files and folders only, SHA256SUMS,
-    metadata.json (bounded, against its schema), each model's sha256, the sample pictures (decoded within limits)
-    and the recorded outputs (headers checked before reading). Raises UserError with one line."""
+    metadata.json (bounded, against its schema: input size and sample count too), each model's sha256, the recorded
+    outputs (headers checked before reading), then the sample pictures (decoded one at a time, within limits).
+    Raises UserError with one line."""
     _refuse_special_files(root, label)
     files = checksums.check(root, label)
     meta = _read_metadata(root, label)
     for s in meta["samples"]:
         if not (root / s["file"]).is_file():
             raise UserError(f"{label}: {s['file']}: missing")
+    recorded = {}
+    for entry in meta["artifacts"]:  # every cheap check before the pictures are decoded
+        _check_model_file(root, entry, label)
+        rows = (len(meta["samples"]), meta["output"]["classes"])
+        recorded[entry["name"]] = _recorded_outputs(root, entry, rows, label)
     try:
         x = samples.inputs(root, meta["samples"], InputSpec.from_dict(meta["input"]))
     except samples.SampleError as exc:
         raise UserError(f"{label}: {exc}") from None
-    recorded = {}
-    for entry in meta["artifacts"]:
-        _check_model_file(root, entry, label)
-        recorded[entry["name"]] = _recorded_outputs(root, entry, (len(x), meta["output"]["classes"]), label)
     return Contents(files, meta, x, recorded)
 
 
