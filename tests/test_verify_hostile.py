@@ -233,3 +233,25 @@ def test_sample_pictures_are_decoded_one_at_a_time(good: Path) -> None:
         tracemalloc.stop()
     assert x.shape == (16, 3, 512, 512)
     assert peak < 1.5 * x.nbytes, f"peak {peak:,} bytes for {x.nbytes:,} bytes of inputs"
+
+
+def test_a_file_name_holding_a_newline_cannot_forge_a_second_line(good: Path, tmp_path: Path) -> None:
+    root = _copy(good, tmp_path)
+    (root / "samples" / "x\nerror: fine: all good").write_bytes(b"slipped in")
+    proc = cli("verify", str(root))
+    assert (proc.returncode, proc.stderr) == (2, "error: verify: hostile-0.1.0-host: samples/x\\nerror: fine: all "
+                                                 "good: not listed in SHA256SUMS\n")
+
+
+def test_archive_member_names_with_a_newline_or_64_kb_are_shown_escaped_and_cut(tmp_path: Path) -> None:
+    from test_bundle_archive import NAME as TOP
+    from test_bundle_archive import _archive_with, _file
+
+    lines = []
+    for i, name in enumerate([f"{TOP}/x\nerror: fine: all good", f"{TOP}/" + "n" * (64 << 10)]):
+        proc = cli("verify", str(_archive_with(tmp_path / str(i), [_file(name, b"x")])))
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and len(proc.stderr) < 400, proc.stderr[:500]
+        lines.append(proc.stderr)
+    assert lines[0] == (f"error: verify: bundle.tar.gz: {TOP}/x\\nerror: fine: all good: refused: not listed in "
+                        "SHA256SUMS\n")
+    assert "nnnn...(+" in lines[1], lines[1]

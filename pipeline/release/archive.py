@@ -17,6 +17,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from pipeline.errors import UserError
+from pipeline.errors import shown as _shown
 from pipeline.release import checksums
 
 FILE_MODE, DIR_MODE = 0o644, 0o755
@@ -70,12 +71,6 @@ MAX_TOTAL_BYTES = 2 << 30
 MAX_SUMS_BYTES = 1 << 20
 
 
-def _shown(name: object) -> str:
-    """A member name as an error line shows it: names from outside may hold newlines or control characters."""
-    text = str(name)
-    return text if text.isprintable() else ascii(text)[1:-1]
-
-
 def _member_problem(member: tarfile.TarInfo, dest: Path) -> str | None:
     """Our rules, stricter than tarfile's "data" filter: no links at all, no sparse files, normal names only."""
     name = member.name
@@ -84,7 +79,7 @@ def _member_problem(member: tarfile.TarInfo, dest: Path) -> str | None:
     if ".." in PurePosixPath(name).parts or "\\" in name:
         return "path leaves the bundle ('..' or a backslash)"
     if member.issym() or member.islnk():
-        return f"{'symbolic' if member.issym() else 'hard'} link to {member.linkname!r}"
+        return f"{'symbolic' if member.issym() else 'hard'} link to {_shown(repr(member.linkname))}"
     if not (member.isfile() or member.isdir()) or member.issparse():
         return "not a plain file or folder (device, fifo, sparse or other special file)"
     if not PurePosixPath(name).parts or str(PurePosixPath(name)) != name.rstrip("/"):  # "", ".", "a//b"
@@ -152,7 +147,7 @@ def _check_layout(members: list[tarfile.TarInfo], sums: bytes | None, label: str
                                 "not a folder")
     top = tops.pop()
     if sums is None:
-        raise UserError(f"{label}: {top}/{checksums.FILE_NAME} missing")
+        raise UserError(f"{label}: {_shown(top)}/{checksums.FILE_NAME} missing")
     listed = checksums.parse(sums.decode(errors="replace"), label)
     for name in sorted(files):
         rel = name[len(top) + 1:]

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.artifact import Artifact
-from pipeline.errors import ToolError
+from pipeline.errors import ToolError, shown
 from pipeline.preprocess import InputSpec, preprocess
 from pipeline.proc import exit_description, last_line, python_module, run
 
@@ -64,13 +64,13 @@ def read_picture(path: Path, rel: str) -> np.ndarray:
             with Image.open(path) as image:
                 width, height = image.size
                 if width * height > MAX_SAMPLE_PIXELS:
-                    raise SampleError(f"{rel}: {width}x{height} pixels, more than the {MAX_SAMPLE_PIXELS:,} a sample "
-                                      "picture may have; refused before decoding")
+                    raise SampleError(f"{shown(rel)}: {width}x{height} pixels, more than the {MAX_SAMPLE_PIXELS:,} a "
+                                      "sample picture may have; refused before decoding")
                 return np.asarray(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # PIL's check, at open
-        raise SampleError(f"{rel}: refused before decoding: {exc}") from None
+        raise SampleError(f"{shown(rel)}: refused before decoding: {exc}") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:  # PIL's UnidentifiedImageError is an OSError
-        raise SampleError(f"{rel}: unreadable sample picture ({exc})") from None
+        raise SampleError(f"{shown(rel)}: unreadable sample picture ({exc})") from None
 
 
 def inputs(root: Path, samples: list[dict], spec: InputSpec) -> np.ndarray:
@@ -94,19 +94,19 @@ def read_outputs(path: Path, rel: str, shape: tuple[int, int]) -> np.ndarray:
         with path.open("rb") as f:
             version = fmt.read_magic(f)
             if version not in ((1, 0), (2, 0)):
-                raise SampleError(f"{rel}: .npy format {version[0]}.{version[1]}; expected 1.0 or 2.0")
+                raise SampleError(f"{shown(rel)}: .npy format {version[0]}.{version[1]}; expected 1.0 or 2.0")
             header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
             declared, fortran, dtype = header(f)
             data_bytes = path.stat().st_size - f.tell()
     except (OSError, ValueError) as exc:
-        raise SampleError(f"{rel}: unreadable recorded outputs ({exc})") from None
+        raise SampleError(f"{shown(rel)}: unreadable recorded outputs ({exc})") from None
     per_sample = int(np.prod(declared[1:], dtype=np.int64)) if len(declared) > 1 else 0
     if (len(declared) < 2 or declared[0] != shape[0] or not 0 < per_sample <= MAX_OUTPUTS_PER_SAMPLE
             or dtype != np.dtype("<f4") or fortran):
-        raise SampleError(f"{rel}: declares {dtype} {list(declared)}{' (Fortran order)' if fortran else ''}; "
+        raise SampleError(f"{shown(rel)}: declares {dtype} {list(declared)}{' (Fortran order)' if fortran else ''}; "
                           f"expected float32 {list(shape)} (one row per sample, one column per class)")
     if data_bytes != shape[0] * per_sample * 4:
-        raise SampleError(f"{rel}: {data_bytes:,} data bytes, the header declares {shape[0] * per_sample * 4:,}")
+        raise SampleError(f"{shown(rel)}: {data_bytes:,} data bytes, the header declares {shape[0] * per_sample * 4:,}")
     return np.load(path, allow_pickle=False)
 
 
