@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.core.errors import StageCrash, UserError, shown
+from pipeline.core.errors import StageCrash, UserError, message_line, shown
 
 DEFAULT_RECIPE = "fashion-mnist-mobilenetv2"
 
@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(message_line(exc), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

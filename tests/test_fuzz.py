@@ -314,3 +314,81 @@ def test_hostile_extended_headers_extract_safely_or_are_refused_quickly(tmp_path
     start = time.monotonic()
     _extract_or_refuse(path, work / "dest", work)
     assert time.monotonic() - start < 2, headers
+
+
+# Bundle metadata from outside that declares inputs or sample counts far past what verify may decode: each is
+# refused from the numbers alone, or decoded one sample at a time within the limits; quickly, in little memory.
+_SIDES = st.one_of(st.sampled_from([1, 28, 1024, 4096, 4097, 2**31, 10**30, 0, -1]), st.integers(-(2**70), 2**70))
+_COUNTS = st.one_of(st.sampled_from([0, 1, 16, 40, 64, 65, 100_000]), st.integers(0, 3000))
+
+
+@FUZZ
+@given(_SIDES, _SIDES, st.sampled_from([1, 3, 0, 4, 3.0, True]), _COUNTS)
+def test_bundle_metadata_declaring_huge_inputs_or_sample_counts_is_refused_in_one_line_quickly(
+    tmp_path_factory, height, width, channels, count
+):
+    import time
+    import tracemalloc
+
+    import numpy as np
+
+    from pipeline.core.errors import message_line
+    from pipeline.release import checksums, samples
+    from pipeline.release.verify import check_contents
+    from tests.test_android_demo import GREY_28, write_fixture_bundle
+
+    root = tmp_path_factory.mktemp("meta") / "bundle"
+    write_fixture_bundle(root, GREY_28, {"one.png": np.full((28, 28), 7, np.uint8)})
+    meta = json.loads((root / "metadata.json").read_text())
+    c = int(channels) if channels in (1, 3) else 1
+    meta["input"] = {"height": height, "width": width, "channels": channels, "mean": [0.5] * c, "std": [0.5] * c}
+    for a in meta["artifacts"]:
+        a["input_shape"] = [1, channels, height, width] if a["layout"] == "NCHW" else [1, height, width, channels]
+        if count <= 64:  # recorded outputs with one row per sample, so the pictures are reached
+            (root / a["sample_outputs"]).write_bytes(samples.npy_bytes(np.zeros((count, 10), np.float32)))
+    meta["samples"] = [dict(meta["samples"][0]) for _ in range(count)]  # one 28x28 picture named `count` times
+    (root / "metadata.json").write_text(json.dumps(meta))
+    checksums.write(root)
+    start = time.monotonic()
+    tracemalloc.start()
+    try:
+        check_contents(root, "fuzz")
+    except UserError as exc:
+        assert len(message_line(exc).splitlines()) == 1 and len(str(exc)) < 400, str(exc)[:500]
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert time.monotonic() - start < 20 and peak < 300 << 20, (time.monotonic() - start, peak)
+
+
+# Recipe keys and --set keys holding control characters, line separators or 64 KB: refused in one short line.
+_HOSTILE_KEYS = st.one_of(
+    st.sampled_from(["x\nerror: fine: all good", "\r\nerror: x", "\x1b[2Jcleared", "a\u2028b\u0085c", "k" * 65536,
+                     "tab\there", "bell\x07"]),
+    st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=40).filter(
+        lambda s: not s.isprintable()),
+)
+
+
+@FUZZ
+@given(st.sampled_from(["recipe", "train", "data", "prune", "quantize", "model.settings"]), _HOSTILE_KEYS,
+       st.booleans())
+def test_recipe_keys_holding_control_characters_are_refused_in_one_short_line(tmp_path_factory, table, key, via_set):
+    from pipeline.core.errors import MESSAGE_LIMIT, message_line
+
+    folder = tmp_path_factory.mktemp("keys")
+    tree = tomllib.loads(DEFAULT_RECIPE.read_text())
+    path = folder / "r.toml"
+    overrides = {}
+    if via_set:
+        path.write_text(_dump(tree))
+        overrides = {f"{table}.{key}": 1}
+    else:
+        path.write_text(_dump(_mutate(tree, (*table.split("."), key), 1)))
+    try:
+        load_recipe(str(path), overrides)
+    except UserError as exc:
+        line = message_line(exc)
+        assert len(line.splitlines()) == 1 and len(line) < MESSAGE_LIMIT + 10, line[:300]
+        assert key not in line or key.isprintable()
+    assert [p.name for p in folder.iterdir()] == ["r.toml"]

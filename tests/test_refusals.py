@@ -172,7 +172,7 @@ def test_a_bug_in_a_stage_is_one_line_exit_1_with_the_traceback_in_a_log(tmp_pat
     def boom(model, example):
         raise ZeroDivisionError("a bug of ours")
 
-    monkeypatch.setattr("pipeline.stages.contracts.train.count_macs", boom)  # the MAC count at the end of training
+    monkeypatch.setattr("pipeline.stages.train.count_macs", boom)  # the MAC count at the end of training
     recipe = write_recipe(tmp_path, "bug", **{"train.max_train_samples": "256", "train.epochs": "1",
                                                "data.eval_samples": "50"})
     code = cli.main(["run", "--recipe", str(recipe), "--build-dir", str(tmp_path / "b")])
@@ -219,3 +219,37 @@ def test_a_bug_in_a_command_without_a_build_dir_logs_to_the_temp_folder_not_the_
     assert log.parent == Path(tempfile.gettempdir()) and "ZeroDivisionError" in log.read_text()
     log.unlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
+
+
+def test_a_toml_key_holding_a_newline_cannot_forge_a_second_line(tmp_path):
+    recipe = write_recipe(tmp_path)
+    recipe.write_text(recipe.read_text().replace("[train]\n", '[train]\n"x\\nerror: fine: all good" = 1\n'))
+    line = _one_line(cli("run", "--recipe", str(recipe), "--build-dir", str(tmp_path / "build")))
+    assert line.startswith(f"error: {recipe}: train.x\\nerror: fine: all good: unknown key"), line
+
+
+def test_a_recipe_path_holding_a_newline_cannot_forge_a_second_line(tmp_path):
+    path = tmp_path / "r\nerror: fine: all good.toml"
+    proc = cli("run", "--recipe", str(path), "--build-dir", str(tmp_path / "build"))
+    assert (proc.returncode, proc.stderr) == (2, f"error: {tmp_path}/r\\nerror: fine: all good.toml: file not found\n")
+
+
+def test_a_64_kb_recipe_key_gives_a_short_line(tmp_path):
+    recipe = write_recipe(tmp_path)
+    recipe.write_text(recipe.read_text().replace("[train]\n", f"[train]\n{'k' * (64 << 10)} = 1\n"))
+    with pytest.raises(ConfigError) as info:
+        load_recipe(str(recipe))
+    assert len(str(info.value)) < 1000 and "kkkk...(+" in str(info.value)
+
+
+def test_the_cli_prints_any_user_error_as_one_line(monkeypatch, capsys):
+    from pipeline import cli as cli_module
+    from pipeline.core.errors import UserError
+
+    def forged(args):
+        raise UserError("x\nerror: fine: all good\u2028and\rmore")
+
+    monkeypatch.setattr(cli_module, "_cmd_stages", forged)
+    assert cli_module.main(["stages"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: x\\nerror: fine: all good\\u2028and\\rmore\n"

@@ -19,6 +19,7 @@ from conftest import cli
 
 from pipeline.artifacts.artifact import Artifact
 from pipeline.artifacts.preprocess import InputSpec
+from pipeline.core.errors import UserError
 from pipeline.release import archive, checksums, samples
 from pipeline.release.verify import verify
 
@@ -119,7 +120,7 @@ def test_a_sample_picture_under_pils_limit_but_over_ours_is_refused_before_decod
                                                                                      tmp_path: Path) -> None:
     root = _copy(good, tmp_path)
     (root / "samples" / "0001.png").write_bytes(_png_header_only(5000, 5000))
-    assert _one_line_exit_2(root) == ("samples/0001.png: 5000x5000 pixels, more than the 16,777,216 a sample "
+    assert _one_line_exit_2(root) == ("samples/0001.png: 5000x5000 pixels, more than the 4,194,304 a sample "
                                       "picture may have; refused before decoding")
 
 
@@ -198,3 +199,96 @@ def test_verify_removes_the_temporary_folders_a_killed_verify_left(good: Path, t
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert list(tmp.glob("pipeline-*")) == []
+
+
+def _set_input(root: Path, height: int, width: int, channels: int, count: int) -> None:
+    """Rewrite metadata.json to declare a height x width x channels input and `count` samples that all name the
+    first (4x4) picture: the shape of a memory bomb, a few hundred bytes of JSON."""
+    meta = json.loads((root / "metadata.json").read_text())
+    meta["input"] = {"height": height, "width": width, "channels": channels, "mean": [0.5] * channels,
+                     "std": [0.5] * channels}
+    meta["artifacts"][0]["input_shape"] = [1, channels, height, width]
+    meta["samples"] = [dict(meta["samples"][0]) for _ in range(count)]
+    (root / "metadata.json").write_text(json.dumps(meta))
+
+
+def test_metadata_declaring_a_4096x4096x3_input_for_40_samples_is_refused_before_decoding(good: Path,
+                                                                                            tmp_path: Path) -> None:
+    root = _copy(good, tmp_path)
+    _set_input(root, 4096, 4096, 3, 40)  # decoded, 40 upscaled copies of one picture: 8 GB of float32
+    assert _one_line_exit_2(root) == ("metadata.json: input: 4096x4096x3 is 50,331,648 values per sample, more than "
+                                      "the 3,145,728 a bundle's input may have")
+
+
+def test_more_samples_than_a_bundle_may_list_are_refused_from_the_metadata(good: Path, tmp_path: Path) -> None:
+    root = _copy(good, tmp_path)
+    _set_input(root, 4, 4, 1, 65)
+    checksums.write(root)
+    with pytest.raises(UserError, match=r"^verify: hostile-0.1.0-host: metadata.json: samples: 65 samples, more "
+                                        r"than the 64 a bundle may list$"):
+        verify(root)
+
+
+def test_samples_whose_inputs_add_up_past_the_limit_are_refused_from_the_metadata(good: Path, tmp_path: Path,
+                                                                                  monkeypatch) -> None:
+    root = _copy(good, tmp_path)
+    _set_input(root, 1024, 1024, 3, 17)  # each within the per-sample limit, together 204 MB of float32
+    checksums.write(root)
+    monkeypatch.setattr(samples, "read_picture", _no_decoding)
+    with pytest.raises(UserError, match=r"metadata.json: samples: 17 samples of 1024x1024x3 are 53,477,376 input "
+                                        r"values, more than the 50,331,648 verify may decode$"):
+        verify(root)
+
+
+def _no_decoding(path: Path, rel: str):
+    raise AssertionError(f"{rel} was decoded before the cheaper checks")
+
+
+def test_recorded_outputs_are_checked_before_any_sample_picture_is_decoded(good: Path, tmp_path: Path,
+                                                                           monkeypatch) -> None:
+    root = _copy(good, tmp_path)
+    meta = json.loads((root / "metadata.json").read_text())
+    meta["samples"] = meta["samples"] * 10  # 40 rows wanted, the .npy has 4
+    (root / "metadata.json").write_text(json.dumps(meta))
+    checksums.write(root)
+    monkeypatch.setattr(samples, "read_picture", _no_decoding)
+    with pytest.raises(UserError, match=rf"{OUTPUTS}: declares float32 \[4, 3\]; expected float32 \[40, 3\]"):
+        verify(root)
+
+
+def test_sample_pictures_are_decoded_one_at_a_time(good: Path) -> None:
+    import tracemalloc
+
+    spec = InputSpec(height=512, width=512, channels=3, mean=(0.5,) * 3, std=(0.5,) * 3)
+    entries = [{"file": "samples/0000.png", "label": 0}] * 16  # 4x4 grey, upscaled to 512x512x3 each time
+    tracemalloc.start()
+    try:
+        x = samples.inputs(good, entries, spec)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert x.shape == (16, 3, 512, 512)
+    assert peak < 1.5 * x.nbytes, f"peak {peak:,} bytes for {x.nbytes:,} bytes of inputs"
+
+
+def test_a_file_name_holding_a_newline_cannot_forge_a_second_line(good: Path, tmp_path: Path) -> None:
+    root = _copy(good, tmp_path)
+    (root / "samples" / "x\nerror: fine: all good").write_bytes(b"slipped in")
+    proc = cli("verify", str(root))
+    assert (proc.returncode, proc.stderr) == (2, "error: verify: hostile-0.1.0-host: samples/x\\nerror: fine: all "
+                                                 "good: not listed in SHA256SUMS\n")
+
+
+def test_archive_member_names_with_a_newline_or_8_kb_are_shown_escaped_and_cut(tmp_path: Path) -> None:
+    # (a 64 KB name needs a pax header larger than any header may be: the raw header check refuses it first)
+    from test_bundle_archive import NAME as TOP
+    from test_bundle_archive import _archive_with, _file
+
+    lines = []
+    for i, name in enumerate([f"{TOP}/x\nerror: fine: all good", f"{TOP}/" + "n" * 8000]):
+        proc = cli("verify", str(_archive_with(tmp_path / str(i), [_file(name, b"x")])))
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and len(proc.stderr) < 400, proc.stderr[:500]
+        lines.append(proc.stderr)
+    assert lines[0] == (f"error: verify: bundle.tar.gz: {TOP}/x\\nerror: fine: all good: refused: not listed in "
+                        "SHA256SUMS\n")
+    assert "nnnn...(+" in lines[1], lines[1]

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from pipeline.android import sources
-from pipeline.core.errors import UserError
+from pipeline.core.errors import UserError, message_line
 from pipeline.release.bundle_copy import copy_verified
 
 DEFAULT_APK = Path("build/android/phone-pipeline-demo.apk")
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"copy-bundle: {copy_bundle(args.bundle, args.dest)} now holds {args.bundle}")
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(message_line(exc), file=sys.stderr)
         return exc.exit_code
     return 0
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pipeline.artifacts.artifact import Artifact
 from pipeline.core import bounded_json
-from pipeline.core.errors import UserError
+from pipeline.core.errors import PATH_LIMIT, UserError, shown
 
 # What readers of a manifest (the report) rely on: key path -> type. A file without these is not a run manifest.
 _TOP = {"created": str, "recipe.name": str, "recipe.path": str, "recipe.sha256": str, "recipe.settings": dict,
@@ -66,10 +66,12 @@ def find_artifact(run_dir: Path, name: str,
     manifest = load(manifest_path)
     arts = {n: Artifact.from_dict(a) for n, a in artifacts(manifest).items()}
     if name not in arts:
-        raise UserError(f"{manifest_path}: no artifact {name!r}; the run has {', '.join(arts)}")
+        raise UserError(f"{manifest_path}: no artifact {shown(repr(name))}; the run has "
+                        f"{shown(', '.join(arts), PATH_LIMIT)}")
     art = arts[name]
     others = (art.reference, art.extra.get("source", "")) if companions else ()
     for a in (art, *(arts[n] for n in others if n in arts)):
         if not Path(a.path).is_file():
-            raise UserError(f"{a.path}: artifact {a.name} of {manifest_path} is missing; rerun the pipeline")
+            raise UserError(f"{shown(a.path, PATH_LIMIT)}: artifact {shown(a.name)} of {manifest_path} is missing; "
+                            "rerun the pipeline")
     return manifest, arts, art

@@ -14,7 +14,8 @@ class ConfigError(UserError):
 
     def __init__(self, path: object, key: str, problem: str):
         self.path, self.key, self.problem = str(path), key, problem
-        where = f"{self.path}: {key}" if key else self.path
+        # both come from outside (a recipe's path, a TOML key, a --set text): shown, so neither can forge a line
+        where = f"{shown(self.path, PATH_LIMIT)}: {shown(key)}" if key else shown(self.path, PATH_LIMIT)
         super().__init__(f"{where}: {problem}")
 
 
@@ -47,6 +48,16 @@ def shown(value: object, limit: int = 160) -> str:
     if not text.isprintable():
         text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
     return text if len(text) <= limit else text[: limit - 12] + f"...(+{len(text) - limit + 12} chars)"
+
+
+PATH_LIMIT = 400  # a path in a message: longer than a name, still one line
+MESSAGE_LIMIT = 2000  # a whole message: room for its names (each cut to its own limit) and what to do
+
+
+def message_line(exc: UserError) -> str:
+    """How a CLI prints a UserError: 'error: ' and the message, as one line whatever it holds (the last guard
+    against a name from outside that reached a message without going through `shown`)."""
+    return f"error: {shown(exc, MESSAGE_LIMIT)}"
 
 
 def one_line(exc: BaseException, limit: int = 160) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import ConfigError, shown
 
 REQUIRED = object()
 # Integers must fit the 64-bit C type every library below us converts them to (torch, numpy).
@@ -57,15 +57,16 @@ def _coerce(value: Any, field: Field, path: str, key: str) -> Any:
         for item in items:
             if item not in field.choices:
                 allowed = ", ".join(map(repr, field.choices))
-                raise ConfigError(path, key, f"{item!r} is not one of {allowed}")
+                raise ConfigError(path, key, f"{_shorten(item)} is not one of {allowed}")
     if field.check is not None and not field.check(value):
-        raise ConfigError(path, key, f"{value!r} is not allowed" + (f" (must be {field.hint})" if field.hint else ""))
+        raise ConfigError(path, key, f"{_shorten(value)} is not allowed" + (f" (must be {field.hint})" if field.hint
+                                                                           else ""))
     return value
 
 
 def _shorten(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """A value from a file as an error shows it: its repr, cut to `limit` characters."""
+    return shown(repr(value), limit)
 
 
 def _check_numbers(value: Any, path: str, key: str) -> None:
@@ -95,7 +96,7 @@ def validate(data: dict, schema: dict, path: object, prefix: str = "") -> dict:
         if isinstance(spec, dict):
             sub = data.get(key, {})
             if not isinstance(sub, dict):
-                raise ConfigError(path, full, f"expected a table, got {sub!r}")
+                raise ConfigError(path, full, f"expected a table, got {_shorten(sub)}")
             out[key] = validate(sub, spec, path, full + ".")
         elif key in data:
             out[key] = _coerce(data[key], spec, str(path), full)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.artifacts.preprocess import resize_bilinear, to_channels
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import PATH_LIMIT, ConfigError, shown
 from pipeline.data import array_cache
 from pipeline.data.source import DataSource, Split
 
@@ -75,16 +75,18 @@ def check(table: dict, recipe_path: Path) -> dict:
     root = Path(table["path"])
     root = (root if root.is_absolute() else recipe_path.parent / root).resolve()
     if not root.is_dir():
-        raise ConfigError(recipe_path, "data.path", f"{root} is not a folder")
+        raise ConfigError(recipe_path, "data.path", f"{shown(root, PATH_LIMIT)} is not a folder")
     trees = layout(root)
     top = trees["train"] if trees else root
     classes = _class_dirs(top)
     with_pictures = [d.name for d in classes if _pictures(d)]
     if not with_pictures:
-        raise ConfigError(recipe_path, "data.path", f"{top} holds no PNG or JPEG pictures in class sub-folders "
+        raise ConfigError(recipe_path, "data.path", f"{shown(top, PATH_LIMIT)}"
+                                                    " holds no PNG or JPEG pictures in class sub-folders "
                           "(expected <folder>/<class>/<picture>.png)")
     if len(with_pictures) < 2:
-        raise ConfigError(recipe_path, "data.path", f"{top} has pictures for one class only ({with_pictures[0]!r}); "
+        raise ConfigError(recipe_path, "data.path", f"{shown(top, PATH_LIMIT)}"
+                                                    f" has pictures for one class only ({with_pictures[0]!r}); "
                           "a classifier needs at least two class sub-folders")
     empty = [d.name for d in classes if d.name not in with_pictures]
     if empty:
@@ -93,10 +95,11 @@ def check(table: dict, recipe_path: Path) -> dict:
     if trees:
         unknown = [d.name for d in _class_dirs(trees["val"]) if d.name not in with_pictures]
         if unknown:
-            raise ConfigError(recipe_path, "data.path", f"{trees['val']} has classes that train/ lacks: "
+            raise ConfigError(recipe_path, "data.path", f"{shown(trees['val'], PATH_LIMIT)}"
+                                                        " has classes that train/ lacks: "
                               f"{', '.join(unknown[:5])}")
         if not _pictures(trees["val"]):
-            raise ConfigError(recipe_path, "data.path", f"{trees['val']} holds no pictures")
+            raise ConfigError(recipe_path, "data.path", f"{shown(trees['val'], PATH_LIMIT)} holds no pictures")
     elif not _files(out)["test"]:
         raise ConfigError(recipe_path, "data.val_fraction", "leaves no picture for evaluation; raise it or add "
                           "pictures")

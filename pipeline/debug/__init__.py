@@ -23,7 +23,7 @@ import torch
 from pipeline import data
 from pipeline.artifacts.artifact import Artifact
 from pipeline.artifacts.manifest import find_artifact, stage_data
-from pipeline.core.errors import UserError, artifact_failed
+from pipeline.core.errors import UserError, artifact_failed, shown
 from pipeline.layers import metrics, torch_layers
 from pipeline.runtimes.batched import run_artifact  # the artifact's own output, batched as evaluate runs it
 
@@ -45,7 +45,7 @@ def reference_model(art: Artifact, arts: dict[str, Artifact]) -> Artifact:
             if cur.quantization == "qat" and tuned:
                 nxt = tuned[0]
         if not nxt or nxt in seen or nxt not in arts:
-            raise UserError(f"{art.name}: no PyTorch model to compare its layers with (it was imported from "
+            raise UserError(f"{shown(art.name)}: no PyTorch model to compare its layers with (it was imported from "
                             f"{art.extra.get('imported_from', 'a file')}); debug needs a run that starts from a "
                             "PyTorch model")
         seen.add(nxt)
@@ -87,7 +87,8 @@ def _runtime_layers(art: Artifact, arts: dict[str, Artifact], x: np.ndarray) -> 
                 notes.append(f"layers: the PT2E program {program.name} that this .pte reproduces (the XNNPACK "
                              "delegate keeps no intermediate tensors); output: the .pte itself in ExecuTorch")
         return layers, run_artifact(art, x, threads=1), notes
-    raise UserError(f"{art.name}: a {art.format} artifact is the reference itself; debug an artifact made from it")
+    raise UserError(f"{shown(art.name)}: a {art.format} artifact is the reference itself; debug an artifact made "
+                    "from it")
 
 
 def _tflite_run(art: Artifact, arts: dict[str, Artifact], x: np.ndarray):
@@ -99,7 +100,7 @@ def _tflite_run(art: Artifact, arts: dict[str, Artifact], x: np.ndarray):
 
     source = arts.get(art.extra.get("source", ""))
     if source is None or source.format != "onnx":
-        raise UserError(f"{art.name}: the ONNX file it was converted from is not in the run; debug needs it to "
+        raise UserError(f"{shown(art.name)}: the ONNX file it was converted from is not in the run; debug needs it to "
                         "name TFLite tensors")
     model = onnx.load(source.path)
     found, _ = tflite_layers.run_with_intermediates(art.path, to_artifact_input(x, art), batch_size(art), model)
@@ -131,8 +132,8 @@ def _against_source(art: Artifact, arts: dict[str, Artifact], x: np.ndarray):
     from pipeline.runtimes import batch_size
 
     if art.format != "tflite":
-        raise UserError(f"{art.name}: --against source compares a TFLite file with the ONNX file it was converted "
-                        f"from; a {art.format} artifact has none (use the default, --against torch)")
+        raise UserError(f"{shown(art.name)}: --against source compares a TFLite file with the ONNX file it was "
+                        f"converted from; a {art.format} artifact has none (use the default, --against torch)")
     found, model, source, final, notes = _tflite_run(art, arts, x)
     nodes = {n.output[0]: n for n in model.graph.node if n.output}
     order = [t for t in nodes if t in found]

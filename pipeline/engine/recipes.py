@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import PATH_LIMIT, ConfigError, shown
 from pipeline.core.schema import validate
 from pipeline.engine.recipe_tables import COMMON, TOOL_TABLES
 from pipeline.recipe.config import Config
@@ -57,9 +57,10 @@ def _check_weights(path: Path, data: dict, spec: dict) -> None:
             raise ConfigError(path, "weights.path", "required when weights.source = 'state_dict'")
         wp = (path.parent / weights["path"]) if not Path(weights["path"]).is_absolute() else Path(weights["path"])
         if not wp.exists():
-            raise ConfigError(path, "weights.path", f"{wp} does not exist")
+            raise ConfigError(path, "weights.path", f"{shown(wp, PATH_LIMIT)} does not exist")
         if not wp.is_file():
-            raise ConfigError(path, "weights.path", f"{wp} is not a file (a state_dict saved with torch.save)")
+            raise ConfigError(path, "weights.path", f"{shown(wp, PATH_LIMIT)}"
+                                                    " is not a file (a state_dict saved with torch.save)")
     if weights["source"] == "pretrained" and not sources.source(spec["source"]).has_pretrained(spec):
         hint = (" (geffnet downloads its pretrained weights from the internet at run time, which cannot work "
                 "offline; train, or load a state_dict)") if spec["source"] == "package" else ""

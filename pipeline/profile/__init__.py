@@ -21,7 +21,7 @@ import torch
 
 from pipeline import data
 from pipeline.artifacts.manifest import find_artifact
-from pipeline.core.errors import UserError, artifact_failed
+from pipeline.core.errors import UserError, artifact_failed, shown
 
 FORMATS = ("pte", "tflite")
 
@@ -36,7 +36,7 @@ def profile(run_dir: Path, name: str, runs: int = 20, threads: int = 1) -> tuple
     start = time.perf_counter()
     manifest, _, art = find_artifact(run_dir, name, companions=False)
     if art.format not in FORMATS:
-        raise UserError(f"{art.name}: a {art.format} artifact cannot be profiled per operator; profile supports "
+        raise UserError(f"{shown(art.name)}: a {art.format} artifact cannot be profiled per operator; profile supports "
                         f"{' and '.join(f'.{f}' for f in FORMATS)} artifacts")
     torch.set_num_threads(threads)
     try:

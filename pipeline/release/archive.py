@@ -76,12 +76,6 @@ MAX_TOTAL_BYTES = 2 << 30
 MAX_SUMS_BYTES = 1 << 20
 
 
-def _shown(name: object) -> str:
-    """A member name as an error line shows it: names from outside may hold newlines or control characters."""
-    text = str(name)
-    return text if text.isprintable() else ascii(text)[1:-1]
-
-
 def _member_problem(member: tarfile.TarInfo, dest: Path) -> str | None:
     """Our rules, stricter than tarfile's "data" filter: no links at all, no sparse files, normal names only."""
     name = member.name
@@ -90,7 +84,7 @@ def _member_problem(member: tarfile.TarInfo, dest: Path) -> str | None:
     if ".." in PurePosixPath(name).parts or "\\" in name:
         return "path leaves the bundle ('..' or a backslash)"
     if member.issym() or member.islnk():
-        return f"{'symbolic' if member.issym() else 'hard'} link to {member.linkname!r}"
+        return f"{'symbolic' if member.issym() else 'hard'} link to {shown(repr(member.linkname))}"
     if not (member.isfile() or member.isdir()) or member.issparse():
         return "not a plain file or folder (device, fifo, sparse or other special file)"
     if not PurePosixPath(name).parts or str(PurePosixPath(name)) != name.rstrip("/"):  # "", ".", "a//b"
@@ -113,7 +107,7 @@ def _strict_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
     """The extraction filter: our rules, then tarfile's "data" filter (which also drops owners and odd modes)."""
     problem = _member_problem(member, Path(dest))
     if problem:
-        raise UserError(f"{_shown(member.name)}: refused: {problem}")
+        raise UserError(f"{shown(member.name)}: refused: {problem}")
     return tarfile.data_filter(member, dest)
 
 
@@ -127,15 +121,15 @@ def _read_headers(tar: tarfile.TarFile, dest: Path, label: str) -> tuple[list[ta
             raise UserError(f"{label}: more than {MAX_MEMBERS:,} members; refused")
         problem = _member_problem(m, dest)
         if problem:
-            raise UserError(f"{label}: {_shown(m.name)}: refused: {problem}")
+            raise UserError(f"{label}: {shown(m.name)}: refused: {problem}")
         total += m.size
         if total > MAX_TOTAL_BYTES:
-            raise UserError(f"{label}: {_shown(m.name)}: refused: the members add up to more than "
+            raise UserError(f"{label}: {shown(m.name)}: refused: the members add up to more than "
                             f"{MAX_TOTAL_BYTES:,} bytes")
         parts = PurePosixPath(m.name).parts
         if m.isfile() and len(parts) == 2 and parts[1] == checksums.FILE_NAME:
             if m.size > MAX_SUMS_BYTES:
-                raise UserError(f"{label}: {_shown(m.name)}: refused: {m.size:,} bytes is too big for a checksum "
+                raise UserError(f"{label}: {shown(m.name)}: refused: {m.size:,} bytes is too big for a checksum "
                                 "list")
             src = tar.extractfile(m)
             sums = src.read() if src is not None else b""
@@ -156,19 +150,19 @@ def _check_layout(members: list[tarfile.TarInfo], sums: bytes | None, label: str
     for m in members:
         for parent in PurePosixPath(m.name).parents:
             if str(parent) in files:
-                raise UserError(f"{label}: {_shown(m.name)}: refused: {_shown(parent)} is a file in this archive, "
+                raise UserError(f"{label}: {shown(m.name)}: refused: {shown(parent)} is a file in this archive, "
                                 "not a folder")
     top = tops.pop()
     if sums is None:
-        raise UserError(f"{label}: {top}/{checksums.FILE_NAME} missing")
+        raise UserError(f"{label}: {shown(top)}/{checksums.FILE_NAME} missing")
     listed = checksums.parse(sums.decode(errors="replace"), label)
     for name in sorted(files):
         rel = name[len(top) + 1:]
         if rel != checksums.FILE_NAME and rel not in listed:
-            raise UserError(f"{label}: {_shown(name)}: refused: not listed in {checksums.FILE_NAME}")
+            raise UserError(f"{label}: {shown(name)}: refused: not listed in {checksums.FILE_NAME}")
     for rel in listed:
         if f"{top}/{rel}" not in files:
-            raise UserError(f"{label}: {_shown(rel)}: listed in {checksums.FILE_NAME} but missing")
+            raise UserError(f"{label}: {shown(rel)}: listed in {checksums.FILE_NAME} but missing")
     return top
 
 

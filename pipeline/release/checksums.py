@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from pipeline.artifacts.artifact import sha256_file
-from pipeline.core.errors import UserError
+from pipeline.core.errors import UserError, shown
 
 FILE_NAME = "SHA256SUMS"
 _LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
@@ -36,7 +36,7 @@ def parse(content: str, label: str) -> dict[str, str]:
             raise UserError(f"{label}: {FILE_NAME}: line {i}: not '<sha256>  <path>'")
         digest, rel = m.groups()
         if rel in sums:
-            raise UserError(f"{label}: {FILE_NAME}: line {i}: {rel} listed twice")
+            raise UserError(f"{label}: {FILE_NAME}: line {i}: {shown(rel)} listed twice")
         sums[rel] = digest
     return sums
 
@@ -50,10 +50,10 @@ def check(root: Path, label: str) -> int:
     present = bundle_files(root)
     for rel in present:
         if rel not in sums:
-            raise UserError(f"{label}: {rel}: not listed in {FILE_NAME}")
+            raise UserError(f"{label}: {shown(rel)}: not listed in {FILE_NAME}")
     for rel, digest in sums.items():
         if rel not in present:
-            raise UserError(f"{label}: {rel}: listed in {FILE_NAME} but missing")
+            raise UserError(f"{label}: {shown(rel)}: listed in {FILE_NAME} but missing")
         if sha256_file(root / rel) != digest:
-            raise UserError(f"{label}: {rel}: sha256 mismatch")
+            raise UserError(f"{label}: {shown(rel)}: sha256 mismatch")
     return len(sums)

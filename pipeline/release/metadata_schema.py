@@ -18,7 +18,13 @@ from typing import Any
 from pipeline.core.errors import UserError
 
 SCHEMA = "phone-pipeline/bundle/1"
-MAX_SIDE = 4096  # pixels of a model input's side: bounds what preprocessing allocates for a bundle from outside
+# Bounds on what verify allocates for a bundle from outside, checked here before any picture is decoded: each sample
+# becomes one float32 input of height x width x channels values. A phone model takes tens to hundreds of pixels a
+# side and a release ships 16 samples, far inside these.
+MAX_SIDE = 4096  # pixels of a model input's side
+MAX_INPUT_VALUES = 1024 * 1024 * 3  # one sample's input: 12 MiB of float32
+MAX_SAMPLES = 64
+MAX_SAMPLE_VALUES = 16 * MAX_INPUT_VALUES  # every sample's input together: 192 MiB of float32
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -104,6 +110,10 @@ def _input(doc: _Doc, root: dict) -> dict:
         if not 0 < doc.get(spec, key, "input", int) <= MAX_SIDE:
             raise doc.fail(f"input.{key}", f"expected 1..{MAX_SIDE}")
     channels = doc.one_of(spec, "channels", "input", (1, 3))
+    size = spec["height"] * spec["width"] * channels
+    if size > MAX_INPUT_VALUES:
+        raise doc.fail("input", f"{spec['height']}x{spec['width']}x{channels} is {size:,} values per sample, more "
+                       f"than the {MAX_INPUT_VALUES:,} a bundle's input may have")
     for key in ("mean", "std"):
         values = doc.get(spec, key, "input", list)
         if len(values) != channels:
@@ -113,6 +123,16 @@ def _input(doc: _Doc, root: dict) -> dict:
                 raise doc.fail(f"input.{key}[{i}]", f"expected a {'positive ' if key == 'std' else ''}number, "
                                f"got {json_repr(v)}")
     return spec
+
+
+def _check_sample_budget(doc: _Doc, count: int, spec: dict) -> None:
+    """The samples' decoded inputs fit the limits above (checked on the numbers alone, before any decoding)."""
+    if count > MAX_SAMPLES:
+        raise doc.fail("samples", f"{count:,} samples, more than the {MAX_SAMPLES} a bundle may list")
+    values = count * spec["height"] * spec["width"] * spec["channels"]
+    if values > MAX_SAMPLE_VALUES:
+        raise doc.fail("samples", f"{count} samples of {spec['height']}x{spec['width']}x{spec['channels']} are "
+                       f"{values:,} input values, more than the {MAX_SAMPLE_VALUES:,} verify may decode")
 
 
 def _artifact(doc: _Doc, a: Any, path: str, spec: dict) -> None:
@@ -166,6 +186,7 @@ def validate_metadata(root: Any, label: str = "metadata.json") -> dict:
     samples = doc.get(root, "samples", "", list)
     if not samples:
         raise doc.fail("samples", "verify needs at least one sample")
+    _check_sample_budget(doc, len(samples), spec)
     for i, s in enumerate(samples):
         s = doc.obj(s, f"samples[{i}]")
         doc.relative_file(s, "file", f"samples[{i}]")

@@ -18,7 +18,7 @@ from PIL import Image
 from pipeline.artifacts.artifact import Artifact
 from pipeline.artifacts.preprocess import InputSpec, preprocess
 from pipeline.core import work_folders
-from pipeline.core.errors import ToolError
+from pipeline.core.errors import ToolError, shown
 from pipeline.core.proc import exit_description, last_line, python_module, run
 
 COUNT = 16
@@ -29,10 +29,10 @@ OUTPUTS_DIR = "samples/outputs"
 # (relative to the logits' scale). Dequantized int8 outputs may differ by one quantization step: scale * 1.001.
 FLOAT_RTOL = 1e-5
 
-# A sample picture is model-sized (tens to hundreds of pixels a side); a bigger one is refused from its header, before
-# PIL decodes it. PIL's own bomb check (Image.MAX_IMAGE_PIXELS, about 89 Mpixels) is kept as a second line, its
-# warning turned into an error.
-MAX_SAMPLE_PIXELS = 4096 * 4096
+# A sample picture is model-sized (tens to hundreds of pixels a side, the input at most 1024x1024, see
+# release/schema.py); a bigger one is refused from its header, before PIL decodes it. PIL's own bomb check
+# (Image.MAX_IMAGE_PIXELS, about 89 Mpixels) is kept as a second line, its warning turned into an error.
+MAX_SAMPLE_PIXELS = 2048 * 2048
 
 
 class SampleError(Exception):
@@ -65,19 +65,22 @@ def read_picture(path: Path, rel: str) -> np.ndarray:
             with Image.open(path) as image:
                 width, height = image.size
                 if width * height > MAX_SAMPLE_PIXELS:
-                    raise SampleError(f"{rel}: {width}x{height} pixels, more than the {MAX_SAMPLE_PIXELS:,} a sample "
-                                      "picture may have; refused before decoding")
+                    raise SampleError(f"{shown(rel)}: {width}x{height} pixels, more than the {MAX_SAMPLE_PIXELS:,} a "
+                                      "sample picture may have; refused before decoding")
                 return np.asarray(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # PIL's check, at open
-        raise SampleError(f"{rel}: refused before decoding: {exc}") from None
+        raise SampleError(f"{shown(rel)}: refused before decoding: {exc}") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:  # PIL's UnidentifiedImageError is an OSError
-        raise SampleError(f"{rel}: unreadable sample picture ({exc})") from None
+        raise SampleError(f"{shown(rel)}: unreadable sample picture ({exc})") from None
 
 
 def inputs(root: Path, samples: list[dict], spec: InputSpec) -> np.ndarray:
-    """float32 N x C x H x W: each sample PNG through the reference preprocessing."""
-    return np.concatenate([preprocess(read_picture(root / s["file"], s["file"]), spec, layout="NCHW")
-                           for s in samples])
+    """float32 N x C x H x W: each sample PNG through the reference preprocessing, decoded one at a time into the
+    one array (for a bundle from outside, its size was bounded by the metadata schema before this is called)."""
+    x = np.empty((len(samples), spec.channels, spec.height, spec.width), dtype=np.float32)
+    for i, s in enumerate(samples):
+        x[i] = preprocess(read_picture(root / s["file"], s["file"]), spec, layout="NCHW")[0]
+    return x
 
 
 MAX_OUTPUTS_PER_SAMPLE = 1 << 22  # a detector's boxes or a segmenter's mask, not a memory bomb
@@ -92,19 +95,19 @@ def read_outputs(path: Path, rel: str, shape: tuple[int, int]) -> np.ndarray:
         with path.open("rb") as f:
             version = fmt.read_magic(f)
             if version not in ((1, 0), (2, 0)):
-                raise SampleError(f"{rel}: .npy format {version[0]}.{version[1]}; expected 1.0 or 2.0")
+                raise SampleError(f"{shown(rel)}: .npy format {version[0]}.{version[1]}; expected 1.0 or 2.0")
             header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
             declared, fortran, dtype = header(f)
             data_bytes = path.stat().st_size - f.tell()
     except (OSError, ValueError) as exc:
-        raise SampleError(f"{rel}: unreadable recorded outputs ({exc})") from None
+        raise SampleError(f"{shown(rel)}: unreadable recorded outputs ({exc})") from None
     per_sample = int(np.prod(declared[1:], dtype=np.int64)) if len(declared) > 1 else 0
     if (len(declared) < 2 or declared[0] != shape[0] or not 0 < per_sample <= MAX_OUTPUTS_PER_SAMPLE
             or dtype != np.dtype("<f4") or fortran):
-        raise SampleError(f"{rel}: declares {dtype} {list(declared)}{' (Fortran order)' if fortran else ''}; "
+        raise SampleError(f"{shown(rel)}: declares {dtype} {list(declared)}{' (Fortran order)' if fortran else ''}; "
                           f"expected float32 {list(shape)} (one row per sample, one column per class)")
     if data_bytes != shape[0] * per_sample * 4:
-        raise SampleError(f"{rel}: {data_bytes:,} data bytes, the header declares {shape[0] * per_sample * 4:,}")
+        raise SampleError(f"{shown(rel)}: {data_bytes:,} data bytes, the header declares {shape[0] * per_sample * 4:,}")
     return np.load(path, allow_pickle=False)
 
 

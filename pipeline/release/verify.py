@@ -17,7 +17,7 @@ import numpy as np
 from pipeline.artifacts.artifact import Artifact, sha256_file
 from pipeline.artifacts.preprocess import InputSpec
 from pipeline.core import bounded_json, work_folders
-from pipeline.core.errors import UserError
+from pipeline.core.errors import UserError, shown
 from pipeline.release import archive, checksums, samples
 from pipeline.release.metadata_schema import validate_metadata
 
@@ -50,7 +50,7 @@ class Verdict:
 def _refuse_special_files(root: Path, label: str) -> None:
     for p in sorted(root.rglob("*")):
         if p.is_symlink() or not (p.is_file() or p.is_dir()):
-            raise UserError(f"{label}: {p.relative_to(root).as_posix()}: refused: not a plain file or folder")
+            raise UserError(f"{label}: {shown(p.relative_to(root).as_posix())}: refused: not a plain file or folder")
 
 
 METADATA_MAX_BYTES = 4 << 20
@@ -74,15 +74,15 @@ class Contents:
 def _check_model_file(root: Path, entry: dict, label: str) -> None:
     path = root / entry["file"]
     if not path.is_file():
-        raise UserError(f"{label}: {entry['file']}: missing")
+        raise UserError(f"{label}: {shown(entry['file'])}: missing")
     if sha256_file(path) != entry["sha256"]:
-        raise UserError(f"{label}: {entry['file']}: sha256 differs from metadata.json")
+        raise UserError(f"{label}: {shown(entry['file'])}: sha256 differs from metadata.json")
 
 
 def _recorded_outputs(root: Path, entry: dict, shape: tuple[int, int], label: str) -> np.ndarray:
     rel = entry["sample_outputs"]
     if not (root / rel).is_file():
-        raise UserError(f"{label}: {rel}: missing")
+        raise UserError(f"{label}: {shown(rel)}: missing")
     try:
         return samples.read_outputs(root / rel, rel, shape)
     except samples.SampleError as exc:
@@ -91,27 +91,29 @@ def _recorded_outputs(root: Path, entry: dict, shape: tuple[int, int], label: st
 
 def check_contents(root: Path, label: str) -> Contents:
     """Everything `verify` checks short of running the models: plain files and folders only, SHA256SUMS,
-    metadata.json (bounded, against its schema), each model's sha256, the sample pictures (decoded within limits)
-    and the recorded outputs (headers checked before reading). Raises UserError with one line."""
+    metadata.json (bounded, against its schema: input size and sample count too), each model's sha256, the recorded
+    outputs (headers checked before reading), then the sample pictures (decoded one at a time, within limits).
+    Raises UserError with one line."""
     _refuse_special_files(root, label)
     files = checksums.check(root, label)
     meta = _read_metadata(root, label)
     for s in meta["samples"]:
         if not (root / s["file"]).is_file():
-            raise UserError(f"{label}: {s['file']}: missing")
+            raise UserError(f"{label}: {shown(s['file'])}: missing")
+    recorded = {}
+    for entry in meta["artifacts"]:  # every cheap check before the pictures are decoded
+        _check_model_file(root, entry, label)
+        rows = (len(meta["samples"]), meta["output"]["classes"])
+        recorded[entry["name"]] = _recorded_outputs(root, entry, rows, label)
     try:
         x = samples.inputs(root, meta["samples"], InputSpec.from_dict(meta["input"]))
     except samples.SampleError as exc:
         raise UserError(f"{label}: {exc}") from None
-    recorded = {}
-    for entry in meta["artifacts"]:
-        _check_model_file(root, entry, label)
-        recorded[entry["name"]] = _recorded_outputs(root, entry, (len(x), meta["output"]["classes"]), label)
     return Contents(files, meta, x, recorded)
 
 
 def _run_artifact(root: Path, entry: dict, contents: Contents, label: str) -> ArtifactCheck:
-    where = f"{label}: {entry['file']}"
+    where = f"{label}: {shown(entry['file'])}"
     art = Artifact(entry["name"], str(root / entry["file"]), entry["format"], entry["precision"], entry["layout"],
                    tuple(entry["input_shape"]), entry["input_dtype"], entry["input_quantization"],
                    entry["output_quantization"], entry["sha256"])
@@ -121,7 +123,7 @@ def _run_artifact(root: Path, entry: dict, contents: Contents, label: str) -> Ar
     except samples.ArtifactRunError as exc:  # the runtime refused or died on the file: its own words
         raise UserError(f"{where}: the {entry['format']} runtime cannot run it ({exc})") from None
     if got.shape != want.shape:
-        raise UserError(f"{label}: {entry['sample_outputs']}: shape {list(want.shape)}, the artifact gives "
+        raise UserError(f"{label}: {shown(entry['sample_outputs'])}: shape {list(want.shape)}, the artifact gives "
                         f"{list(got.shape)}")
     diff = float(np.max(np.abs(got - want))) if got.size else 0.0
     allowed = samples.allowed_difference(want, entry["output_quantization"])
@@ -140,7 +142,7 @@ def verify_tree(root: Path, label: str) -> Verdict:
 
 def verify(bundle: Path) -> Verdict:
     """Verify a bundle given as a .tar.gz or a folder; raises UserError with one line on the first problem."""
-    label = f"verify: {bundle.name}"
+    label = f"verify: {shown(bundle.name)}"
     if bundle.is_dir():
         return verify_tree(bundle, label)
     if not bundle.is_file():

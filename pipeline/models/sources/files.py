@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import PATH_LIMIT, ConfigError, shown
 from pipeline.models.sources import ModelSource
 
 MAX_BYTES = 2 << 30  # protobuf cannot hold more in one ONNX file; no phone model is near it
@@ -23,11 +23,11 @@ def _check(kind: str, suffixes: tuple[str, ...]):
         path = Path(table["path"])
         path = path if path.is_absolute() else recipe_path.parent / path
         if not path.is_file():
-            raise ConfigError(recipe_path, "model.path", f"{path} is not a file")
+            raise ConfigError(recipe_path, "model.path", f"{shown(path, PATH_LIMIT)} is not a file")
         if path.suffix.lower() not in suffixes:
-            raise ConfigError(recipe_path, "model.path", f"{path.name} does not end in {' or '.join(suffixes)}")
+            raise ConfigError(recipe_path, "model.path", f"{shown(path.name)} does not end in {' or '.join(suffixes)}")
         if path.stat().st_size > MAX_BYTES:
-            raise ConfigError(recipe_path, "model.path", f"{path} is larger than 2 GB")
+            raise ConfigError(recipe_path, "model.path", f"{shown(path, PATH_LIMIT)} is larger than 2 GB")
         shape = input_shape(kind, path, recipe_path)
         return {"source": kind, "path": str(path.resolve()), "input_shape": shape, "layout": _layout(kind, shape),
                 "recipe": str(recipe_path)}
@@ -50,15 +50,17 @@ def input_shape(kind: str, path: Path, recipe_path: Path) -> list[int]:
 
             dims = [int(d) for d in Interpreter(model_path=str(path)).get_input_details()[0]["shape"]]
     except Exception as exc:  # a damaged or foreign file: any parser error
-        raise ConfigError(recipe_path, "model.path", f"{path} is not a readable {kind} model: {type(exc).__name__}: "
+        raise ConfigError(recipe_path, "model.path", f"{shown(path, PATH_LIMIT)}"
+                                                     f" is not a readable {kind} model: {type(exc).__name__}: "
                           f"{(str(exc).splitlines() or [''])[0][:120]}") from None
     if len(dims) != 4:
-        raise ConfigError(recipe_path, "model.path", f"{path.name}: input of shape {dims}; the pipeline takes "
+        raise ConfigError(recipe_path, "model.path", f"{shown(path.name)}: input of shape {dims}; the pipeline takes "
                           "image models with one 4-D input (batch, channels, height, width in some order)")
     if dims[0] in (0, -1):
         dims[0] = 1
     if any(d <= 0 for d in dims[1:]):
-        raise ConfigError(recipe_path, "model.path", f"{path.name}: input shape {dims} has free dimensions besides "
+        raise ConfigError(recipe_path, "model.path", f"{shown(path.name)}"
+                                                     f": input shape {dims} has free dimensions besides "
                           "the batch; export the model with a fixed input size")
     return dims
 

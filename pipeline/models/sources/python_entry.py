@@ -19,7 +19,7 @@ from types import ModuleType
 
 import torch.nn as nn
 
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import PATH_LIMIT, ConfigError, shown
 from pipeline.models.sources import ModelSource
 from pipeline.models.sources.settings import check_settings
 
@@ -47,7 +47,7 @@ def _import_file(path: Path, recipe_path: Path) -> ModuleType:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ConfigError(recipe_path, "model.entry", f"{path} cannot be imported as a Python file")
+        raise ConfigError(recipe_path, "model.entry", f"{shown(path, PATH_LIMIT)} cannot be imported as a Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     sys.path.insert(0, str(path.parent))
@@ -55,10 +55,12 @@ def _import_file(path: Path, recipe_path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
         sys.modules.pop(name, None)
-        raise ConfigError(recipe_path, "model.entry", f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
+        raise ConfigError(recipe_path, "model.entry", f"{shown(path, PATH_LIMIT)}"
+                                                      f":{exc.lineno}: syntax error: {exc.msg}") from None
     except Exception as exc:  # the user's module may fail to import in any way
         sys.modules.pop(name, None)
-        raise ConfigError(recipe_path, "model.entry", f"importing {path} failed: {type(exc).__name__}: "
+        raise ConfigError(recipe_path, "model.entry", f"importing {shown(path, PATH_LIMIT)}"
+                                                      f" failed: {type(exc).__name__}: "
                           f"{(str(exc).splitlines() or [''])[0][:160]}") from None
     finally:
         if sys.path and sys.path[0] == str(path.parent):
@@ -104,7 +106,7 @@ def check(table: dict, recipe_path: Path) -> dict:
     if _is_file_form(target):
         path = Path(target) if Path(target).is_absolute() else recipe_path.parent / target
         if not path.is_file():
-            raise ConfigError(recipe_path, "model.entry", f"{path} is not a file ({FORMS})")
+            raise ConfigError(recipe_path, "model.entry", f"{shown(path, PATH_LIMIT)} is not a file ({FORMS})")
         spec["file"] = str(path.resolve())
     else:
         spec["module"] = target
