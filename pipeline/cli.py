@@ -183,28 +183,14 @@ def _cmd_release(args: argparse.Namespace) -> int:
     archive.source_date_epoch()  # a bad SOURCE_DATE_EPOCH is refused before the run (and torch's import), not after
 
     from pipeline.core import log
-    from pipeline.debug import explain_gate_failures
-    from pipeline.engine import runner
     from pipeline.engine.recipes import load_recipe
     from pipeline.recipe.targets import load_target
-    from pipeline.release import bundle
+    from pipeline.release.make import release as make_release
 
     log.setup(args.verbose)
     recipe, target = load_recipe(args.recipe), load_target(args.target)
-    build_dir, ship = Path(args.build_dir), None
-    if args.search:  # the search's chosen trial: its settings, its final run folder, only its artifact
-        from pipeline.search import chosen_run, overrides_of
-
-        final, run_dir = chosen_run(build_dir, recipe, target)
-        sets, target_sets = overrides_of(final)
-        recipe, target = load_recipe(args.recipe, sets), load_target(args.target, target_sets)
-        opts = runner.RunOptions(build_dir=build_dir, threads=args.threads, no_gates=True, run_dir=run_dir,
-                                 explain=explain_gate_failures, overrides={"recipe": sets, "target": target_sets})
-        run_dir, ship = runner.run(recipe, target, opts), final["artifact"]
-    else:
-        opts = runner.RunOptions(build_dir=build_dir, threads=args.threads, explain=explain_gate_failures)
-        run_dir = runner.run(recipe, target, opts)
-    release = bundle.build(run_dir, recipe, Path(args.out) if args.out else build_dir / "release", ship)
+    release = make_release(recipe, target, Path(args.build_dir), Path(args.out) if args.out else None, args.threads,
+                           search=args.search)
     print(f"bundle {release.directory} ships {', '.join(release.artifacts)}")
     print(release.archive)
     return 0

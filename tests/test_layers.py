@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("stages",),
     ("engine",),
     ("debug", "profile", "search", "release", "android", "starter", "evidence"),
-    ("cli", "__main__", "__init__", "bootstrap"),
+    ("cli", "api", "__main__", "__init__", "bootstrap"),
 )
 LAYER_OF = {room: level for level, rooms in enumerate(LAYERS) for room in rooms}
 CONTRACT = "stages.contract"  # the stage contract lives beside the stages; every stage imports it

@@ -29,6 +29,22 @@ class GateError(UserError):
     exit_code = 3
 
 
+class PipelineError(Exception):
+    """What the Python API raises for everything the CLI refuses with exit 2 or 3: `message` is the CLI's line
+    (without 'error: '), `key` the recipe key it names (or ""), `file` the file it names (or ""), `exit_code` the
+    CLI's (3 for a failed gate)."""
+
+    def __init__(self, message: str, key: str = "", file: str = "", exit_code: int = 2):
+        super().__init__(message)
+        self.message, self.key, self.file, self.exit_code = message, key, file, exit_code
+
+    @classmethod
+    def of(cls, exc: UserError) -> PipelineError:
+        """The API's form of a refusal: the same line the CLI prints."""
+        line = message_line(exc).removeprefix("error: ")
+        return cls(line, getattr(exc, "key", ""), getattr(exc, "path", ""), exc.exit_code)
+
+
 class StageCrash(Exception):
     """An unexpected exception inside a stage (a bug, not a user mistake): the cause is chained as __cause__."""
 

@@ -36,12 +36,13 @@ class ModelSource:
 
 
 def _sources() -> dict[str, ModelSource]:
-    from pipeline.models.sources import files, package, python_entry, registry
+    from pipeline.models.sources import files, module_object, package, python_entry, registry
 
-    return {s.name: s for s in (registry.SOURCE, python_entry.SOURCE, package.SOURCE, files.ONNX, files.TFLITE)}
+    return {s.name: s for s in (registry.SOURCE, python_entry.SOURCE, package.SOURCE, files.ONNX, files.TFLITE,
+                                module_object.SOURCE)}
 
 
-SOURCE_NAMES = ("registry", "python", "package", "onnx", "tflite")
+SOURCE_NAMES = ("registry", "python", "package", "onnx", "tflite", "object")
 
 
 def source(name: str) -> ModelSource:
@@ -49,7 +50,7 @@ def source(name: str) -> ModelSource:
 
 
 USES = {"registry": ("arch", "settings"), "python": ("entry", "settings"), "package": ("package", "arch", "settings"),
-        "onnx": ("path",), "tflite": ("path",)}
+        "onnx": ("path",), "tflite": ("path",), "object": ("path",)}
 
 
 def check(table: dict, recipe_path: Path) -> dict:
@@ -102,6 +103,8 @@ def describe(spec: dict) -> str:
         return f"{spec['package']} architecture {spec['arch']!r}"
     if kind in ("onnx", "tflite"):
         return f"{kind} file {spec['path']}"
+    if kind == "object":
+        return f"the module given to the Python API ({Path(spec['path']).stem[:12]})"
     return f"architecture {spec['arch']!r}"
 
 

@@ -1,0 +1,273 @@
+"""The Python API: your `nn.Module` (or an .onnx/.tflite file) in, validated artifacts and their numbers out.
+
+The same stages, cache, gates and reports as `phone-pipeline run` (one pipeline, two doors): `run` writes the recipe
+it assembled to `<build_dir>/api/recipes/<name>.toml` and runs that file, so every run from Python can be repeated
+from the shell. A module defined in a notebook cell travels as a cloudpickle file named after a fingerprint of its
+code and weights (pipeline/api/modules.py): running the same cell again does no work, and changing a weight, the
+class's code or a setting re-runs what depends on it. Every refusal is a `PipelineError` carrying the line the CLI
+prints, never `SystemExit`.
+
+Example (a notebook or a script; nothing here needs an `if __name__ == "__main__"` guard)::
+
+    >>> import torch.nn as nn
+    >>> from pipeline.api import run
+    >>> net = nn.Sequential(nn.Conv2d(1, 16, 3, stride=2), nn.BatchNorm2d(16), nn.ReLU(),
+    ...                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+    >>> result = run(net, "fashion-mnist", train={"epochs": 1}, quantize={"methods": ["ptq"]})  # doctest: +SKIP
+    >>> print(result.table())                                                                   # doctest: +SKIP
+    >>> result.best(max_drop=1.0)                                                               # doctest: +SKIP
+
+Importing this module is cheap (no torch, TensorFlow or ExecuTorch): they load when a stage needs them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pipeline.api.data_sources import ImageFolder, data_table
+from pipeline.api.results import ArtifactResult, Run, Search
+from pipeline.core.errors import PipelineError, UserError
+
+__all__ = ["run", "search", "release", "debug", "profile", "Run", "Search", "ArtifactResult", "ImageFolder",
+           "PipelineError"]
+
+DEFAULT_RECIPE = "fashion-mnist-mobilenetv2"  # the compression settings a module gets when no recipe is given
+_PATH_KEYS = (("model", "path"), ("weights", "path"), ("data", "path"))
+
+
+def run(model: Any, data: Any = "fashion-mnist", target: str = "host", recipe: str | Path | dict | None = None, *,
+        build_dir: str | Path = "build", gates: bool = True, threads: int | None = None, force: bool = False,
+        **settings: dict) -> Run:
+    """Train (or load), compress, convert, validate and benchmark `model` on `target`; returns the finished Run.
+
+    `model`: an `nn.Module` (trained by the recipe's [train] unless `weights={"source": "pretrained"}`, which keeps
+    its weights), a recipe's [model] table as a dict, or the path of an .onnx or .tflite file. `data`: a bundled data
+    set's name, `ImageFolder(path)`, or a [data] table. `recipe`: a recipe name or file, or a recipe as a dict;
+    without one, a module gets the default recipe's settings (pruning 2x, PTQ and QAT) and a file gets none.
+    `settings`: recipe tables to change, e.g. `prune={"macs_factor": 3.0}, quantize={"methods": ["ptq"]}`.
+    A failed gate raises PipelineError (exit_code 3) after the report is written; `gates=False` finishes anyway.
+
+    >>> from pipeline.api import run
+    >>> result = run("model.onnx", "photos")   # doctest: +SKIP
+    """
+    with _refusals(), _console_log():
+        from pipeline.engine import runner
+        from pipeline.recipe.targets import load_target
+
+        build = Path(build_dir)
+        loaded = _recipe(model, data, recipe, settings, build)
+        target_config = load_target(target)
+        opts = runner.RunOptions(build_dir=build, no_gates=not gates, threads=threads, force=force,
+                                 explain=_explainer())
+        return Run(runner.run(loaded, target_config, opts))
+
+
+def search(model: Any, data: Any = "fashion-mnist", target: str = "host", recipe: str | Path | dict | None = None,
+           *, build_dir: str | Path = "build", trials: int | None = None, workers: int = 1,
+           **settings: dict) -> Search:
+    """The best compression settings for `model` under the recipe's [search] budget, measured on `target`.
+
+    >>> from pipeline.api import search
+    >>> found = search(net, "fashion-mnist", trials=6)   # doctest: +SKIP
+    >>> found.choice["settings"], found.run.best()        # doctest: +SKIP
+    """
+    with _refusals(), _console_log():
+        from pipeline.recipe.targets import load_target
+        from pipeline.search import SearchOptions, run_search
+
+        build = Path(build_dir)
+        loaded = _recipe(model, data, recipe, settings, build)
+        opts = SearchOptions(build_dir=build, workers=workers, trials=trials)
+        return Search(run_search(loaded, load_target(target), opts))
+
+
+def release(run_or_search: Run | Search, target: str | None = None, *, out: str | Path | None = None) -> Path:
+    """Bundle what `run_or_search` made (for a Search: its chosen trial's artifact); returns the .tar.gz path.
+
+    >>> from pipeline.api import release
+    >>> release(result)   # doctest: +SKIP
+    PosixPath('build/release/....tar.gz')
+    """
+    with _refusals(), _console_log():
+        from pipeline.engine.recipes import load_recipe
+        from pipeline.recipe.targets import load_target
+        from pipeline.release.make import release as make_release
+
+        done = run_or_search.run if isinstance(run_or_search, Search) else run_or_search
+        if done is None:
+            raise PipelineError("release: the search chose no trial, so there is nothing to bundle")
+        manifest = _manifest(done)
+        recipe = load_recipe(manifest["recipe"]["path"])
+        target_config = load_target(target or manifest["target"]["path"])
+        build = _build_dir_of(done, recipe.name, target_config.name)
+        made = make_release(recipe, target_config, build, Path(out) if out else None,
+                            search=isinstance(run_or_search, Search))
+        return made.archive
+
+
+def debug(run: Run, artifact: str, *, against: str = "torch", samples: int | None = None) -> dict:
+    """Which layer broke it: `artifact`'s layers against its PyTorch model (`against="source"`: a TFLite file
+    against the ONNX file it came from). Returns the page's data (`first_divergent_layer`, `layers`, ...) with its
+    `page` path.
+
+    >>> from pipeline.api import debug
+    >>> debug(result, "tflite-pruned-int8-ptq")["first_divergent_layer"]   # doctest: +SKIP
+    """
+    import json
+
+    with _refusals(), _console_log():
+        from pipeline.debug import SAMPLES
+        from pipeline.debug import debug as debug_page
+
+        page = debug_page(run.folder, artifact, samples=samples or SAMPLES, against=against)
+        return {**json.loads(page.with_suffix(".json").read_text()), "page": page}
+
+
+def profile(run: Run, artifact: str, *, runs: int = 20, threads: int = 1) -> dict:
+    """Where `artifact`'s time goes, operator by operator (.pte: measured per operator; .tflite: its operators).
+
+    >>> from pipeline.api import profile
+    >>> profile(result, "pte-fp32")["profile"]   # doctest: +SKIP
+    """
+    with _refusals(), _console_log():
+        from pipeline.profile import profile as profile_page
+
+        page, record = profile_page(run.folder, artifact, runs=runs, threads=threads)
+        return {**record, "page": page}
+
+
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """Every refusal of the pipeline as a PipelineError with the CLI's line."""
+    try:
+        yield
+    except UserError as exc:
+        raise PipelineError.of(exc) from None
+
+
+@contextlib.contextmanager
+def _console_log() -> Iterator[None]:
+    """The pipeline's progress lines on stderr for this call, unless the caller configured logging themselves
+    (importing configures nothing)."""
+    log = logging.getLogger("pipeline")
+    if log.handlers or logging.getLogger().handlers:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    level, propagate = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False  # a library that configures the root logger during the run must not print lines twice
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate
+
+
+def _explainer():
+    from pipeline.debug import explain_gate_failures
+
+    return explain_gate_failures
+
+
+def _manifest(done: Run) -> dict:
+    import json
+
+    return json.loads((done.folder / "manifest.json").read_text())
+
+
+def _build_dir_of(done: Run, recipe: str, target: str) -> Path:
+    """The build folder a run folder belongs to (build/runs/<recipe>__<target>), or the default one."""
+    folder = done.folder.resolve()
+    return folder.parent.parent if folder.parent.name == "runs" and folder.name == f"{recipe}__{target}" \
+        else Path("build")
+
+
+def _recipe(model: Any, data: Any, recipe: str | Path | dict | None, settings: dict, build: Path):
+    """The recipe for this call, written as a file under `build`/api/recipes and loaded like any recipe."""
+    import tomli_w
+
+    from pipeline.artifacts.artifact import atomic_write_bytes
+    from pipeline.engine.recipes import load_recipe
+
+    raw, name = _base(model, recipe)
+    raw["model"], model_name = _model_table(model, build)
+    raw["data"] = {**raw.get("data", {}), **data_table(data)}
+    for table, values in settings.items():
+        if not isinstance(values, dict):
+            raise PipelineError(f"{table}={values!r}: a recipe setting is a table, e.g. {table}={{...}}", key=table)
+        raw[table] = _merged(raw.get(table, {}), values)
+    raw.setdefault("recipe", {})["name"] = name or model_name
+    path = build.resolve() / "api" / "recipes" / f"{raw['recipe']['name']}.toml"
+    text = tomli_w.dumps(raw).encode()
+    if not path.is_file() or path.read_bytes() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, text)
+    return load_recipe(str(path))
+
+
+def _base(model: Any, recipe: str | Path | dict | None) -> tuple[dict, str | None]:
+    """The recipe to start from (a copy, its relative paths made absolute) and its name, if it has one."""
+    from pipeline.recipe.files import RECIPES_DIR, read_toml, resolve
+
+    if isinstance(recipe, dict):
+        return copy.deepcopy(recipe), recipe.get("recipe", {}).get("name")
+    if recipe is None and _is_file_model(model):
+        return {}, None
+    path = resolve(str(recipe or DEFAULT_RECIPE), RECIPES_DIR, "recipe")
+    raw = read_toml(path)
+    for table, key in _PATH_KEYS:
+        value = raw.get(table, {}).get(key)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            raw[table][key] = str((path.parent / value).resolve())
+    entry = raw.get("model", {}).get("entry", "")
+    if isinstance(entry, str) and ".py:" in entry and not Path(entry.split(":")[0]).is_absolute():
+        raw["model"]["entry"] = str((path.parent / entry.split(":")[0]).resolve()) + ":" + entry.split(":", 1)[1]
+    return raw, (None if recipe is None else raw.get("recipe", {}).get("name"))
+
+
+def _is_file_model(model: Any) -> bool:
+    return isinstance(model, str | Path) and Path(model).suffix.lower() in (".onnx", ".tflite")
+
+
+def _model_table(model: Any, build: Path) -> tuple[dict, str]:
+    """The [model] table for `model`, and a recipe name that says what it is."""
+    if _is_file_model(model):
+        path = Path(model).resolve()
+        return {"source": path.suffix.lower().lstrip("."), "path": str(path)}, _safe(path.stem)
+    if isinstance(model, dict):
+        return dict(model), _safe(str(model.get("arch") or model.get("entry") or "model").split(":")[-1])
+    try:
+        import torch.nn as nn
+    except ImportError:  # pragma: no cover - torch is in the lock
+        nn = None
+    if nn is not None and isinstance(model, nn.Module):
+        from pipeline.api.modules import store
+
+        path, digest = store(model, build.resolve() / "api" / "modules")
+        return {"source": "object", "path": str(path)}, f"{_safe(type(model).__name__)}-{digest[:10]}"
+    raise PipelineError(f"model: a {type(model).__name__} is not a model; give an nn.Module, a [model] table as a "
+                        "dict, or the path of an .onnx or .tflite file", key="model")
+
+
+def _safe(text: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-.").lower()[:60]
+    return name if name and name[0].isalnum() else f"model-{name}".rstrip("-")
+
+
+def _merged(base: dict, changes: dict) -> dict:
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = _merged(out.get(key, {}), value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+            else value
+    return out
