@@ -27,6 +27,9 @@ EXAMPLES = """examples:
   phone-pipeline verify build/release/fashion-mnist-mobilenetv2-0.1.0-host.tar.gz
 """
 
+RUN_RECIPE_HELP = ("the recipe the run was made with (name or .toml path), to rebuild its model and data; default: "
+                   "the bundled recipe the manifest names, if unchanged (a run folder never chooses code to import)")
+
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline import log, runner
@@ -101,7 +104,7 @@ def _cmd_debug(args: argparse.Namespace) -> int:
     from pipeline.debug import debug
 
     page = debug(Path(args.run_dir), args.artifact, samples=args.samples, min_sqnr_db=args.min_sqnr,
-                 against=args.against)
+                 against=args.against, recipe=args.recipe)
     result = json.loads(page.with_suffix(".json").read_text())
     first, worst, sqnr = result["first_divergent_layer"], result["worst_layer"], result["worst_sqnr_db"]
     if (page.parent.parent / "report.json").exists():
@@ -118,7 +121,8 @@ def _cmd_debug(args: argparse.Namespace) -> int:
 def _cmd_profile(args: argparse.Namespace) -> int:
     from pipeline.profile import profile
 
-    page, result = profile(Path(args.run_dir), args.artifact, runs=args.runs, threads=args.threads)
+    page, result = profile(Path(args.run_dir), args.artifact, runs=args.runs, threads=args.threads,
+                           recipe=args.recipe)
     if result["runtime"] == "executorch":
         top = ", ".join(f"{k['kernel']} {k['share']:.0%}" for k in result["kernels"][:3])
         print(f"{args.artifact}: execute p50 {result['execute_p50_ms']:.3f} ms over {result['runs']} runs, "
@@ -279,6 +283,7 @@ def parser() -> argparse.ArgumentParser:
                      "(default by precision: fp32 60, fp16 35, int8 15)")
     dbg.add_argument("--against", choices=("torch", "source"), default="torch", help="torch: the PyTorch model "
                      "(default); source: a TFLite file against the ONNX file it was converted from")
+    dbg.add_argument("--recipe", help=RUN_RECIPE_HELP)
     dbg.set_defaults(func=_cmd_debug)
     prof = sub.add_parser("profile", help="where an artifact's time goes, operator by operator: .pte with "
                           "ExecuTorch's ETDump, .tflite as LiteRT's op table (writes RUN_DIR/profile/ARTIFACT.md, "
@@ -287,6 +292,7 @@ def parser() -> argparse.ArgumentParser:
     prof.add_argument("artifact", help="a .pte or .tflite artifact name from the run's report, e.g. pte-int8-ptq")
     prof.add_argument("--runs", type=_positive_int, default=20, help="timed runs of a .pte (default 20)")
     prof.add_argument("--threads", type=_positive_int, default=1, help="XNNPACK threads (default 1)")
+    prof.add_argument("--recipe", help=RUN_RECIPE_HELP)
     prof.set_defaults(func=_cmd_profile)
     rel = sub.add_parser("release", help="run the pipeline (cached), then bundle the chosen artifacts for a target")
     rel.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe name (pipeline/recipes) or path to a .toml")

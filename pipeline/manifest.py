@@ -7,7 +7,9 @@ from typing import Any
 
 from pipeline import bounded_json
 from pipeline.artifact import Artifact
-from pipeline.errors import UserError
+from pipeline.errors import UserError, shown
+from pipeline.names import HINT as NAME_HINT
+from pipeline.names import is_safe_name
 
 # What readers of a manifest (the report) rely on: key path -> type. A file without these is not a run manifest.
 _TOP = {"created": str, "recipe.name": str, "recipe.path": str, "recipe.sha256": str, "recipe.settings": dict,
@@ -30,15 +32,40 @@ def _check(doc: Any, required: dict, where: str, path: Path) -> None:
                             "(rerun the pipeline to write one)")
 
 
+def _name(value: Any, key: str, path: Path) -> None:
+    """A manifest field that becomes part of a path (a page named after an artifact) must be one safe component."""
+    if not isinstance(value, str) or not is_safe_name(value):
+        raise UserError(f"{path}: {key}: {shown(value)!r} is not a name ({NAME_HINT}); not a run manifest this "
+                        "pipeline wrote (rerun the pipeline to write one)")
+
+
+def _file_path(value: Any, key: str, path: Path) -> None:
+    """A manifest field that is opened as a file: text a path can hold (no NUL or other control character)."""
+    if not isinstance(value, str) or not value or not value.isprintable():
+        raise UserError(f"{path}: {key}: {shown(value)!r} is not a file path; not a run manifest this pipeline "
+                        "wrote (rerun the pipeline to write one)")
+
+
 def load(path: Path) -> dict:
     """A run's manifest.json, read within bounds and checked for what readers rely on; UserError naming the file
-    and the key otherwise (a garbage file, one without `stages`, one from another tool)."""
+    and the key otherwise (a garbage file, one without `stages`, one from another tool, a name that would climb out
+    of the run folder)."""
     doc = bounded_json.load(path, str(path))
     _check(doc, _TOP, "", path)
+    _name(doc["recipe"]["name"], "recipe.name", path)
+    _name(doc["target"]["name"], "target.name", path)
     for i, rec in enumerate(doc["stages"]):
         _check(rec, _STAGE, f"stages[{i}]", path)
         for j, art in enumerate(rec["artifacts"]):
-            _check(art, _ARTIFACT, f"stages[{i}].artifacts[{j}]", path)
+            where = f"stages[{i}].artifacts[{j}]"
+            _check(art, _ARTIFACT, where, path)
+            _name(art["name"], f"{where}.name", path)
+            _file_path(art["path"], f"{where}.path", path)
+            for key in ("reference", "source"):  # names of other artifacts, looked up, never joined to a path
+                extra = art.get("extra") if isinstance(art.get("extra"), dict) else {}
+                value = art.get(key) if key == "reference" else extra.get(key)
+                if value not in (None, ""):
+                    _name(value, f"{where}.{'extra.' if key == 'source' else ''}{key}", path)
     return doc
 
 
@@ -64,12 +91,37 @@ def find_artifact(run_dir: Path, name: str,
     if not manifest_path.is_file():
         raise UserError(f"{run_dir}: no manifest.json here; give a run folder such as build/runs/<recipe>__<target>")
     manifest = load(manifest_path)
-    arts = {n: Artifact.from_dict(a) for n, a in artifacts(manifest).items()}
+    try:
+        arts = {n: Artifact.from_dict(a) for n, a in artifacts(manifest).items()}
+    except TypeError as exc:  # a key this pipeline does not write
+        raise UserError(f"{manifest_path}: an artifact record this pipeline did not write ({shown(exc)}); rerun "
+                        "the pipeline") from None
     if name not in arts:
-        raise UserError(f"{manifest_path}: no artifact {name!r}; the run has {', '.join(arts)}")
+        raise UserError(f"{manifest_path}: no artifact {shown(name)!r}; the run has {', '.join(arts)}")
     art = arts[name]
     others = (art.reference, art.extra.get("source", "")) if companions else ()
     for a in (art, *(arts[n] for n in others if n in arts)):
         if not Path(a.path).is_file():
             raise UserError(f"{a.path}: artifact {a.name} of {manifest_path} is missing; rerun the pipeline")
     return manifest, arts, art
+
+
+def recipe_of(manifest: dict, run_dir: Path, given: str | None):
+    """The recipe to rebuild a run's models and data with: the one the user passes (`--recipe`), or the bundled recipe
+    the manifest names when its sha256 is the one recorded. Never a path the run folder names: loading a recipe
+    imports its model code, and a run folder is data from outside."""
+    from pipeline.artifact import sha256_file
+    from pipeline.config import RECIPES_DIR, load_recipe
+
+    name = manifest["recipe"]["name"]
+    if given is not None:
+        recipe = load_recipe(given)
+        if recipe.name != name:
+            raise UserError(f"--recipe {shown(given)}: recipe {recipe.name!r}, but the run in {run_dir} was made by "
+                            f"recipe {name!r}; pass that one")
+        return recipe
+    bundled = RECIPES_DIR / f"{name}.toml"
+    if bundled.is_file() and sha256_file(bundled) == manifest["recipe"]["sha256"]:
+        return load_recipe(str(bundled))
+    raise UserError(f"{run_dir}: its recipe {name!r} is not a bundled recipe of this pipeline as recorded (a run "
+                    "folder cannot choose code to import); pass the recipe it was made with: --recipe PATH")

@@ -212,7 +212,7 @@ def _run(recipe: Config, target: Config, opts: RunOptions, threads: int, out_dir
             atomic_write_json(out_dir / "manifest.json", manifest)
             violations = outputs[stage.name].data.get("gate_violations", [])
             if violations and opts.explain and stage.name == "evaluate":
-                _explain(out_dir, violations)
+                _explain(out_dir, violations, recipe)
             if violations and not opts.no_gates and gate_failure is None:
                 more = f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""
                 gate_failure = GateError(f"{violations[0]}{more}; rerun with --no-gates to finish the report anyway")
@@ -244,7 +244,7 @@ def _settle(pending: dict, cache: Cache) -> None:
     pending.clear()
 
 
-def _explain(out_dir: Path, violations: list[str]) -> None:
+def _explain(out_dir: Path, violations: list[str], recipe: Config) -> None:
     """Layer-by-layer pages of the artifacts that failed an evaluate gate; a page that cannot be made is a warning."""
     from pipeline.debug import debug
 
@@ -253,7 +253,7 @@ def _explain(out_dir: Path, violations: list[str]) -> None:
     wanted = [v.split(":")[0] for v in violations if not v.endswith(float_limits)]
     for name in dict.fromkeys(n for n in wanted if not n.startswith("torch-")):
         try:
-            page = debug(out_dir, name)
+            page = debug(out_dir, name, recipe=recipe)
         except Exception as exc:  # the gate's own message is what the user must see; the page is a help
             log.warning("debug %s: no layer-by-layer page: %s", name, str(exc).splitlines()[0][:200] if str(exc)
                         else type(exc).__name__)

@@ -15,6 +15,7 @@ For example::
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,10 @@ import torch
 
 from pipeline import data
 from pipeline.artifact import Artifact
+from pipeline.config import Config
 from pipeline.debug import metrics, torch_layers
 from pipeline.errors import UserError, artifact_failed
-from pipeline.manifest import find_artifact, stage_data
+from pipeline.manifest import find_artifact, recipe_of, stage_data
 from pipeline.stages.evaluate import run_artifact  # the artifact's own output, batched as evaluate runs it
 
 # A layer whose SQNR falls below this is where the artifact diverges (by the artifact's precision; --min-sqnr).
@@ -51,6 +53,12 @@ def reference_model(art: Artifact, arts: dict[str, Artifact]) -> Artifact:
         seen.add(nxt)
         cur = arts[nxt]
     return cur
+
+
+def _from_recipe(art: Artifact, recipe: Config) -> Artifact:
+    """`art` with the recipe's model spec in place of the one its record names (a run folder names no code to run)."""
+    spec = {k: v for k, v in recipe.data["model_spec"].items() if k != "recipe"}
+    return replace(art, extra={**art.extra, "model": spec})
 
 
 def _runtime_layers(art: Artifact, arts: dict[str, Artifact], x: np.ndarray) -> tuple[dict, np.ndarray, list[str]]:
@@ -178,16 +186,20 @@ def compare_layers(ref: torch_layers.ModuleOutputs, layers: dict, threshold: flo
 
 
 def debug(run_dir: Path, name: str, samples: int = SAMPLES, min_sqnr_db: float | None = None,
-          against: str = "torch") -> Path:
+          against: str = "torch", recipe: Config | str | None = None) -> Path:
     """Compare `name`'s layers with its PyTorch model (`against="source"`: a TFLite file with the ONNX file it was
-    converted from) on `samples` evaluation inputs; returns the page's path."""
-    from pipeline.config import load_recipe
+    converted from) on `samples` evaluation inputs; returns the page's path.
+
+    `recipe`: the run's recipe (the runner's own), or the path the user gave (`--recipe`); None: the bundled recipe
+    the manifest names, if its sha256 matches. The model and the data are rebuilt from it, never from what the run
+    folder records (see `manifest.recipe_of`)."""
     from pipeline.debug import page
     from pipeline.models.checkpoint import load_model
 
     start = time.perf_counter()
     manifest, arts, art = find_artifact(run_dir, name)
-    recipe = load_recipe(manifest["recipe"]["path"])
+    if not isinstance(recipe, Config):
+        recipe = recipe_of(manifest, run_dir, recipe)
     x = data.to_tensor(data.eval_split(recipe, samples).images, data.input_spec(recipe))
     torch.set_num_threads(1)
     try:
@@ -195,7 +207,7 @@ def debug(run_dir: Path, name: str, samples: int = SAMPLES, min_sqnr_db: float |
             ref, ref_out, layers, final, notes, reference = _against_source(art, arts, x)
         else:
             ref_art = reference_model(art, arts)
-            model = load_model(ref_art)
+            model = load_model(_from_recipe(ref_art, recipe))
             ref = torch_layers.capture(model, torch.from_numpy(x))
             with torch.no_grad():
                 ref_out = model(torch.from_numpy(x)).numpy()
