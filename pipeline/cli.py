@@ -225,6 +225,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _folder(text: str) -> Path:
+    """An argparse type for a folder option: a path that is, or would lie under, a regular file is refused there, in
+    one line naming the option (it would otherwise fail deep inside a stage at mkdir)."""
+    from pipeline.errors import shown
+
+    path = Path(text)
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            where = "is" if part == path else f"lies under {shown(part)}, which is"
+            raise argparse.ArgumentTypeError(f"{shown(text)} {where} a file, not a folder; give a folder (it is "
+                                             "created if missing)")
+    return path
+
+
 class _OneLineParser(argparse.ArgumentParser):
     """A usage mistake is one line that names the command and the argument, not a usage dump."""
 
@@ -249,14 +263,16 @@ def parser() -> argparse.ArgumentParser:
                    "that fail an accuracy or parity gate")
     r.add_argument("--threads", type=_positive_int,
                    help="torch threads for host work (default: the target's compute.threads)")
-    r.add_argument("--build-dir", default="build", help="where the cache and runs live (default: build)")
+    r.add_argument("--build-dir", default="build", type=_folder,
+                   help="where the cache and runs live (default: build)")
     r.add_argument("--serial", help="adb serial of the device (overrides the target's [device] serial)")
     r.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE",
                    help="change one recipe setting for this run, checked like the file's keys "
                         "(repeatable), e.g. --set prune.enabled=true --set prune.macs_factor=3.0")
     r.add_argument("--target-set", action="append", default=[], metavar="TABLE.KEY=VALUE",
                    help="change one target setting, e.g. --target-set benchmark.runs=50")
-    r.add_argument("--run-dir", help="where the manifest and report go (default: BUILD_DIR/runs/<recipe>__<target>)")
+    r.add_argument("--run-dir", type=_folder,
+                   help="where the manifest and report go (default: BUILD_DIR/runs/<recipe>__<target>)")
     r.add_argument("-v", "--verbose", action="store_true")
     r.set_defaults(func=_cmd_run)
     ini = sub.add_parser("init", help="write a starter recipe for your own model and data (validated)")
@@ -297,9 +313,10 @@ def parser() -> argparse.ArgumentParser:
     rel = sub.add_parser("release", help="run the pipeline (cached), then bundle the chosen artifacts for a target")
     rel.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe name (pipeline/recipes) or path to a .toml")
     rel.add_argument("--target", default="host", help="target name (targets/) or path to a .toml")
-    rel.add_argument("--out", help="where bundles go (default: BUILD_DIR/release)")
+    rel.add_argument("--out", type=_folder, help="where bundles go (default: BUILD_DIR/release)")
     rel.add_argument("--threads", type=_positive_int, help="torch threads for host work (default: the target's)")
-    rel.add_argument("--build-dir", default="build", help="where the cache and runs live (default: build)")
+    rel.add_argument("--build-dir", default="build", type=_folder,
+                     help="where the cache and runs live (default: build)")
     rel.add_argument("--search", action="store_true", help="ship the trial `phone-pipeline search` chose for "
                      "this recipe and target (its final run), instead of the recipe's own settings")
     rel.add_argument("-v", "--verbose", action="store_true")
@@ -313,7 +330,8 @@ def parser() -> argparse.ArgumentParser:
     se.add_argument("--storage", help="the study's database URL, shared by workers on several machines "
                     "(default: sqlite:///BUILD_DIR/search/<recipe>__<target>/study.db)")
     se.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
-    se.add_argument("--build-dir", default="build", help="where the cache, runs and searches live (default: build)")
+    se.add_argument("--build-dir", default="build", type=_folder,
+                    help="where the cache, runs and searches live (default: build)")
     se.add_argument("-v", "--verbose", action="store_true")
     se.set_defaults(func=_cmd_search)
 

@@ -20,6 +20,7 @@ from pipeline.config import Config
 from pipeline.data import array_cache
 from pipeline.devices import check_reachable
 from pipeline.errors import GateError, StageCrash, UserError
+from pipeline.names import run_folder_name
 from pipeline.stage import Context, Stage, StageOutput
 from pipeline.stages import STAGES, stage_names
 
@@ -40,7 +41,7 @@ class RunOptions:
 
 
 def run_dir(build_dir: Path, recipe: Config, target: Config) -> Path:
-    return build_dir / "runs" / f"{recipe.name}__{target.name}"
+    return build_dir / "runs" / run_folder_name(recipe.name, target.name)
 
 
 def _check_stage_names(opts: RunOptions) -> None:
