@@ -209,9 +209,9 @@ def _cmd_clean(args: argparse.Namespace) -> int:
     import shutil
 
     build = Path(args.build_dir)
-    for sub in ("cache", "runs"):
+    for sub in ("cache", "runs", "tmp"):
         shutil.rmtree(build / sub, ignore_errors=True)
-    print(f"removed {build / 'cache'} and {build / 'runs'}")
+    print(f"removed {build / 'cache'}, {build / 'runs'} and {build / 'tmp'}")
     return 0
 
 
@@ -356,7 +356,8 @@ def parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("verify", help="check a release bundle (.tar.gz or folder): files, metadata, model outputs")
     ver.add_argument("bundle")
     ver.set_defaults(func=_cmd_verify)
-    cl = sub.add_parser("clean", help="remove the stage cache and the runs (build/cache, build/runs)")
+    cl = sub.add_parser("clean", help="remove the stage cache, the runs and the temporary files (build/cache, "
+                        "build/runs, build/tmp)")
     cl.add_argument("--build-dir", default="build")
     cl.set_defaults(func=_cmd_clean)
     return p

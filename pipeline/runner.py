@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
 
-from pipeline import distributed, report, run_lock, thread_tuner
+from pipeline import distributed, proc, report, run_lock, thread_tuner
 from pipeline.artifact import atomic_write_json, sha256_file, tool_versions
 from pipeline.cache import Cache, stage_key
 from pipeline.config import Config
@@ -93,7 +93,8 @@ def run(recipe: Config, target: Config, opts: RunOptions) -> Path:
     scratch = None if writer else Path(tempfile.mkdtemp(prefix=f"pipeline-rank{distributed.rank_and_world()[0]}-"))
     try:
         out_dir = opts.run_dir.resolve() if opts.run_dir else run_dir(build_dir, recipe, target)
-        with run_lock.hold(out_dir, enabled=writer):  # one writer per run folder
+        # one writer per run folder; torch's, onnxruntime's and onnx2tf's temporary files in the build dir
+        with run_lock.hold(out_dir, enabled=writer), proc.temporary_files_in(build_dir / "tmp"):
             return _run(recipe, target, opts, threads, out_dir, Cache(build_dir / "cache", scratch), writer)
     finally:
         if scratch is not None:
