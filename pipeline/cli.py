@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.errors import StageCrash, UserError
+from pipeline.errors import StageCrash, UserError, disk_full
 
 DEFAULT_RECIPE = "fashion-mnist-mobilenetv2"
 
@@ -377,7 +377,21 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: one line and the traceback in a log file, exit 1
+        full = disk_full(exc, _output_folders(args))
+        if full is not None:  # a full disk is not a bug: one line, exit 2, where and how much is free
+            where = f"stage {exc.stage}: " if isinstance(exc, StageCrash) else ""
+            print(f"error: {where}{full}", file=sys.stderr)
+            return full.exit_code
         return _internal_error(exc, Path(getattr(args, "build_dir", "build")))
+
+
+def _output_folders(args: argparse.Namespace) -> dict[str, Path]:
+    """The folders a command writes to, by the option that places them."""
+    build = Path(getattr(args, "build_dir", None) or "build")
+    folders = {"--build-dir": build} if hasattr(args, "build_dir") else {}
+    if getattr(args, "command", "") == "release":
+        folders["--out"] = Path(args.out) if args.out else build / "release"
+    return folders
 
 
 def _internal_error(exc: Exception, build_dir: Path) -> int:
