@@ -31,7 +31,7 @@ def _recipe(folder: Path, pictures: Path) -> Path:
 
 def test_one_huge_first_picture_does_not_set_the_input_size(tmp_path, caplog):
     pictures = _folder(tmp_path / "pics", [(3000, 3000)] + [(48, 64)] * 6)
-    with caplog.at_level(logging.INFO, logger="pipeline.data"):
+    with caplog.at_level(logging.INFO, logger="pipeline.inputs"):
         spec = load_recipe(str(_recipe(tmp_path, pictures))).data["input"]
     assert (spec["height"], spec["width"], spec["channels"]) == (48, 64, 3)
     assert "model input 48x64, the median size of 12 of 12 training pictures" in caplog.text, caplog.text
@@ -39,7 +39,7 @@ def test_one_huge_first_picture_does_not_set_the_input_size(tmp_path, caplog):
 
 def test_large_pictures_are_scaled_down_to_the_cap_with_a_warning(tmp_path, caplog):
     pictures = _folder(tmp_path / "pics", [(3000, 2000)] * 3)
-    with caplog.at_level(logging.INFO, logger="pipeline.data"):
+    with caplog.at_level(logging.INFO, logger="pipeline.inputs"):
         spec = load_recipe(str(_recipe(tmp_path, pictures))).data["input"]
     assert (spec["height"], spec["width"]) == (512, 341)
     warned = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -54,3 +54,12 @@ def test_init_chooses_the_same_size_and_says_how(tmp_path):
     text = out.read_text()
     assert (tomllib.loads(text)["input"]["height"], tomllib.loads(text)["input"]["width"]) == (48, 64)
     assert "# height and width: the median size of up to 64 training pictures, scaled down to at most 512" in text
+
+
+def test_a_size_set_in_the_recipe_is_used_without_a_note(tmp_path, caplog):
+    pictures = _folder(tmp_path / "pics", [(3000, 3000)] * 3)
+    recipe = _recipe(tmp_path, pictures)
+    recipe.write_text(recipe.read_text() + "[input]\nheight = 32\nwidth = 40\n")
+    with caplog.at_level(logging.INFO, logger="pipeline.inputs"):
+        spec = load_recipe(str(recipe)).data["input"]
+    assert (spec["height"], spec["width"]) == (32, 40) and not caplog.records

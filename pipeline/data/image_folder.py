@@ -130,8 +130,9 @@ def _header(path: Path):
 
 def input_defaults(table: dict) -> dict:
     """Size and channels chosen from the folder as a whole: the median height and width of a sample of training
-    pictures spread over it, scaled down to at most SIZE_CAP a side (with a warning); grey only if every sampled
-    picture is grey. One odd picture (the first one, a 3000x3000 scan) no longer sets the model's input."""
+    pictures spread over it, scaled down to at most SIZE_CAP a side; grey only if every sampled picture is grey.
+    One odd picture (the first one, a 3000x3000 scan) no longer sets the model's input. `size_note` says how the
+    size was chosen (`inputs.resolve` logs it when the size is used; a warning when `size_capped`)."""
     items = _files(table)["train"]
     step = max(1, len(items) // SIZE_SAMPLE)
     sizes, modes = [], set()
@@ -148,14 +149,15 @@ def input_defaults(table: dict) -> dict:
     channels = 1 if modes <= {"1", "L", "I", "I;16", "F"} else 3
     scale = min(1.0, SIZE_CAP / max(height, width))
     chosen = (max(1, round(height * scale)), max(1, round(width * scale)))
-    if scale < 1.0:
-        log.warning("image-folder %s: the pictures' median size %dx%d is scaled down to %dx%d for the model input "
-                    "(at most %d a side); set [input] height and width to choose another", table["path"], height,
-                    width, *chosen, SIZE_CAP)
+    if chosen != (height, width):
+        how = (f"image-folder {table['path']}: the pictures' median size {height}x{width} is scaled down to "
+               f"{chosen[0]}x{chosen[1]} for the model input (at most {SIZE_CAP} a side); set [input] height and "
+               "width to choose another")
     else:
-        log.info("image-folder %s: model input %dx%d, the median size of %d of %d training pictures (set [input] "
-                 "height and width to choose another)", table["path"], *chosen, len(sizes), len(items))
-    return {"height": chosen[0], "width": chosen[1], "channels": channels}
+        how = (f"image-folder {table['path']}: model input {height}x{width}, the median size of {len(sizes)} of "
+               f"{len(items)} training pictures (set [input] height and width to choose another)")
+    return {"height": chosen[0], "width": chosen[1], "channels": channels, "size_note": how,
+            "size_capped": chosen != (height, width)}
 
 
 def labels(table: dict) -> tuple[str, ...]:
