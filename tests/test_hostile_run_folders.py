@@ -8,6 +8,13 @@ from pathlib import Path
 
 import pytest
 from conftest import cli
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline import manifest
+from pipeline.errors import UserError
+from pipeline.names import is_safe_name
+from tests.test_fuzz import FUZZ
 
 
 def _run_folder(folder: Path, name: str, recipe_path: str = "", recipe_name: str = "user", fmt: str = "tflite",
@@ -72,3 +79,18 @@ def test_a_recipe_of_another_name_than_the_run_is_refused(tmp_path):
     run = _run_folder(tmp_path / "run", "tflite-fp32", recipe_name="user")
     line = _one_line(cli("debug", str(run), "tflite-fp32", "--recipe", "fashion-mnist-mobilenetv2"))
     assert "made by recipe 'user'" in line, line
+
+
+@FUZZ
+@given(st.text(min_size=0, max_size=300), st.sampled_from(["name", "path"]))
+def test_any_artifact_name_or_path_in_a_manifest_is_safe_or_refused_in_one_line(tmp_path_factory, value, key):
+    run = _run_folder(tmp_path_factory.mktemp("run"), "tflite-fp32")
+    doc = json.loads((run / "manifest.json").read_text())
+    doc["stages"][0]["artifacts"][0][key] = value
+    (run / "manifest.json").write_text(json.dumps(doc))
+    try:
+        art = manifest.load(run / "manifest.json")["stages"][0]["artifacts"][0]
+    except UserError as exc:
+        assert len(str(exc).splitlines()) == 1 and len(str(exc)) < 700, str(exc)
+        return
+    assert is_safe_name(art["name"]) and art["path"].isprintable() and "\x00" not in art["path"]

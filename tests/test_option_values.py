@@ -8,6 +8,10 @@ import sys
 
 import pytest
 from conftest import ROOT, cli
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.test_fuzz import FUZZ
 
 
 def _one_line(proc) -> str:
@@ -42,3 +46,17 @@ def test_an_override_is_never_cut_at_a_newline():
     with pytest.raises(ConfigError, match=r"^--set: train.epochs=1\\n\[evil\]\\nx=1: holds a newline"):
         parse_overrides(["train.epochs=1\n[evil]\nx=1"], "--set")
     assert parse_overrides(["train.epochs=1"], "--set") == {"train.epochs": 1}
+
+
+@FUZZ
+@given(st.text(max_size=80))
+def test_any_override_text_is_parsed_whole_or_refused_naming_the_option(text):
+    from pipeline.config import parse_overrides
+    from pipeline.errors import ConfigError
+
+    try:
+        parsed = parse_overrides([f"train.epochs={text}"], "--set")
+    except ConfigError as exc:
+        assert str(exc).startswith("--set: ") and len(str(exc).splitlines()) == 1
+        return
+    assert text.isprintable() and set(parsed) == {"train.epochs"}
