@@ -46,6 +46,7 @@ def test_a_stage_that_fills_the_build_dir_is_one_line_naming_it(tiny_disk, tmp_p
             raise StageCrash("to_tflite") from exc
 
     monkeypatch.setattr(runner, "_run", to_tflite_filling_the_disk)
+    monkeypatch.setattr("torch.set_num_threads", lambda n: None)  # the test process keeps its own threads
     build = tiny_disk / "build"
     assert cli.main(["run", "--build-dir", str(build)]) == 2
     line = _one_line(capsys)

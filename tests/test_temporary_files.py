@@ -42,6 +42,7 @@ def test_a_run_confines_temporary_files_to_its_build_dir(tmp_path, monkeypatch):
         return tmp_path
 
     monkeypatch.setattr(runner, "_run", fake_run)
+    monkeypatch.setattr("torch.set_num_threads", lambda n: None)  # the test process keeps its own threads
     build = tmp_path / "build"
     runner.run(load_recipe("fashion-mnist-mobilenetv2"), load_target("host"), runner.RunOptions(build_dir=build))
     assert seen == {"TMPDIR": str(build / "tmp"), "TORCHINDUCTOR_CACHE_DIR": str(build / "tmp" / "torchinductor")}
