@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.core.errors import StageCrash, UserError, message_line, shown
+from pipeline.core.errors import StageCrash, UserError, disk_full, message_line, shown
 
 DEFAULT_RECIPE = "fashion-mnist-mobilenetv2"
 
@@ -28,6 +28,9 @@ EXAMPLES = """examples:
   phone-pipeline release --target host                 # run (cached) and bundle; prints the .tar.gz path
   phone-pipeline verify build/release/fashion-mnist-mobilenetv2-0.1.0-host.tar.gz
 """
+
+RUN_RECIPE_HELP = ("the recipe the run was made with (name or .toml path), to rebuild its model and data; default: "
+                   "the bundled recipe the manifest names, if unchanged (a run folder never chooses code to import)")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -148,7 +151,7 @@ def _cmd_debug(args: argparse.Namespace) -> int:
     from pipeline.debug import debug
 
     page = debug(Path(args.run_dir), args.artifact, samples=args.samples, min_sqnr_db=args.min_sqnr,
-                 against=args.against)
+                 against=args.against, recipe=args.recipe)
     result = json.loads(page.with_suffix(".json").read_text())
     first, worst, sqnr = result["first_divergent_layer"], result["worst_layer"], result["worst_sqnr_db"]
     if (page.parent.parent / "report.json").exists():
@@ -165,7 +168,8 @@ def _cmd_debug(args: argparse.Namespace) -> int:
 def _cmd_profile(args: argparse.Namespace) -> int:
     from pipeline.profile import profile
 
-    page, result = profile(Path(args.run_dir), args.artifact, runs=args.runs, threads=args.threads)
+    page, result = profile(Path(args.run_dir), args.artifact, runs=args.runs, threads=args.threads,
+                           recipe=args.recipe)
     if result["runtime"] == "executorch":
         top = ", ".join(f"{k['kernel']} {k['share']:.0%}" for k in result["kernels"][:3])
         print(f"{args.artifact}: execute p50 {result['execute_p50_ms']:.3f} ms over {result['runs']} runs, "
@@ -247,9 +251,9 @@ def _cmd_clean(args: argparse.Namespace) -> int:
     import shutil
 
     build = Path(args.build_dir)
-    for sub in ("cache", "runs"):
+    for sub in ("cache", "runs", "tmp"):
         shutil.rmtree(build / sub, ignore_errors=True)
-    print(f"removed {build / 'cache'} and {build / 'runs'}")
+    print(f"removed {build / 'cache'}, {build / 'runs'} and {build / 'tmp'}")
     return 0
 
 
@@ -261,6 +265,20 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not allowed (must be >= 1)")
     return value
+
+
+def _folder(text: str) -> Path:
+    """An argparse type for a folder option: a path that is, or would lie under, a regular file is refused there, in
+    one line naming the option (it would otherwise fail deep inside a stage at mkdir)."""
+    from pipeline.core.errors import shown
+
+    path = Path(text)
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            where = "is" if part == path else f"lies under {shown(part)}, which is"
+            raise argparse.ArgumentTypeError(f"{shown(text)} {where} a file, not a folder; give a folder (it is "
+                                             "created if missing)")
+    return path
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -289,14 +307,16 @@ def parser() -> argparse.ArgumentParser:
                    "runs, comes from the cache, runs in the background or does nothing, and why) and run nothing")
     r.add_argument("--threads", type=_positive_int,
                    help="torch threads for host work (default: the target's compute.threads)")
-    r.add_argument("--build-dir", default="build", help="where the cache and runs live (default: build)")
+    r.add_argument("--build-dir", default="build", type=_folder,
+                   help="where the cache and runs live (default: build)")
     r.add_argument("--serial", help="adb serial of the device (overrides the target's [device] serial)")
     r.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE",
                    help="change one recipe setting for this run, checked like the file's keys "
                         "(repeatable), e.g. --set prune.enabled=true --set prune.macs_factor=3.0")
     r.add_argument("--target-set", action="append", default=[], metavar="TABLE.KEY=VALUE",
                    help="change one target setting, e.g. --target-set benchmark.runs=50")
-    r.add_argument("--run-dir", help="where the manifest and report go (default: BUILD_DIR/runs/<recipe>__<target>)")
+    r.add_argument("--run-dir", type=_folder,
+                   help="where the manifest and report go (default: BUILD_DIR/runs/<recipe>__<target>)")
     r.add_argument("--record", action="store_true", help="after the run, write measured/<recipe>__<target>.json "
                    "from its report (see `record`)")
     r.add_argument("--measured-dir", help="where --record writes (default: measured/ "
@@ -338,6 +358,7 @@ def parser() -> argparse.ArgumentParser:
                      "(default by precision: fp32 60, fp16 35, int8 15)")
     dbg.add_argument("--against", choices=("torch", "source"), default="torch", help="torch: the PyTorch model "
                      "(default); source: a TFLite file against the ONNX file it was converted from")
+    dbg.add_argument("--recipe", help=RUN_RECIPE_HELP)
     dbg.set_defaults(func=_cmd_debug)
     prof = sub.add_parser("profile", help="where an artifact's time goes, operator by operator: .pte with "
                           "ExecuTorch's ETDump, .tflite as LiteRT's op table (writes RUN_DIR/profile/ARTIFACT.md, "
@@ -346,13 +367,15 @@ def parser() -> argparse.ArgumentParser:
     prof.add_argument("artifact", help="a .pte or .tflite artifact name from the run's report, e.g. pte-int8-ptq")
     prof.add_argument("--runs", type=_positive_int, default=20, help="timed runs of a .pte (default 20)")
     prof.add_argument("--threads", type=_positive_int, default=1, help="XNNPACK threads (default 1)")
+    prof.add_argument("--recipe", help=RUN_RECIPE_HELP)
     prof.set_defaults(func=_cmd_profile)
     rel = sub.add_parser("release", help="run the pipeline (cached), then bundle the chosen artifacts for a target")
     rel.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe name (pipeline/recipes) or path to a .toml")
     rel.add_argument("--target", default="host", help="target name (targets/) or path to a .toml")
-    rel.add_argument("--out", help="where bundles go (default: BUILD_DIR/release)")
+    rel.add_argument("--out", type=_folder, help="where bundles go (default: BUILD_DIR/release)")
     rel.add_argument("--threads", type=_positive_int, help="torch threads for host work (default: the target's)")
-    rel.add_argument("--build-dir", default="build", help="where the cache and runs live (default: build)")
+    rel.add_argument("--build-dir", default="build", type=_folder,
+                     help="where the cache and runs live (default: build)")
     rel.add_argument("--search", action="store_true", help="ship the trial `phone-pipeline search` chose for "
                      "this recipe and target (its final run), instead of the recipe's own settings")
     rel.add_argument("-v", "--verbose", action="store_true")
@@ -366,7 +389,8 @@ def parser() -> argparse.ArgumentParser:
     se.add_argument("--storage", help="the study's database URL, shared by workers on several machines "
                     "(default: sqlite:///BUILD_DIR/search/<recipe>__<target>/study.db)")
     se.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
-    se.add_argument("--build-dir", default="build", help="where the cache, runs and searches live (default: build)")
+    se.add_argument("--build-dir", default="build", type=_folder,
+                    help="where the cache, runs and searches live (default: build)")
     se.add_argument("-v", "--verbose", action="store_true")
     se.set_defaults(func=_cmd_search)
 
@@ -391,7 +415,8 @@ def parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("verify", help="check a release bundle (.tar.gz or folder): files, metadata, model outputs")
     ver.add_argument("bundle")
     ver.set_defaults(func=_cmd_verify)
-    cl = sub.add_parser("clean", help="remove the stage cache and the runs (build/cache, build/runs)")
+    cl = sub.add_parser("clean", help="remove the stage cache, the runs and the temporary files (build/cache, "
+                        "build/runs, build/tmp)")
     cl.add_argument("--build-dir", default="build")
     cl.set_defaults(func=_cmd_clean)
     return p
@@ -411,8 +436,22 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: one line and the traceback in a log file, exit 1
+        full = disk_full(exc, _output_folders(args))
+        if full is not None:  # a full disk is not a bug: one line, exit 2, where and how much is free
+            where = f"stage {exc.stage}: " if isinstance(exc, StageCrash) else ""
+            print(f"error: {where}{full}", file=sys.stderr)
+            return full.exit_code
         build_dir = getattr(args, "build_dir", None)  # verify, report, debug...: no build dir, nothing in ./build
         return _internal_error(exc, Path(build_dir) / "logs" if build_dir else None)
+
+
+def _output_folders(args: argparse.Namespace) -> dict[str, Path]:
+    """The folders a command writes to, by the option that places them."""
+    build = Path(getattr(args, "build_dir", None) or "build")
+    folders = {"--build-dir": build} if hasattr(args, "build_dir") else {}
+    if getattr(args, "command", "") == "release":
+        folders["--out"] = Path(args.out) if args.out else build / "release"
+    return folders
 
 
 def _internal_error(exc: Exception, log_dir: Path | None) -> int:

@@ -31,13 +31,18 @@ def _run_copy(e2e: dict, folder: Path, replace: dict[str, Path] | None = None) -
     return folder
 
 
+def _recipe(e2e: dict) -> str:
+    """The recipe the shared run was made with: debug rebuilds the model from it, never from the manifest's word."""
+    return e2e["manifest"]["recipe"]["path"]
+
+
 def _path(e2e: dict, name: str) -> Path:
     return Path(next(a["path"] for r in e2e["manifest"]["stages"] for a in r["artifacts"] if a["name"] == name))
 
 
 @pytest.mark.parametrize("name", ["onnx-fp32", "tflite-fp32", "tflite-pruned-int8-ptq", "pte-pruned-int8-qat"])
 def test_faithful_artifacts_match_their_layers_and_none_diverges(e2e, tmp_path, name):
-    page = debug(_run_copy(e2e, tmp_path), name)
+    page = debug(_run_copy(e2e, tmp_path), name, recipe=_recipe(e2e))
     result = json.loads(page.with_suffix(".json").read_text())
     layers = result["layers"]
     assert len(layers) >= 15, result["unmatched"]  # every conv of the tiny MobileNetV2 at least
@@ -61,7 +66,7 @@ def test_a_weight_altered_in_the_onnx_file_is_named(e2e, tmp_path):
     init[victim.input[1]].CopyFrom(numpy_helper.from_array(w, victim.input[1]))
     altered = tmp_path / "altered.onnx"
     onnx.save(model, str(altered))
-    page = debug(_run_copy(e2e, tmp_path / "run", {"onnx-fp32": altered}), "onnx-fp32")
+    page = debug(_run_copy(e2e, tmp_path / "run", {"onnx-fp32": altered}), "onnx-fp32", recipe=_recipe(e2e))
     result = json.loads(page.with_suffix(".json").read_text())
     expected = node_module(victim)
     assert result["first_divergent_layer"] == expected, result["layers"][:3]
@@ -73,7 +78,8 @@ def test_a_weight_altered_in_the_tflite_file_is_named(e2e, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     src = _path(e2e, "tflite-fp32")
-    clean = json.loads(debug(_run_copy(e2e, tmp_path / "clean"), "tflite-fp32").with_suffix(".json").read_text())
+    clean_page = debug(_run_copy(e2e, tmp_path / "clean"), "tflite-fp32", recipe=_recipe(e2e))
+    clean = json.loads(clean_page.with_suffix(".json").read_text())
     layer = clean["layers"][len(clean["layers"]) // 2]
     tensor = layer["matched_by"].split("TFLite ")[1].split(" = ONNX")[0]  # the op output the clean page matched
     interp = Interpreter(model_path=str(src))
@@ -84,7 +90,7 @@ def test_a_weight_altered_in_the_tflite_file_is_named(e2e, tmp_path):
     assert blob.count(w.tobytes()) == 1
     altered = tmp_path / "altered.tflite"
     altered.write_bytes(blob.replace(w.tobytes(), (-w).tobytes()))
-    page = debug(_run_copy(e2e, tmp_path / "run", {"tflite-fp32": altered}), "tflite-fp32")
+    page = debug(_run_copy(e2e, tmp_path / "run", {"tflite-fp32": altered}), "tflite-fp32", recipe=_recipe(e2e))
     result = json.loads(page.with_suffix(".json").read_text())
     assert result["first_divergent_layer"] == layer["layer"]
     row = next(r for r in result["layers"] if r["layer"] == layer["layer"])
@@ -97,7 +103,7 @@ def test_debug_refuses_what_it_cannot_compare_with_one_line(e2e, tmp_path):
     for args, needle in (((str(run), "tflite-nope"), "no artifact 'tflite-nope'"),
                          ((str(tmp_path / "empty"), "onnx-fp32"), "no manifest.json"),
                          ((str(run), "torch-fp32"), "is the reference itself")):
-        proc = cli("debug", *args)
+        proc = cli("debug", *args, "--recipe", _recipe(e2e))
         assert proc.returncode == 2, proc.stderr[-2000:]
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and needle in lines[0], proc.stderr[-2000:]
@@ -130,7 +136,7 @@ def test_a_damaged_artifact_is_one_line_not_a_traceback(e2e, tmp_path):
     damaged = tmp_path / "damaged.onnx"
     damaged.write_bytes(_path(e2e, "onnx-fp32").read_bytes()[:5000])
     run = _run_copy(e2e, tmp_path / "run", {"onnx-fp32": damaged})
-    proc = cli("debug", str(run), "onnx-fp32")
+    proc = cli("debug", str(run), "onnx-fp32", "--recipe", _recipe(e2e))
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert len(proc.stderr.strip().splitlines()) == 1 and str(damaged) in proc.stderr
     assert not (run / "debug").exists()

@@ -68,7 +68,8 @@ def test_int8_program_runs_quantized_convolution_kernels(programs):
 def _run_dir(folder: Path, artifacts: list[Artifact]) -> Path:
     """A run folder whose manifest records `artifacts` (the keys `manifest.load` checks, nothing more)."""
     recipe = ROOT / "pipeline" / "recipes" / "efficientnet-lite0.toml"
-    manifest = {"created": "now", "recipe": {"name": "efficientnet-lite0", "path": str(recipe), "sha256": "",
+    manifest = {"created": "now", "recipe": {"name": "efficientnet-lite0", "path": str(recipe),
+                                             "sha256": sha256_file(recipe),
                                              "settings": {}},
                 "target": {"name": "host", "path": ""}, "host": {}, "tools": {}, "options": {},
                 "stages": [{"name": "to_executorch", "cached": False, "seconds": 0, "data": {},

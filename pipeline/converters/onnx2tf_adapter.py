@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.errors import ToolError, free_space, shown
 from pipeline.core.proc import python_module, run
 
 # onnx2tf's file suffixes for the variants it writes, by our precision name.
@@ -43,8 +44,15 @@ def convert(onnx_path: Path, work_dir: Path, calibration_nhwc: np.ndarray | None
         np.save(calib, calibration_nhwc.astype(np.float32))
     args = {"onnx": str(model_copy), "out": str(work_dir / "tf"), "calibration": str(calib) if calibration_nhwc
             is not None else "", "int8": int8, "input_name": input_name(model_copy), "simplify": simplify}
-    run(python_module("pipeline.converters.onnx2tf_adapter", json.dumps(args)), what="to_tflite: onnx2tf",
-        timeout=timeout, cwd=work_dir)
+    try:
+        run(python_module("pipeline.converters.onnx2tf_adapter", json.dumps(args)), what="to_tflite: onnx2tf",
+            timeout=timeout, cwd=work_dir)
+    except ToolError as exc:
+        if "No space left on device" not in getattr(exc, "detail", ""):
+            raise
+        folder, free = free_space(work_dir)  # the child's disk filled: where, and how much is left; not a bug
+        raise ToolError(f"to_tflite: onnx2tf: no space left on the disk of {shown(folder)} ({free / 1e6:.1f} MB "
+                        "free); free space there or give --build-dir on a disk with room") from None
     out = {}
     for precision, suffix in VARIANTS.items():
         if precision == "int8" and not int8:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+from pathlib import Path
+
 
 class UserError(Exception):
     """A mistake the user can fix (bad file, bad setting, unreachable device); the message says what to do."""
@@ -87,3 +92,45 @@ def artifact_failed(path: object, name: str, doing: str, exc: BaseException) -> 
     first = (str(exc).strip().splitlines() or [""])[0][:200]
     return UserError(f"{path}: {name} could not {doing}: {type(exc).__name__}: {first} (rerun the pipeline to "
                      "rebuild it; if the file is intact, please report this)")
+
+
+def _no_space(exc: BaseException | None) -> OSError | None:
+    """The 'no space left' (or quota) OSError at the root of `exc`, following causes; None if there is none."""
+    for _ in range(16):
+        if exc is None:
+            return None
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def free_space(folder: Path) -> tuple[Path, int]:
+    """(the nearest existing folder at or above `folder`, its file system's free bytes)."""
+    for part in (folder, *folder.parents):
+        if part.is_dir():
+            return part, shutil.disk_usage(part).free
+    return folder, 0
+
+
+def disk_full(exc: BaseException, folders: dict[str, Path]) -> UserError | None:
+    """One line for a full disk (or quota) anywhere in `exc`'s causes, naming the folder it filled, its free space
+    and the option that places it (`folders`: option -> folder, e.g. {"--out": ...}); None if `exc` is not that.
+
+    The folder is the one of the file that failed when the error names it, else the option's folder with the least
+    free space (a write() that fails does not say which file it was)."""
+    err = _no_space(exc)
+    if err is None:
+        return None
+    # a copy or a rename names (source, destination): the destination is what filled the disk
+    named = [Path(os.fsdecode(f)).parent for f in (err.filename2, err.filename) if isinstance(f, str | bytes) and f]
+    spaces = {option: free_space(Path(folder).resolve()) for option, folder in folders.items()}
+    option = min(spaces, key=lambda o: spaces[o][1]) if spaces else ""
+    if named:
+        folder, free = free_space(Path(named[0]).resolve())
+        holding = [o for o, f in folders.items() if Path(f).resolve() in (folder, *folder.parents)]
+        option = max(holding, key=lambda o: len(Path(folders[o]).resolve().parts), default=option)  # the nearest
+    else:
+        folder, free = spaces[option] if option else (Path("."), 0)
+    where = f"; free space there or give {option} on a disk with room" if option else "; free space there"
+    return UserError(f"no space left on the disk of {shown(folder)} ({free / 1e6:.1f} MB free){where}")

@@ -12,7 +12,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.core.errors import ToolError
@@ -66,6 +67,32 @@ def venv_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     if extra:
         env.update(extra)
     return env
+
+
+# Where native libraries and children put their temporary files when they follow the environment: onnxruntime's
+# `.ses` file, onnx2tf's and TensorFlow's scratch files, torch inductor's cache (else $TMPDIR/torchinductor_USER).
+_TEMPORARY_VARIABLES = ("TMPDIR", "TORCHINDUCTOR_CACHE_DIR")
+
+
+@contextmanager
+def temporary_files_in(folder: Path) -> Iterator[Path]:
+    """Within the block, this process's native libraries and every child put their temporary files under `folder`
+    (a run's files stay in its build dir). Python's own `tempfile` of this process keeps the folder it had."""
+    import tempfile
+
+    tempfile.gettempdir()  # pinned before TMPDIR changes: this process's Python temp files stay where they were
+    folder.mkdir(parents=True, exist_ok=True)
+    values = {"TMPDIR": str(folder), "TORCHINDUCTOR_CACHE_DIR": str(folder / "torchinductor")}
+    before = {name: os.environ.get(name) for name in _TEMPORARY_VARIABLES}
+    os.environ.update(values)
+    try:
+        yield folder
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def last_line(output: bytes | None) -> str:

@@ -26,6 +26,9 @@ from pipeline.data.source import DataSource, Split
 SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_PIXELS = 40_000_000  # a larger picture is refused (decompression bombs), not decoded
 VAL_NAMES = ("val", "test")
+SIZE_SAMPLE = 64  # pictures whose sizes choose the input size when [input] does not (spread over the folder)
+SIZE_CAP = 512  # a side above this is scaled down (training memory and time grow with the pixels)
+SIZE_RULE = f"the median size of up to {SIZE_SAMPLE} training pictures, scaled down to at most {SIZE_CAP} a side"
 log = logging.getLogger("pipeline.data")
 
 
@@ -117,16 +120,47 @@ def _open(path: Path):
     return img
 
 
+def _header(path: Path):
+    """The picture's size and mode from its header, without decoding its pixels (a bomb is refused as in `_open`)."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as img:
+            return img.height, img.width, img.mode
+
+
 def input_defaults(table: dict) -> dict:
-    """Size and channels of the first readable picture (grey if it is grey)."""
-    for path, _ in _files(table)["train"][:50]:
+    """Size and channels chosen from the folder as a whole: the median height and width of a sample of training
+    pictures spread over it, scaled down to at most SIZE_CAP a side; grey only if every sampled picture is grey.
+    One odd picture (the first one, a 3000x3000 scan) no longer sets the model's input. `size_note` says how the
+    size was chosen (`inputs.resolve` logs it when the size is used; a warning when `size_capped`)."""
+    items = _files(table)["train"]
+    step = max(1, len(items) // SIZE_SAMPLE)
+    sizes, modes = [], set()
+    for path, _ in items[::step][:SIZE_SAMPLE]:
         try:
-            img = _open(path)
-        except Exception:  # unreadable: try the next one
+            height, width, mode = _header(path)
+        except Exception:  # unreadable: the others decide
             continue
-        channels = 1 if img.mode in ("1", "L", "I", "I;16", "F") else 3
-        return {"height": img.height, "width": img.width, "channels": channels}
-    return {}
+        sizes.append((height, width))
+        modes.add(mode)
+    if not sizes:
+        return {}
+    height, width = (int(np.median([s[i] for s in sizes])) for i in (0, 1))
+    channels = 1 if modes <= {"1", "L", "I", "I;16", "F"} else 3
+    scale = min(1.0, SIZE_CAP / max(height, width))
+    chosen = (max(1, round(height * scale)), max(1, round(width * scale)))
+    if chosen != (height, width):
+        how = (f"image-folder {table['path']}: the pictures' median size {height}x{width} is scaled down to "
+               f"{chosen[0]}x{chosen[1]} for the model input (at most {SIZE_CAP} a side); set [input] height and "
+               "width to choose another")
+    else:
+        how = (f"image-folder {table['path']}: model input {height}x{width}, the median size of {len(sizes)} of "
+               f"{len(items)} training pictures (set [input] height and width to choose another)")
+    return {"height": chosen[0], "width": chosen[1], "channels": channels, "size_note": how,
+            "size_capped": chosen != (height, width)}
 
 
 def labels(table: dict) -> tuple[str, ...]:

@@ -29,7 +29,8 @@ class DataSource:
 
     name: str
     check: Callable[[dict, Path], dict]  # [data] table, recipe file -> the table with absolute paths (ConfigError)
-    input_defaults: Callable[[dict], dict]  # the input-spec keys this data knows: height, width, channels, mean, std
+    # the input-spec keys this data knows: height, width, channels, mean, std (+ size_note: how the size was chosen)
+    input_defaults: Callable[[dict], dict]
     labels: Callable[[dict], tuple[str, ...]]
     load: Callable[[dict, str, dict], Split]  # (table, "train" | "test", resolved input table) -> pictures
     has_train: bool = True  # False: evaluation pictures only (no training, fine-tuning or QAT)

@@ -15,6 +15,7 @@ For example::
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,9 @@ from pipeline import data
 from pipeline.artifacts.artifact import Artifact
 from pipeline.artifacts.manifest import find_artifact, stage_data
 from pipeline.core.errors import UserError, artifact_failed, shown
+from pipeline.engine.recipes import recipe_of
 from pipeline.layers import metrics, torch_layers
+from pipeline.recipe.config import Config
 from pipeline.runtimes.batched import run_artifact  # the artifact's own output, batched as evaluate runs it
 
 # A layer whose SQNR falls below this is where the artifact diverges (by the artifact's precision; --min-sqnr).
@@ -51,6 +54,12 @@ def reference_model(art: Artifact, arts: dict[str, Artifact]) -> Artifact:
         seen.add(nxt)
         cur = arts[nxt]
     return cur
+
+
+def _from_recipe(art: Artifact, recipe: Config) -> Artifact:
+    """`art` with the recipe's model spec in place of the one its record names (a run folder names no code to run)."""
+    spec = {k: v for k, v in recipe.data["model_spec"].items() if k != "recipe"}
+    return replace(art, extra={**art.extra, "model": spec})
 
 
 def _runtime_layers(art: Artifact, arts: dict[str, Artifact], x: np.ndarray) -> tuple[dict, np.ndarray, list[str]]:
@@ -179,16 +188,20 @@ def compare_layers(ref: torch_layers.ModuleOutputs, layers: dict, threshold: flo
 
 
 def debug(run_dir: Path, name: str, samples: int = SAMPLES, min_sqnr_db: float | None = None,
-          against: str = "torch") -> Path:
+          against: str = "torch", recipe: Config | str | None = None) -> Path:
     """Compare `name`'s layers with its PyTorch model (`against="source"`: a TFLite file with the ONNX file it was
-    converted from) on `samples` evaluation inputs; returns the page's path."""
+    converted from) on `samples` evaluation inputs; returns the page's path.
+
+    `recipe`: the run's recipe (the runner's own), or the path the user gave (`--recipe`); None: the bundled recipe
+    the manifest names, if its sha256 matches. The model and the data are rebuilt from it, never from what the run
+    folder records (see `engine.recipes.recipe_of`)."""
     from pipeline.debug import page
-    from pipeline.engine.recipes import load_recipe
     from pipeline.models.checkpoint import load_model
 
     start = time.perf_counter()
     manifest, arts, art = find_artifact(run_dir, name)
-    recipe = load_recipe(manifest["recipe"]["path"])
+    if not isinstance(recipe, Config):
+        recipe = recipe_of(manifest, run_dir, recipe)
     x = data.to_tensor(data.eval_split(recipe, samples).images, data.input_spec(recipe))
     torch.set_num_threads(1)
     try:
@@ -196,7 +209,7 @@ def debug(run_dir: Path, name: str, samples: int = SAMPLES, min_sqnr_db: float |
             ref, ref_out, layers, final, notes, reference = _against_source(art, arts, x)
         else:
             ref_art = reference_model(art, arts)
-            model = load_model(ref_art)
+            model = load_model(_from_recipe(ref_art, recipe))
             ref = torch_layers.capture(model, torch.from_numpy(x))
             with torch.no_grad():
                 ref_out = model(torch.from_numpy(x)).numpy()
@@ -238,7 +251,7 @@ def debug(run_dir: Path, name: str, samples: int = SAMPLES, min_sqnr_db: float |
     return page.write(run_dir / "debug", result)
 
 
-def explain_gate_failures(run_dir: Path, violations: list[str]) -> None:
+def explain_gate_failures(run_dir: Path, violations: list[str], recipe: Config) -> None:
     """Layer-by-layer pages of the artifacts that failed an evaluate gate (the engine calls this after a failed
     gate when the CLI asks it to); a page that cannot be made is a warning."""
     import logging
@@ -249,7 +262,7 @@ def explain_gate_failures(run_dir: Path, violations: list[str]) -> None:
     wanted = [v.split(":")[0] for v in violations if not v.endswith(float_limits)]
     for name in dict.fromkeys(n for n in wanted if not n.startswith("torch-")):
         try:
-            page = debug(run_dir, name)
+            page = debug(run_dir, name, recipe=recipe)
         except Exception as exc:  # the gate's own message is what the user must see; the page is a help
             log.warning("debug %s: no layer-by-layer page: %s", name, str(exc).splitlines()[0][:200] if str(exc)
                         else type(exc).__name__)

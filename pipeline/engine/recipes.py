@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.errors import PATH_LIMIT, ConfigError, shown
+from pipeline.core.errors import PATH_LIMIT, ConfigError, UserError, shown
 from pipeline.core.schema import validate
 from pipeline.engine.recipe_tables import COMMON, TOOL_TABLES
 from pipeline.recipe.config import Config
@@ -124,3 +124,22 @@ def load_recipe(name_or_path: str, overrides: dict[str, Any] | None = None) -> C
     return Config(path, data["recipe"]["name"], data)
 
 
+def recipe_of(manifest: dict, run_dir: Path, given: str | None):
+    """The recipe to rebuild a run's models and data with: the one the user passes (`--recipe`), or the bundled recipe
+    the manifest names when its sha256 is the one recorded. Never a path the run folder names: loading a recipe
+    imports its model code, and a run folder is data from outside."""
+    from pipeline.artifacts.artifact import sha256_file
+    from pipeline.recipe.files import RECIPES_DIR
+
+    name = manifest["recipe"]["name"]
+    if given is not None:
+        recipe = load_recipe(given)
+        if recipe.name != name:
+            raise UserError(f"--recipe {shown(given)}: recipe {recipe.name!r}, but the run in {run_dir} was made by "
+                            f"recipe {name!r}; pass that one")
+        return recipe
+    bundled = RECIPES_DIR / f"{name}.toml"
+    if bundled.is_file() and sha256_file(bundled) == manifest["recipe"]["sha256"]:
+        return load_recipe(str(bundled))
+    raise UserError(f"{run_dir}: its recipe {name!r} is not a bundled recipe of this pipeline as recorded (a run "
+                    "folder cannot choose code to import); pass the recipe it was made with: --recipe PATH")

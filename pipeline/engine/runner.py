@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import NoReturn
 
 from pipeline.artifacts.artifact import atomic_write_json, sha256_file, tool_versions
+from pipeline.core import proc
 from pipeline.core.errors import GateError, StageCrash, UserError
+from pipeline.core.names import run_folder_name
 from pipeline.data import array_cache
 from pipeline.devices import check_reachable
 from pipeline.engine import run_lock
@@ -48,9 +50,9 @@ class RunOptions:
     force: bool = False
     no_gates: bool = False
     threads: int | None = None  # overrides the target's compute threads
-    # Called with the run folder and the violations when an evaluate gate fails (the layer-by-layer pages of
-    # `phone-pipeline debug`, which the tools above the engine supply); None: no pages.
-    explain: Callable[[Path, list[str]], None] | None = None
+    # Called with the run folder, the violations and the recipe when an evaluate gate fails (the layer-by-layer
+    # pages of `phone-pipeline debug`, which the tools above the engine supply); None: no pages.
+    explain: Callable[[Path, list[str], Config], None] | None = None
     run_dir: Path | None = None  # where manifest and report go (default: BUILD_DIR/runs/<recipe>__<target>)
     overrides: dict | None = None  # what `--set` / `--target-set` changed, recorded in the manifest
 
@@ -98,7 +100,7 @@ class Plan:
 
 
 def run_dir(build_dir: Path, recipe: Config, target: Config) -> Path:
-    return build_dir / "runs" / f"{recipe.name}__{target.name}"
+    return build_dir / "runs" / run_folder_name(recipe.name, target.name)
 
 
 def _check_stage_names(opts: RunOptions) -> None:
@@ -198,7 +200,8 @@ def run(recipe: Config, target: Config, opts: RunOptions) -> Path:
     try:
         cache = Cache(build_dir / "cache", scratch)
         plan = make_plan(recipe, target, opts, cache, writer)
-        with run_lock.hold(plan.out_dir, enabled=writer):  # one writer per run folder
+        # one writer per run folder; torch's, onnxruntime's and onnx2tf's temporary files in the build dir
+        with run_lock.hold(plan.out_dir, enabled=writer), proc.temporary_files_in(build_dir / "tmp"):
             return Execution(plan, cache, writer).execute()
     finally:
         if scratch is not None:
@@ -293,7 +296,7 @@ class Execution:
         violations = list(self.outputs[stage.name].gate_violations)
         opts = self.plan.options
         if violations and opts.explain is not None and stage.name == "evaluate":
-            opts.explain(self.plan.out_dir, violations)
+            opts.explain(self.plan.out_dir, violations, self.plan.recipe)
         if not violations or opts.no_gates:
             return None
         more = f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""

@@ -91,7 +91,8 @@ def explain(manifest: dict, qdq: Artifact, tfl: Artifact, folder: Path) -> dict:
     record = {"name": "qdq_evidence", "key": "", "cached": False, "seconds": 0.0, "data": {},
               "artifacts": [qdq.to_dict(), tfl.to_dict()]}
     atomic_write_json(folder / "manifest.json", {**manifest, "stages": [*manifest["stages"], record]})
-    page = debug(folder, tfl.name, min_sqnr_db=20.0, against="source")
+    # an experiment on the developer's own run: its recorded recipe is the one to use
+    page = debug(folder, tfl.name, min_sqnr_db=20.0, against="source", recipe=manifest["recipe"]["path"])
     found = json.loads(page.with_suffix(".json").read_text())
     return {"page": str(page), "first_divergent_layer": found["first_divergent_layer"],
             "worst_layer": found["worst_layer"], "worst_sqnr_db": found["worst_sqnr_db"],

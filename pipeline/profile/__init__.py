@@ -22,14 +22,16 @@ import torch
 from pipeline import data
 from pipeline.artifacts.manifest import find_artifact
 from pipeline.core.errors import UserError, artifact_failed, shown
+from pipeline.engine.recipes import recipe_of
 
 FORMATS = ("pte", "tflite")
 
 
-def profile(run_dir: Path, name: str, runs: int = 20, threads: int = 1) -> tuple[Path, dict]:
+def profile(run_dir: Path, name: str, runs: int = 20, threads: int = 1,
+            recipe: str | None = None) -> tuple[Path, dict]:
     """Profile artifact `name` of a run folder on one of its evaluation inputs; returns the page's path and the
-    profile it shows."""
-    from pipeline.engine.recipes import load_recipe
+    profile it shows. A .pte's input comes from the recipe's data: `recipe` (`--recipe`), or the bundled recipe the
+    manifest names (`engine.recipes.recipe_of`)."""
     from pipeline.profile import page
     from pipeline.runtimes import batch_size
 
@@ -44,8 +46,8 @@ def profile(run_dir: Path, name: str, runs: int = 20, threads: int = 1) -> tuple
             from pipeline.profile.executorch_ops import profile_program
             from pipeline.runtimes import to_artifact_input
 
-            recipe = load_recipe(manifest["recipe"]["path"])
-            x = data.to_tensor(data.eval_split(recipe, batch_size(art)).images, data.input_spec(recipe))
+            config = recipe_of(manifest, run_dir, recipe)
+            x = data.to_tensor(data.eval_split(config, batch_size(art)).images, data.input_spec(config))
             result = profile_program(Path(art.path), torch.from_numpy(to_artifact_input(x, art)), runs, threads)
         else:
             from pipeline.profile.litert_ops import op_table

@@ -5,11 +5,12 @@ Every problem is one ConfigError line naming the file (and the key).
 
 from __future__ import annotations
 
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import ConfigError, shown
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the pipeline package folder
 RECIPES_DIR = PACKAGE_DIR / "recipes"
@@ -23,6 +24,8 @@ def read_toml(path: Path) -> dict:
     try:
         if path.is_dir():
             raise ConfigError(path, "", "is a folder, not a TOML file")
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or a device would block or never end
+            raise ConfigError(path, "", "is not a regular file (a pipe or a device?); give a TOML text file")
         with path.open("rb") as f:
             raw = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
@@ -59,6 +62,9 @@ def parse_overrides(items: list[str] | tuple[str, ...], where: str) -> dict[str,
     """'table.key=VALUE' texts (VALUE in TOML: 3, 0.5, true, "l2", ["ptq"]; a bare word is a string) -> a dict."""
     out: dict[str, Any] = {}
     for item in items:
+        if not item.isprintable():  # TOML would end the value at a newline and drop the rest without a word
+            raise ConfigError(where, shown(item), "holds a newline or another control character; give one "
+                              f"table.key=VALUE per {where}")
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or "." not in key or not all(key.split(".")):

@@ -15,9 +15,21 @@ Example::
 
 from __future__ import annotations
 
+import logging
+
 from pipeline.core.errors import ConfigError
 
 SIZE_LIMIT = 4096
+log = logging.getLogger("pipeline.recipe.inputs")
+_TOLD: set[str] = set()  # size notes already logged in this process (a recipe is often loaded more than once)
+
+
+def _tell(dataset: dict) -> None:
+    """Log how the dataset chose the input size, once per process: a warning when it had to scale it down."""
+    note = dataset.get("size_note")
+    if note and note not in _TOLD:
+        _TOLD.add(note)
+        log.log(logging.WARNING if dataset.get("size_capped") else logging.INFO, "%s", note)
 
 
 def resolve(table: dict, dataset: dict, model_file: tuple[int, int, int] | None, path: object) -> dict:
@@ -37,6 +49,8 @@ def resolve(table: dict, dataset: dict, model_file: tuple[int, int, int] | None,
             out[key], origin[key] = dataset[key], "dataset"
         else:
             raise ConfigError(path, f"input.{key}", "not known from the model or the data; set it in [input]")
+    if "dataset" in (origin["height"], origin["width"]):
+        _tell(dataset)
     if out["channels"] not in (1, 3):
         raise ConfigError(path, "input.channels", f"{out['channels']} is not allowed (must be 1 or 3)")
     for key in ("height", "width"):

@@ -19,6 +19,7 @@ from pathlib import Path
 from pipeline.artifacts.artifact import atomic_write_json
 from pipeline.core import bounded_json
 from pipeline.core.errors import UserError
+from pipeline.core.names import run_folder_name
 from pipeline.core.proc import last_line, python_module, start
 from pipeline.core.proc import run as run_process
 from pipeline.recipe.config import Config
@@ -40,7 +41,7 @@ class SearchOptions:
 
 
 def search_dir(build_dir: Path, recipe: Config, target: Config) -> Path:
-    return build_dir / "search" / f"{recipe.name}__{target.name}"
+    return build_dir / "search" / run_folder_name(recipe.name, target.name)
 
 
 def make_job(recipe: Config, target: Config, opts: SearchOptions) -> SearchJob:
@@ -52,7 +53,7 @@ def make_job(recipe: Config, target: Config, opts: SearchOptions) -> SearchJob:
     directory.mkdir(parents=True, exist_ok=True)
     # two workers on two cores: one torch thread each, so a trial's training does not fight the other's timing
     threads = max(1, (os.cpu_count() or 1) // opts.workers) if opts.workers > 1 else None
-    return SearchJob(recipe.path.resolve(), target.path.resolve(), f"{recipe.name}__{target.name}", space, directory,
+    return SearchJob(recipe.path.resolve(), target.path.resolve(), directory.name, space, directory,
                      build_dir, opts.storage or default_storage(directory), threads)
 
 

@@ -105,6 +105,10 @@ def render(name: str, model: dict, settings: dict, data: dict, spec: dict, weigh
         lines += [f"{k} = {_toml(v)}" for k, v in settings.items()]
     lines += ["", f"[input]  # inferred from {', '.join(sorted(set(spec['origin'].values())))}; "
               "mean/std on the 0..1 scale (set range = \"0-255\" to write them in pixel units)"]
+    if data.get("dataset") == "image-folder" and spec["origin"].get("height") == "dataset":
+        from pipeline.data.image_folder import SIZE_RULE
+
+        lines += [f"# height and width: {SIZE_RULE}"]
     lines += [f"{k} = {_toml(spec[k])}" for k in ("height", "width", "channels", "mean", "std")]
     lines += ["", "[data]"] + [f"{k} = {_toml(v)}" for k, v in data.items()]
     lines += ["eval_samples = 0           # 0: every evaluation picture", "calibration_samples = 200"]
