@@ -42,14 +42,15 @@ DEFAULT_RECIPE = "fashion-mnist-mobilenetv2"  # the compression settings a modul
 _PATH_KEYS = (("model", "path"), ("weights", "path"), ("data", "path"))
 
 
-def run(model: Any, data: Any = "fashion-mnist", target: str = "host", recipe: str | Path | dict | None = None, *,
+def run(model: Any = None, data: Any = None, target: str = "host", recipe: str | Path | dict | None = None, *,
         build_dir: str | Path = "build", gates: bool = True, threads: int | None = None, force: bool = False,
         **settings: dict) -> Run:
     """Train (or load), compress, convert, validate and benchmark `model` on `target`; returns the finished Run.
 
     `model`: an `nn.Module` (trained by the recipe's [train] unless `weights={"source": "pretrained"}`, which keeps
-    its weights), a recipe's [model] table as a dict, or the path of an .onnx or .tflite file. `data`: a bundled data
-    set's name, `ImageFolder(path)`, or a [data] table. `recipe`: a recipe name or file, or a recipe as a dict;
+    its weights), a recipe's [model] table as a dict, the path of an .onnx or .tflite file, or None for the recipe's
+    own model. `data`: a bundled data set's name, `ImageFolder(path)`, a [data] table, or None for the recipe's own
+    (a module without a recipe: Fashion-MNIST). `recipe`: a recipe name or file, or a recipe as a dict;
     without one, a module gets the default recipe's settings (pruning 2x, PTQ and QAT) and a file gets none.
     `settings`: recipe tables to change, e.g. `prune={"macs_factor": 3.0}, quantize={"methods": ["ptq"]}`.
     A failed gate raises PipelineError (exit_code 3) after the report is written; `gates=False` finishes anyway.
@@ -66,10 +67,10 @@ def run(model: Any, data: Any = "fashion-mnist", target: str = "host", recipe: s
         target_config = load_target(target)
         opts = runner.RunOptions(build_dir=build, no_gates=not gates, threads=threads, force=force,
                                  explain=_explainer())
-        return Run(runner.run(loaded, target_config, opts))
+        return Run(runner.run(loaded, target_config, opts), loaded.path)
 
 
-def search(model: Any, data: Any = "fashion-mnist", target: str = "host", recipe: str | Path | dict | None = None,
+def search(model: Any = None, data: Any = None, target: str = "host", recipe: str | Path | dict | None = None,
            *, build_dir: str | Path = "build", trials: int | None = None, workers: int = 1,
            **settings: dict) -> Search:
     """The best compression settings for `model` under the recipe's [search] budget, measured on `target`.
@@ -85,11 +86,14 @@ def search(model: Any, data: Any = "fashion-mnist", target: str = "host", recipe
         build = Path(build_dir)
         loaded = _recipe(model, data, recipe, settings, build)
         opts = SearchOptions(build_dir=build, workers=workers, trials=trials)
-        return Search(run_search(loaded, load_target(target), opts))
+        target_config = load_target(target)
+        return Search(run_search(loaded, target_config, opts), loaded.path, target_config.path)
 
 
-def release(run_or_search: Run | Search, target: str | None = None, *, out: str | Path | None = None) -> Path:
+def release(run_or_search: Run | Search, target: str | None = None, *, out: str | Path | None = None,
+            recipe: str | Path | None = None, build_dir: str | Path = "build") -> Path:
     """Bundle what `run_or_search` made (for a Search: its chosen trial's artifact); returns the .tar.gz path.
+    `recipe`: the recipe file of a run or search this process did not make (a folder names no code to load).
 
     >>> from pipeline.api import release
     >>> release(result)   # doctest: +SKIP
@@ -100,22 +104,27 @@ def release(run_or_search: Run | Search, target: str | None = None, *, out: str 
         from pipeline.recipe.targets import load_target
         from pipeline.release.make import release as make_release
 
-        done = run_or_search.run if isinstance(run_or_search, Search) else run_or_search
-        if done is None:
-            raise PipelineError("release: the search chose no trial, so there is nothing to bundle")
-        manifest = _manifest(done)
-        recipe = load_recipe(manifest["recipe"]["path"])
-        target_config = load_target(target or manifest["target"]["path"])
-        build = _build_dir_of(done, recipe.name, target_config.name)
-        made = make_release(recipe, target_config, build, Path(out) if out else None,
-                            search=isinstance(run_or_search, Search))
+        searched = isinstance(run_or_search, Search)
+        given = recipe or run_or_search.recipe
+        if given is None:
+            raise PipelineError("release: this run was not made by this process; pass recipe= (the recipe file it "
+                                "was made from): a run folder names no code to load", key="recipe")
+        recipe_config = load_recipe(str(given))
+        if target is None and searched:
+            target = str(run_or_search.target) if run_or_search.target else None
+        if target is None and not searched:
+            target = _manifest(run_or_search)["target"]["name"]  # a name: loaded from targets/, never a path
+        target_config = load_target(target or "host")
+        build = Path(build_dir) if searched else _build_dir_of(run_or_search, recipe_config.name, target_config.name)
+        made = make_release(recipe_config, target_config, build, Path(out) if out else None, search=searched)
         return made.archive
 
 
-def debug(run: Run, artifact: str, *, against: str = "torch", samples: int | None = None) -> dict:
+def debug(run: Run, artifact: str, *, against: str = "torch", samples: int | None = None,
+          recipe: str | Path | None = None) -> dict:
     """Which layer broke it: `artifact`'s layers against its PyTorch model (`against="source"`: a TFLite file
     against the ONNX file it came from). Returns the page's data (`first_divergent_layer`, `layers`, ...) with its
-    `page` path.
+    `page` path. `recipe`: the recipe file of a run this process did not make (a run folder names no code to load).
 
     >>> from pipeline.api import debug
     >>> debug(result, "tflite-pruned-int8-ptq")["first_divergent_layer"]   # doctest: +SKIP
@@ -126,11 +135,13 @@ def debug(run: Run, artifact: str, *, against: str = "torch", samples: int | Non
         from pipeline.debug import SAMPLES
         from pipeline.debug import debug as debug_page
 
-        page = debug_page(run.folder, artifact, samples=samples or SAMPLES, against=against)
+        given = recipe or run.recipe
+        page = debug_page(run.folder, artifact, samples=samples or SAMPLES, against=against,
+                          recipe=str(given) if given else None)
         return {**json.loads(page.with_suffix(".json").read_text()), "page": page}
 
 
-def profile(run: Run, artifact: str, *, runs: int = 20, threads: int = 1) -> dict:
+def profile(run: Run, artifact: str, *, runs: int = 20, threads: int = 1, recipe: str | Path | None = None) -> dict:
     """Where `artifact`'s time goes, operator by operator (.pte: measured per operator; .tflite: its operators).
 
     >>> from pipeline.api import profile
@@ -139,7 +150,9 @@ def profile(run: Run, artifact: str, *, runs: int = 20, threads: int = 1) -> dic
     with _refusals(), _console_log():
         from pipeline.profile import profile as profile_page
 
-        page, record = profile_page(run.folder, artifact, runs=runs, threads=threads)
+        given = recipe or run.recipe
+        page, record = profile_page(run.folder, artifact, runs=runs, threads=threads,
+                                    recipe=str(given) if given else None)
         return {**record, "page": page}
 
 
@@ -181,9 +194,9 @@ def _explainer():
 
 
 def _manifest(done: Run) -> dict:
-    import json
+    from pipeline.artifacts.manifest import load
 
-    return json.loads((done.folder / "manifest.json").read_text())
+    return load(done.folder / "manifest.json")  # checked: its names are names, not paths
 
 
 def _build_dir_of(done: Run, recipe: str, target: str) -> Path:
@@ -194,15 +207,21 @@ def _build_dir_of(done: Run, recipe: str, target: str) -> Path:
 
 
 def _recipe(model: Any, data: Any, recipe: str | Path | dict | None, settings: dict, build: Path):
-    """The recipe for this call, written as a file under `build`/api/recipes and loaded like any recipe."""
+    """The recipe for this call: a recipe file as it is, or the one assembled from the arguments, written under
+    `build`/api/recipes and loaded like any recipe (so both doors refuse the same things with the same line)."""
     import tomli_w
 
     from pipeline.artifacts.artifact import atomic_write_bytes
     from pipeline.engine.recipes import load_recipe
 
+    if model is None and data is None and not settings and isinstance(recipe, str | Path):
+        return load_recipe(str(recipe))
     raw, name = _base(model, recipe)
-    raw["model"], model_name = _model_table(model, build)
-    raw["data"] = {**raw.get("data", {}), **data_table(data)}
+    model_name = name or "recipe"
+    if model is not None:
+        raw["model"], model_name = _model_table(model, build)
+    if data is not None or "data" not in raw:
+        raw["data"] = {**raw.get("data", {}), **data_table(data if data is not None else "fashion-mnist")}
     for table, values in settings.items():
         if not isinstance(values, dict):
             raise PipelineError(f"{table}={values!r}: a recipe setting is a table, e.g. {table}={{...}}", key=table)

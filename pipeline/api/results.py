@@ -51,8 +51,11 @@ class Run:
     'tflite-pruned-int8-qat'
     """
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, recipe: Path | None = None):
         self.folder = Path(folder)
+        # the recipe file the run was made from, known when this process made it; a folder opened later is data
+        # from outside, whose recorded recipe path is never loaded (debug and profile then ask for it)
+        self.recipe = recipe
         path = self.folder / "report.json"
         if not path.is_file():
             raise PipelineError(f"{self.folder}: no report.json here; give a run folder the pipeline finished",
@@ -122,8 +125,8 @@ class Search:
     front), `choice` (the chosen trial's record, or None), `why` (the reason for it) and `run` (the chosen trial's
     final run on the whole test set)."""
 
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
+    def __init__(self, folder: Path, recipe: Path | None = None, target: Path | None = None):
+        self.folder, self.recipe, self.target = Path(folder), recipe, target
         self.document: dict = json.loads((self.folder / "search.json").read_text())
         self.trials: list[dict] = self.document.get("trials", [])
         self.front: list[int] = self.document.get("front", [])
