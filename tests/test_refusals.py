@@ -172,7 +172,7 @@ def test_a_bug_in_a_stage_is_one_line_exit_1_with_the_traceback_in_a_log(tmp_pat
     def boom(model, example):
         raise ZeroDivisionError("a bug of ours")
 
-    monkeypatch.setattr("pipeline.stages.train.count", boom)  # the MAC count at the end of training
+    monkeypatch.setattr("pipeline.stages.train.count_macs", boom)  # the MAC count at the end of training
     recipe = write_recipe(tmp_path, "bug", **{"train.max_train_samples": "256", "train.epochs": "1",
                                                "data.eval_samples": "50"})
     code = cli.main(["run", "--recipe", str(recipe), "--build-dir", str(tmp_path / "b")])
