@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from pipeline.artifacts.artifact import atomic_write_json, sha256_file, tool_versions
+from pipeline.core import log as log_setup
 from pipeline.core.errors import GateError, StageCrash, UserError
 from pipeline.data import array_cache
 from pipeline.devices import check_reachable
@@ -186,7 +187,8 @@ def run(recipe: Config, target: Config, opts: RunOptions) -> Path:
         cache = Cache(build_dir / "cache", scratch)
         plan = make_plan(recipe, target, opts, cache, writer)
         with run_lock.hold(plan.out_dir, enabled=writer):  # one writer per run folder
-            return Execution(plan, cache, writer).execute()
+            with log_setup.run_file(plan.out_dir / log_setup.RUN_LOG, enabled=writer):  # third-party noise
+                return Execution(plan, cache, writer).execute()
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
