@@ -3,6 +3,7 @@ that calls the runner finishes, and its body runs once."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -41,3 +42,16 @@ def test_a_script_without_a_main_guard_runs_through_the_benchmark_once(tmp_path:
     assert len(marker.read_text().splitlines()) == 1, "a helper process ran the script's body again"
     report = (tmp_path / "build" / "runs" / "tiny__test-host" / "report.json").read_text()
     assert '"torch-fp32"' in report
+
+
+def test_no_module_of_the_pipeline_starts_processes_through_multiprocessing() -> None:
+    # spawn and forkserver prepare each child by running the caller's __main__ again; children are commands
+    # started by core/proc.py instead
+    users = []
+    for path in sorted((ROOT / "pipeline").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom) else [])
+            if any("multiprocessing" in n.split(".") or n.endswith("ProcessPoolExecutor") for n in names):
+                users.append(str(path.relative_to(ROOT)))
+    assert users == []
