@@ -75,13 +75,13 @@ def run_file(path: Path, enabled: bool = True) -> Iterator[Path]:
     if level == logging.NOTSET:  # no door set it: keep the pipeline's DEBUG lines in the file anyway
         pipeline.setLevel(logging.DEBUG)
     root.addHandler(handler)
-    with _stderr_to(path):
-        try:
+    try:
+        with _stderr_to(path):
             yield path
-        finally:
-            root.removeHandler(handler)
-            handler.close()
-            pipeline.setLevel(level)
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+        pipeline.setLevel(level)
 
 
 @contextmanager
