@@ -1,15 +1,18 @@
 """Phone pipeline: recipe + target -> stages -> artifacts -> runtimes/devices -> reports -> release.
 
 Importing this package is cheap and needs only the standard library, so `python3 -m pipeline.bootstrap` can run
-before the virtual environment exists. The Python API is reachable from here too, loaded on first use::
+before the virtual environment exists. The Python API lives in `pipeline.api`; `run` and its result types are also
+reachable from here, loaded on first use::
 
-    from pipeline import run, search, release, debug, profile
+    from pipeline import run
+    from pipeline.api import search, release, debug, profile   # these names are the pipeline's own sub-packages
 """
 
 __version__ = "0.1.0"
 
-_API = ("run", "search", "release", "debug", "profile", "Run", "Search", "ArtifactResult", "ImageFolder",
-        "PipelineError")
+# Only names that no sub-package has: `pipeline.search`, `.release`, `.debug` and `.profile` are packages, and an
+# attribute of the same name would change meaning once they are imported.
+_API = ("run", "Run", "Search", "ArtifactResult", "ImageFolder", "PipelineError")
 
 
 def __getattr__(name: str):

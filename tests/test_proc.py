@@ -1,4 +1,5 @@
-"""pipeline/core/proc.py: children die with the run that started them; a child killed by a signal is named as such."""
+"""pipeline/core/proc.py: children die with the run that started them; a child killed by a signal is named as such;
+a server child answers line by line, and its timeout or death is one line."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.core.errors import ToolError
-from pipeline.core.proc import run
+from pipeline.core.proc import Server, run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,3 +68,35 @@ def test_a_python_child_runs_this_checkouts_pipeline_from_any_folder(tmp_path: P
     proc = run([sys.executable, "-c", "import pipeline; print(pipeline.__file__)"], what="test: import", cwd=tmp_path)
     assert Path(proc.stdout.decode().strip()).resolve() == ROOT / "pipeline" / "__init__.py"
     assert python_module("pipeline.x")[:2] == [sys.executable, "-m"]
+
+
+# Echoes each request; "sleep" hangs, "die" writes a last word on stderr and exits.
+ECHO_SERVER = """
+import sys, time
+for line in sys.stdin:
+    if line.strip() == "sleep":
+        time.sleep(60)
+    if line.strip() == "die":
+        sys.exit("the server's last word")
+    print("echo " + line.strip(), flush=True)
+"""
+
+
+def test_a_server_child_answers_each_request_and_its_death_is_one_line() -> None:
+    server = Server([sys.executable, "-c", ECHO_SERVER], what="the echo server")
+    try:
+        assert server.ask("a", what="ask a", timeout=30) == "echo a\n"
+        assert server.ask("b", what="ask b", timeout=30) == "echo b\n"
+        with pytest.raises(ToolError) as info:
+            server.ask("die", what="ask die", timeout=30)
+        assert str(info.value) == "ask die: the echo server ended (exit code 1): the server's last word"
+    finally:
+        server.close()
+
+
+def test_a_server_child_that_does_not_answer_in_time_is_killed() -> None:
+    server = Server([sys.executable, "-c", ECHO_SERVER], what="the echo server")
+    start = time.monotonic()
+    with pytest.raises(ToolError, match=r"^ask sleep: timed out after 1 s$"):
+        server.ask("sleep", what="ask sleep", timeout=1)
+    assert time.monotonic() - start < 10 and not server.alive()

@@ -1,4 +1,5 @@
-"""A run folder has one writer at a time: a second run waits, naming the process that holds it."""
+"""A run folder has one writer at a time: a second run waits, naming the process that holds it; a run inside the
+run that holds the folder is refused at once."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from pipeline.core.errors import UserError
 from pipeline.engine import run_lock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +34,20 @@ from pipeline.engine import run_lock
 log.setup()
 with run_lock.hold(Path(sys.argv[1])):
     print("got it")
+"""
+
+# Holds the folder and starts a child that runs on the same folder, as a helper process that re-runs the caller's
+# unguarded script would.
+NESTED = """
+import subprocess, sys
+from pathlib import Path
+from pipeline.engine import run_lock
+child = "from pathlib import Path; import sys; from pipeline.engine import run_lock\\n" \\
+        "with run_lock.hold(Path(sys.argv[1])): print('got it')"
+with run_lock.hold(Path(sys.argv[1])):
+    proc = subprocess.run([sys.executable, "-c", child, sys.argv[1]], capture_output=True, text=True, timeout=60)
+print(proc.returncode)
+print(proc.stderr.strip().splitlines()[-1])
 """
 
 
@@ -75,3 +93,22 @@ def test_disabled_does_not_touch_the_folder(tmp_path: Path) -> None:
     with run_lock.hold(tmp_path / "run", enabled=False):
         pass
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_started_inside_the_run_that_holds_the_folder_is_refused_at_once(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs" / "tiny__host"
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", NESTED, str(run_dir)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    code, last = proc.stdout.strip().splitlines()
+    assert code == "1" and time.monotonic() - start < 60
+    assert last.startswith("pipeline.core.errors.UserError: ") and "a process that started this one" in last
+    assert "a run cannot wait for itself" in last
+
+
+def test_a_second_hold_in_the_process_that_holds_the_folder_is_refused(tmp_path: Path) -> None:
+    with run_lock.hold(tmp_path / "run"):
+        with pytest.raises(UserError, match="by this process .* a run cannot wait for itself"):
+            with run_lock.hold(tmp_path / "run"):
+                pass

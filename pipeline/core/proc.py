@@ -3,22 +3,33 @@
 Children started by `run` die with the process that started them (Linux: PR_SET_PDEATHSIG), so a `kill -9` of a
 pipeline run does not leave an onnx2tf conversion or a runtime check running on its own. Daemons started by
 `start_daemon` are meant to outlive their caller and are left alone.
+
+Children are started as commands (`python -m pipeline.<module>`), never by multiprocessing's spawn or forkserver:
+those re-run the caller's `__main__` in the child, and a caller's script without a main guard would start a second
+run. What children write on stderr (native libraries' chatter) goes to the `pipeline.proc` log at DEBUG, which the
+run's log file keeps and the console does not show; a failing child's last line is in its one-line error.
 """
 
 from __future__ import annotations
 
+import collections
 import ctypes
+import logging
 import os
+import select
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from pipeline.core.errors import ToolError
 
 _PR_SET_PDEATHSIG = 1
+log = logging.getLogger("pipeline.proc")
 
 
 def _die_with_parent(parent: int) -> Callable[[], None] | None:
@@ -37,6 +48,13 @@ def _die_with_parent(parent: int) -> Callable[[], None] | None:
             os._exit(1)
 
     return preexec
+
+
+def tie_to_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (a process forked by hand, not started by `run`)."""
+    preexec = _die_with_parent(os.getppid())
+    if preexec is not None:
+        preexec()
 
 
 def exit_description(returncode: int) -> str:
@@ -127,12 +145,20 @@ def run(
         raise err from None
     except FileNotFoundError:
         raise ToolError(f"{what}: command not found: {cmd[0]} (run `make setup`)") from None
+    _log_output(what, proc.stderr)
     if check and proc.returncode != 0:
         output = proc.stderr or proc.stdout
         err = ToolError(f"{what}: {exit_description(proc.returncode)}: {last_line(output)}")
         err.detail = (output or b"")[-4000:].decode(errors="replace").strip()
         raise err
     return proc
+
+
+def _log_output(what: str, output: bytes | None) -> None:
+    """A child's stderr into the log at DEBUG, one record per line (the run's log file, not the console)."""
+    for line in (output or b"").decode(errors="replace").splitlines():
+        if line.strip():
+            log.debug("%s: %s", what, line.rstrip())
 
 
 def python_module(module: str, *args: str) -> list[str]:
@@ -168,3 +194,73 @@ def start_daemon(
             )
     except FileNotFoundError:
         raise ToolError(f"{what}: command not found: {cmd[0]} (run `make setup`)") from None
+
+
+class Server:
+    """A child that answers each request line on its stdin with one reply line on its stdout (the benchmark's
+    measurement server). It dies with the caller; its stderr goes to the log at DEBUG, line by line, as it comes.
+
+        server = Server(python_module("pipeline.measure.fork_server"), what="benchmark: measurement server")
+        reply = server.ask('{"artifact": ...}', what="benchmark: pte-fp32", timeout=1800)
+        server.close()
+    """
+
+    def __init__(self, cmd: Sequence[str], *, what: str, env: Mapping[str, str] | None = None):
+        self.what = what
+        self.tail: collections.deque[str] = collections.deque(maxlen=20)  # its last stderr lines, for errors
+        try:
+            self.child = subprocess.Popen(list(cmd), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, env=dict(env) if env is not None else venv_env(),
+                                          preexec_fn=_die_with_parent(os.getpid()))
+        except FileNotFoundError:
+            raise ToolError(f"{what}: command not found: {cmd[0]} (run `make setup`)") from None
+        self.pump = threading.Thread(target=self._log_stderr, args=(self.child.stderr,), daemon=True,
+                                     name=f"stderr of {what}")
+        self.pump.start()
+
+    def _log_stderr(self, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode(errors="replace").rstrip()
+            if line.strip():
+                self.tail.append(line)
+                log.debug("%s: %s", self.what, line)
+
+    def alive(self) -> bool:
+        return self.child.poll() is None
+
+    def ask(self, request: str, *, what: str, timeout: float) -> str:
+        """Send one request line and return the reply line; a timeout (the server is then killed) or a server that
+        died is a ToolError naming `what`."""
+        try:
+            self.child.stdin.write(request.encode() + b"\n")
+            self.child.stdin.flush()
+            ready, _, _ = select.select([self.child.stdout], [], [], timeout)
+            reply = self.child.stdout.readline() if ready else None
+        except BrokenPipeError:
+            reply = b""
+        if reply is None:
+            self.close(kill=True)
+            raise ToolError(f"{what}: timed out after {timeout:g} s")
+        if not reply:
+            self.close()
+            self.pump.join(timeout=5)
+            last = self.tail[-1] if self.tail else "no output"
+            raise ToolError(f"{what}: {self.what} ended ({exit_description(self.child.returncode)}): {last}")
+        return reply.decode(errors="replace")
+
+    def close(self, kill: bool = False) -> None:
+        """End the server: its stdin closed (it exits when it reads the end), killed at once with `kill` or if it
+        has not exited after 10 s."""
+        if kill:
+            self.child.kill()
+        if self.child.stdin and not self.child.stdin.closed:
+            try:
+                self.child.stdin.close()
+            except BrokenPipeError:
+                pass
+        try:
+            self.child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.child.kill()
+            self.child.wait()
+        self.pump.join(timeout=5)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-import sys
 
 from tqdm import tqdm
 
+from pipeline.core.log import console
+
 
 def progress(total: int, desc: str, unit: str = "it") -> tqdm:
-    """A progress bar on stderr; disabled when stderr is not a terminal or PIPELINE_NO_PROGRESS is set."""
-    disable = not sys.stderr.isatty() or bool(os.environ.get("PIPELINE_NO_PROGRESS"))
-    return tqdm(total=total, desc=desc, unit=unit, disable=disable, leave=False, dynamic_ncols=True)
+    """A progress bar on the console (stderr, also during a run); disabled when that is not a terminal or
+    PIPELINE_NO_PROGRESS is set."""
+    stream = console()
+    disable = not stream.isatty() or bool(os.environ.get("PIPELINE_NO_PROGRESS"))
+    return tqdm(total=total, desc=desc, unit=unit, disable=disable, leave=False, dynamic_ncols=True, file=stream)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from pipeline.artifacts.artifact import atomic_write_json, sha256_file, tool_versions
+from pipeline.core import log as log_setup
 from pipeline.core import proc
 from pipeline.core.errors import GateError, StageCrash, UserError
 from pipeline.core.names import run_folder_name
@@ -200,9 +201,11 @@ def run(recipe: Config, target: Config, opts: RunOptions) -> Path:
     try:
         cache = Cache(build_dir / "cache", scratch)
         plan = make_plan(recipe, target, opts, cache, writer)
-        # one writer per run folder; torch's, onnxruntime's and onnx2tf's temporary files in the build dir
+        # one writer per run folder; torch's, onnxruntime's and onnx2tf's temporary files in the build dir;
+        # third-party noise in the run's log file
         with run_lock.hold(plan.out_dir, enabled=writer), proc.temporary_files_in(build_dir / "tmp"):
-            return Execution(plan, cache, writer).execute()
+            with log_setup.run_file(plan.out_dir / log_setup.RUN_LOG, enabled=writer):
+                return Execution(plan, cache, writer).execute()
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)

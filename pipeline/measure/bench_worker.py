@@ -7,9 +7,7 @@ pays them once per frame whatever the model costs.
 Run by the benchmark stage as `python -m pipeline.measure.bench_worker '<json>'` so that one runtime's allocations,
 thread pools and caches never leak into the next one's numbers. Artifacts of the runtimes that live in torch's process
 (PyTorch eager, ExecuTorch) are measured in a process forked from a server that has imported torch and ExecuTorch
-and done nothing else (`measure_forked`, multiprocessing's forkserver with preloaded modules): still a fresh process
-per artifact per round, without paying the 1.4 s `import torch` every time (6 of the 11 s a round of the default
-recipe's 14 artifacts took).
+and done nothing else (`fork_server.measure_forked`).
 """
 
 from __future__ import annotations
@@ -74,56 +72,6 @@ def measure(args: dict) -> dict:
         "rss_before_load_mb": rss_before / 1024,
         "peak_rss_mb": _status_kb("VmHWM") / 1024,
     }
-
-
-# Imported once by the fork server; every forked measurement starts with them loaded and nothing run.
-FORK_PRELOAD = [
-    "pipeline.measure.bench_worker", "pipeline.runtimes.executorch_session", "pipeline.runtimes.torch_eager",
-]
-_fork_context = None
-
-
-def _forked(args: dict, conn) -> None:
-    try:
-        conn.send(("ok", measure(args)))
-    except BaseException as exc:  # noqa: BLE001 - the parent reports it in one line
-        from pipeline.core.errors import one_line
-
-        conn.send(("error", one_line(exc, 300)))
-    finally:
-        conn.close()
-
-
-def measure_forked(args: dict, what: str, timeout: float) -> dict:
-    """`measure(args)` in a process forked from the preloaded fork server; a crash, an error or a timeout is a
-    ToolError naming `what`."""
-    import multiprocessing
-
-    from pipeline.core.errors import ToolError
-    from pipeline.core.proc import exit_description
-
-    global _fork_context
-    if _fork_context is None:
-        _fork_context = multiprocessing.get_context("forkserver")
-        _fork_context.set_forkserver_preload(FORK_PRELOAD)
-    parent, child = _fork_context.Pipe(duplex=False)
-    proc = _fork_context.Process(target=_forked, args=(args, child), daemon=True)
-    proc.start()
-    child.close()
-    try:
-        if not parent.poll(timeout):
-            proc.kill()
-            raise ToolError(f"{what}: timed out after {timeout:g} s")
-        status, result = parent.recv()
-    except EOFError:  # the process died before it answered (a runtime that aborted)
-        proc.join()
-        raise ToolError(f"{what}: {exit_description(proc.exitcode)}") from None
-    finally:
-        parent.close()
-    proc.join()
-    if status != "ok":
-        raise ToolError(f"{what}: {result}")
-    return {**result, "process": "forked from a server with torch and ExecuTorch imported"}
 
 
 if __name__ == "__main__":

@@ -18,8 +18,7 @@ from pipeline.artifacts.artifact import Artifact
 from pipeline.core.proc import python_module
 from pipeline.core.proc import run as run_process
 from pipeline.core.progress import progress
-from pipeline.measure import host_load
-from pipeline.measure.bench_worker import measure_forked
+from pipeline.measure import fork_server, host_load
 from pipeline.measure.stats import median_round, speedup_interval
 from pipeline.runtimes import RUNTIME_OF_FORMAT, TORCH_LINKED
 
@@ -36,14 +35,14 @@ def baselines(artifacts: list[Artifact]) -> dict[str, str]:
             if RUNTIME_OF_FORMAT[a.format] in base and base[RUNTIME_OF_FORMAT[a.format]] != a.name}
 
 
-FORKED = TORCH_LINKED  # runtimes measured in a process forked from the preloaded server (bench_worker)
+FORKED = TORCH_LINKED  # runtimes measured in a process forked from the preloaded server (fork_server)
 
 
 def _measure(art: Artifact, input_path, bench: dict) -> dict:
     args = {"artifact": art.to_dict(), "input": str(input_path), "threads": bench["threads"],
             "warmup": bench["warmup"], "runs": bench["runs"]}
     if RUNTIME_OF_FORMAT[art.format] in FORKED:
-        return measure_forked(args, f"benchmark: {art.name}", timeout=1800)
+        return fork_server.measure_forked(args, f"benchmark: {art.name}", timeout=1800)
     proc = run_process(python_module("pipeline.measure.bench_worker", json.dumps(args)), what=f"benchmark: {art.name}",
                        timeout=1800)
     return {**json.loads(proc.stdout.decode().strip().splitlines()[-1]), "process": "a new Python process"}
@@ -84,13 +83,16 @@ def run_rounds(artifacts: list[Artifact], input_path, bench: dict, base_of: dict
     rounds: dict[str, list[dict]] = {a.name: [] for a in artifacts}
     loads, start, speed, stopped = [host_load.snapshot()], time.monotonic(), {}, None
     with progress(total=len(artifacts) * bench["max_rounds"], desc="benchmark", unit="run") as bar:
-        while stopped is None:
-            for art in artifacts:
-                rounds[art.name].append(_measure(art, input_path, bench))
-                bar.update(1)
-            loads.append(host_load.snapshot())
-            speed = speedups(rounds, base_of)
-            stopped = _stop_reason(len(loads) - 1, time.monotonic() - start, speed, bench)
+        try:
+            while stopped is None:
+                for art in artifacts:
+                    rounds[art.name].append(_measure(art, input_path, bench))
+                    bar.update(1)
+                loads.append(host_load.snapshot())
+                speed = speedups(rounds, base_of)
+                stopped = _stop_reason(len(loads) - 1, time.monotonic() - start, speed, bench)
+        finally:
+            fork_server.stop()  # its imports of torch and ExecuTorch are not kept beyond the rounds
     return rounds, loads, speed, stopped, time.monotonic() - start
 
 
