@@ -185,3 +185,14 @@ def test_a_module_fingerprint_follows_code_and_weights_not_identity():
     with torch.no_grad():
         changed[0].weight[0, 0, 0, 0] += 1e-3
     assert fingerprint(changed) != fingerprint(make(0))
+
+
+def test_plan_is_the_cli_dry_run(tmp_path):
+    from pipeline.api import plan
+
+    recipe = write_recipe(tmp_path)
+    text = plan(recipe=recipe, build_dir=tmp_path / "b", from_stage="benchmark")
+    proc = cli("run", "--recipe", str(recipe), "--build-dir", str(tmp_path / "b"), "--from", "benchmark",
+               "--dry-run")
+    assert proc.returncode == 0 and proc.stdout.strip() == text.strip()
+    assert not (tmp_path / "b").exists()

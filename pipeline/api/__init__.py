@@ -35,8 +35,8 @@ from pipeline.api.data_sources import ImageFolder, data_table
 from pipeline.api.results import ArtifactResult, Run, Search
 from pipeline.core.errors import PipelineError, UserError
 
-__all__ = ["run", "search", "release", "debug", "profile", "Run", "Search", "ArtifactResult", "ImageFolder",
-           "PipelineError"]
+__all__ = ["run", "plan", "search", "release", "debug", "profile", "Run", "Search", "ArtifactResult",
+           "ImageFolder", "PipelineError"]
 
 DEFAULT_RECIPE = "fashion-mnist-mobilenetv2"  # the compression settings a module gets when no recipe is given
 _PATH_KEYS = (("model", "path"), ("weights", "path"), ("data", "path"))
@@ -44,7 +44,7 @@ _PATH_KEYS = (("model", "path"), ("weights", "path"), ("data", "path"))
 
 def run(model: Any = None, data: Any = None, target: str = "host", recipe: str | Path | dict | None = None, *,
         build_dir: str | Path = "build", gates: bool = True, threads: int | None = None, force: bool = False,
-        **settings: dict) -> Run:
+        from_stage: str | None = None, only: tuple[str, ...] = (), **settings: dict) -> Run:
     """Train (or load), compress, convert, validate and benchmark `model` on `target`; returns the finished Run.
 
     `model`: an `nn.Module` (trained by the recipe's [train] unless `weights={"source": "pretrained"}`, which keeps
@@ -54,6 +54,7 @@ def run(model: Any = None, data: Any = None, target: str = "host", recipe: str |
     without one, a module gets the default recipe's settings (pruning 2x, PTQ and QAT) and a file gets none.
     `settings`: recipe tables to change, e.g. `prune={"macs_factor": 3.0}, quantize={"methods": ["ptq"]}`.
     A failed gate raises PipelineError (exit_code 3) after the report is written; `gates=False` finishes anyway.
+    `force`, `from_stage` and `only` are the CLI's --force, --from and --only.
 
     >>> from pipeline.api import run
     >>> result = run("model.onnx", "photos")   # doctest: +SKIP
@@ -66,8 +67,27 @@ def run(model: Any = None, data: Any = None, target: str = "host", recipe: str |
         loaded = _recipe(model, data, recipe, settings, build)
         target_config = load_target(target)
         opts = runner.RunOptions(build_dir=build, no_gates=not gates, threads=threads, force=force,
-                                 explain=_explainer())
+                                 from_stage=from_stage, only=tuple(only), explain=_explainer())
         return Run(runner.run(loaded, target_config, opts), loaded.path)
+
+
+def plan(model: Any = None, data: Any = None, target: str = "host", recipe: str | Path | dict | None = None, *,
+         build_dir: str | Path = "build", force: bool = False, from_stage: str | None = None,
+         only: tuple[str, ...] = (), **settings: dict) -> str:
+    """What `run` with these arguments would do, stage by stage (each key, and cached, run, background or rebuilt,
+    and why), without running or writing anything but the assembled recipe file: the CLI's `run --dry-run`.
+
+    >>> from pipeline.api import plan
+    >>> print(plan(recipe="fashion-mnist-mobilenetv2"))   # doctest: +SKIP
+    """
+    with _refusals():
+        from pipeline.engine import runner
+        from pipeline.recipe.targets import load_target
+
+        build = Path(build_dir)
+        loaded = _recipe(model, data, recipe, settings, build)
+        opts = runner.RunOptions(build_dir=build, force=force, from_stage=from_stage, only=tuple(only))
+        return runner.dry_run(loaded, load_target(target), opts).describe()
 
 
 def search(model: Any = None, data: Any = None, target: str = "host", recipe: str | Path | dict | None = None,
