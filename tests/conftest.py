@@ -112,3 +112,12 @@ def e2e(workspace: Path, tiny_recipe: Path, test_target: Path) -> dict:
         "manifest": json.loads((run_dir / "manifest.json").read_text()),
         "report": json.loads((run_dir / "report.json").read_text()),
     }
+
+
+def one_line_refusal(proc: subprocess.CompletedProcess) -> str:
+    """The single stderr line of a command refused as a user mistake (exit 2, no traceback)."""
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr[-2000:]
+    return lines[0]

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import cli
+from conftest import cli, one_line_refusal
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -33,20 +33,12 @@ def _run_folder(folder: Path, name: str, recipe_path: str = "", recipe_name: str
     return folder
 
 
-def _one_line(proc) -> str:
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr[-2000:]
-    return lines[0]
-
-
 @pytest.mark.parametrize("command, name", [("debug", "../../../ESCAPED"), ("profile", "{abs}/ESCAPED"),
                                            ("debug", "a\nerror: fine")])
 def test_an_artifact_name_that_leaves_the_run_folder_is_refused(tmp_path, command, name):
     name = name.format(abs=tmp_path / "elsewhere")
     run = _run_folder(tmp_path / "a" / "b" / "c" / "run", name)
-    line = _one_line(cli(command, str(run), name))
+    line = one_line_refusal(cli(command, str(run), name))
     assert "stages[0].artifacts[0].name" in line and "is not a name" in line, line
     written = {p for p in tmp_path.rglob("*") if p.is_file()} - {run / "manifest.json", run / "model.bin"}
     assert not written, written
@@ -61,29 +53,29 @@ def test_a_manifest_cannot_make_debug_import_code_it_names(tmp_path):
     recipe.write_text(f'[recipe]\nname = "user"\n[model]\nsource = "python"\nentry = "{evil}:build"\n')
     run = _run_folder(tmp_path / "run", "tflite-fp32", recipe_path=str(recipe))
     for command in ("debug", "profile"):
-        _one_line(cli(command, str(run), "tflite-fp32" if command == "debug" else "pte-fp32"))
+        one_line_refusal(cli(command, str(run), "tflite-fp32" if command == "debug" else "pte-fp32"))
         assert not marker.exists(), f"{command} imported the file the manifest named"
-    line = _one_line(cli("debug", str(run), "tflite-fp32"))
+    line = one_line_refusal(cli("debug", str(run), "tflite-fp32"))
     assert line.endswith("pass the recipe it was made with: --recipe PATH"), line
     assert not marker.exists()
 
 
 def test_a_pte_profile_takes_its_recipe_from_the_manifest_only_when_bundled(tmp_path):
     run = _run_folder(tmp_path / "run", "pte-fp32", recipe_path="/elsewhere/x.toml", recipe_name="user", fmt="pte")
-    line = _one_line(cli("profile", str(run), "pte-fp32"))
+    line = one_line_refusal(cli("profile", str(run), "pte-fp32"))
     assert "is not a bundled recipe" in line and "--recipe PATH" in line, line
     assert not (run / "profile").exists()
 
 
 def test_a_recipe_of_another_name_than_the_run_is_refused(tmp_path):
     run = _run_folder(tmp_path / "run", "tflite-fp32", recipe_name="user")
-    line = _one_line(cli("debug", str(run), "tflite-fp32", "--recipe", "fashion-mnist-mobilenetv2"))
+    line = one_line_refusal(cli("debug", str(run), "tflite-fp32", "--recipe", "fashion-mnist-mobilenetv2"))
     assert "made by recipe 'user'" in line, line
 
 
 @FUZZ
 @given(st.text(min_size=0, max_size=300), st.sampled_from(["name", "path"]))
-def test_any_artifact_name_or_path_in_a_manifest_is_safe_or_refused_in_one_line(tmp_path_factory, value, key):
+def test_any_artifact_name_or_path_in_a_manifest_is_safe_or_refused_inone_line_refusal(tmp_path_factory, value, key):
     run = _run_folder(tmp_path_factory.mktemp("run"), "tflite-fp32")
     doc = json.loads((run / "manifest.json").read_text())
     doc["stages"][0]["artifacts"][0][key] = value

@@ -7,26 +7,18 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, cli
+from conftest import ROOT, cli, one_line_refusal
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.test_fuzz import FUZZ
 
 
-def _one_line(proc) -> str:
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr[-2000:]
-    return lines[0]
-
-
 @pytest.mark.parametrize("option, value", [("--set", "train.epochs=1\n[evil]\nx=1"),
                                            ("--set", "train.epochs=1\r"),
                                            ("--target-set", "benchmark.runs=5\x1b[2K")])
 def test_an_override_with_a_control_character_is_refused_naming_the_option(tmp_path, option, value):
-    line = _one_line(cli("run", option, value, "--build-dir", str(tmp_path / "build")))
+    line = one_line_refusal(cli("run", option, value, "--build-dir", str(tmp_path / "build")))
     assert line.startswith(f"error: {option}: ") and "holds a newline or another control character" in line, line
     assert not (tmp_path / "build").exists()
 
@@ -36,7 +28,8 @@ def test_a_fifo_given_as_recipe_is_refused_without_opening_it(tmp_path):
     os.mkfifo(fifo)
     proc = subprocess.run([sys.executable, "-m", "pipeline", "run", "--recipe", str(fifo), "--build-dir",
                            str(tmp_path / "build")], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert _one_line(proc) == f"error: {fifo}: is not a regular file (a pipe or a device?); give a TOML text file"
+    line = one_line_refusal(proc)
+    assert line == f"error: {fifo}: is not a regular file (a pipe or a device?); give a TOML text file"
 
 
 def test_an_override_is_never_cut_at_a_newline():
