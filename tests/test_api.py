@@ -119,8 +119,33 @@ def test_an_unguarded_script_runs_a_module_of_its_own_package_and_an_onnx_file(t
     assert list((tmp_path / "build" / "api" / "modules").glob("*.pkl"))
 
 
-REFUSED_RECIPES = [
+def _file(name: str, content: bytes):
+    def make(folder: Path) -> Path:
+        path = folder / name
+        path.write_bytes(content)
+        return path
+    return make
+
+
+def _folder(folder: Path) -> Path:
+    (folder / "dir.toml").mkdir()
+    return folder / "dir.toml"
+
+
+REFUSED_RECIPES = [  # the recipe refusals of tests/test_refusals.py, and a few more
     ("wrong entry form", lambda d: python_recipe(d, "shuffle_net.py")),
+    ("no such function", lambda d: python_recipe(d, f"{USER_MODELS}/shuffle_net.py:nope")),
+    ("no such module", lambda d: python_recipe(d, "no_such_package.module:build")),
+    ("syntax error", lambda d: (d.joinpath("bad_net.py").write_text("import torch\n\ndef build(:\n    pass\n"),
+                                python_recipe(d, "bad_net.py:build", ""))[1]),
+    ("binary file", _file("hostile.toml", b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe binary")),
+    ("utf-16 file", _file("hostile.toml", "[recipe]\nname = 'x'\n".encode("utf-16"))),
+    ("64-bit overflow", _file("hostile.toml", b"[recipe]\nname = 'x'\n[train]\nseed = 99999999999999999999\n")),
+    ("infinite epochs", _file("hostile.toml", b"[recipe]\nname = 'x'\n[train]\nepochs = inf\n")),
+    ("nan lr", _file("hostile.toml", b"[recipe]\nname = 'x'\n[train]\nlr = nan\n")),
+    ("version with a slash", _file("hostile.toml", b"[recipe]\nname = 'x'\nversion = '1/2'\n")),
+    ("model file as recipe", _file("model.onnx", bytes(range(256)) * 4)),
+    ("folder as recipe", _folder),
     ("missing entry file", lambda d: python_recipe(d, f"{USER_MODELS}/missing.py:build")),
     ("misspelled setting", lambda d: python_recipe(d, f"{USER_MODELS}/shuffle_net.py:build", "widht = 16")),
     ("unknown key", lambda d: write_recipe(d, "bad1", **{"train.epoch": "2"})),
