@@ -88,8 +88,10 @@ class Plan:
     def describe(self) -> str:
         """The plan as a table, for `phone-pipeline run --dry-run`."""
         width = max(len(s.stage.name) for s in self.steps) if self.steps else 5
+        auto = compute_threads(self.target, self.options) == 0
+        threads = "1 thread (training picks 1 or every core as it goes)" if auto else f"{self.threads} thread(s)"
         lines = [f"plan: recipe {self.recipe.name} ({self.recipe.path}) on target {self.target.name}; run folder "
-                 f"{self.out_dir}; {self.threads} thread(s)",
+                 f"{self.out_dir}; {threads}",
                  f"  {'stage':<{width}}  {'action':<10}  {'key':<12}  why"]
         for s in self.steps:
             note = s.why + (f"; the stage will do nothing: {s.skip}" if s.skip else "")
