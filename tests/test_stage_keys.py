@@ -86,3 +86,16 @@ def test_a_stage_key_holds_its_own_schema(package, tmp_path):
     evaluate = package / "stages" / "evaluate.py"
     evaluate.write_text(evaluate.read_text().replace('"fp16": _tolerance(0.995,', '"fp16": _tolerance(0.99,'))
     assert changed(before, keys(tmp_path)) == ["evaluate", "report"]
+
+
+def test_a_stage_key_holds_no_tool_and_no_door(package):
+    """What a stage's code hash covers: never the tools above the engine, the API or the CLI (reached, for example,
+    through the package's lazy `from pipeline import run`)."""
+    from pipeline.stages import STAGES
+
+    code_version.closure.cache_clear()
+    for stage in STAGES:
+        files = code_version.closure(code_version.module_file(stage.run.__module__))
+        rooms = {p.relative_to(package).parts[0] for p in files}
+        assert not rooms & {"api", "cli.py", "__init__.py", "search", "release", "debug", "profile", "engine",
+                            "starter", "evidence", "android"}, (stage.name, sorted(rooms))

@@ -92,7 +92,7 @@ def _stderr_to(path: Path) -> Iterator[None]:
     saved = os.dup(2)
     target = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     terminal = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")
-    previous, before = _run_console, _console.setStream(terminal) if _console is not None else None
+    previous, before = _run_console, _swap_stream(_console, terminal) if _console is not None else None
     _run_console = terminal
     os.dup2(target, 2)
     os.close(target)
@@ -103,9 +103,19 @@ def _stderr_to(path: Path) -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         if _console is not None and before is not None:
-            _console.setStream(before)
+            _swap_stream(_console, before)
         _run_console = previous
         terminal.close()
+
+
+def _swap_stream(handler: logging.StreamHandler, stream: TextIO) -> TextIO | None:
+    """`handler.setStream(stream)`, also when the handler's stream was closed meanwhile (a stream captured by an
+    earlier call in this process, such as a test's); returns the stream it had."""
+    try:
+        return handler.setStream(stream)
+    except ValueError:  # flushing the closed stream
+        old, handler.stream = handler.stream, stream
+        return old
 
 
 def _flush(stream: TextIO | None) -> None:

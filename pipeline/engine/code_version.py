@@ -29,7 +29,8 @@ def module_file(dotted: str, root: Path | None = None) -> Path | None:
 
 def imports_of(path: Path, root: Path | None = None) -> set[Path]:
     """The pipeline source files `path` imports, at module level or inside functions, read statically. `root` is
-    the package folder the dotted names resolve in."""
+    the package folder the dotted names resolve in. The package's own `__init__` is never counted: it holds the
+    version and the lazy doors to the API, and `from pipeline import data` depends on `data`, not on them."""
     found: set[Path] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         names: list[str] = []
@@ -37,7 +38,7 @@ def imports_of(path: Path, root: Path | None = None) -> set[Path]:
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        for name in names:
+        for name in (n for n in names if n != PACKAGE):
             # `from pipeline.x import y`: y may be a module (pipeline/x/y.py) or a name inside pipeline/x
             f = module_file(name, root)
             if f is not None:
