@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pipeline.artifacts.tensors import TensorSpec, specs_from_list, specs_to_list
 from pipeline.core.errors import UserError
 
 TOOL_PACKAGES = ("torch", "onnx", "onnxruntime", "onnxscript", "onnx2tf", "tensorflow-cpu", "ai-edge-litert",
@@ -42,16 +43,22 @@ class Artifact:
     reference: str = ""  # the artifact whose outputs this one must reproduce; "" for the trained model itself
     role: str = "model"  # model: shipped and measured | intermediate: only an input of a later conversion
     extra: dict = field(default_factory=dict)
+    # every input and output tensor, in the order the file takes and returns them (pipeline/artifacts/tensors.py);
+    # empty for a file with one input and one output described by the legacy fields above
+    inputs: tuple[TensorSpec, ...] = ()
+    outputs: tuple[TensorSpec, ...] = ()
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["input_shape"] = list(self.input_shape)
+        d["inputs"], d["outputs"] = specs_to_list(self.inputs), specs_to_list(self.outputs)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Artifact:
         d = dict(d)
         d["input_shape"] = tuple(d["input_shape"])
+        d["inputs"], d["outputs"] = specs_from_list(d.get("inputs", ())), specs_from_list(d.get("outputs", ()))
         return cls(**d)
 
 
