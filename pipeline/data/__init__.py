@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.artifacts.preprocess import InputSpec, normalise_batch, resize_bilinear, to_channels
+from pipeline.artifacts.tensors import TensorSpec
 from pipeline.data import fashion_mnist, image_folder, mnist, photos
 from pipeline.data.source import DataSource, Split
 
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
     from pipeline.recipe.config import Config
 
 __all__ = ["DATASETS", "InputSpec", "Split", "source", "input_spec", "label_names", "train_split", "eval_split",
-           "calibration_images", "to_tensor", "fingerprint", "has_train"]
+           "calibration_images", "calibration_inputs", "to_tensor", "fingerprint", "has_train", "is_pictures",
+           "input_tensors", "model_inputs"]
 
 SOURCES: dict[str, DataSource] = {s.name: s for s in (fashion_mnist.SOURCE, mnist.SOURCE, photos.SOURCE,
                                                       image_folder.SOURCE)}
@@ -29,9 +31,24 @@ def source(recipe: Config) -> DataSource:
     return SOURCES[recipe.data["data"]["dataset"]]
 
 
+def is_pictures(recipe: Config) -> bool:
+    """True when the model takes one picture (the data are pictures, preprocessed by the reference maths)."""
+    return "tensors" not in recipe.data["input"]
+
+
 def input_spec(recipe: Config) -> InputSpec:
-    """What the recipe's model takes as input (resolved once, when the recipe was loaded)."""
+    """What the recipe's model takes as input (resolved once, when the recipe was loaded); pictures only."""
     return InputSpec.from_dict(recipe.data["input"])
+
+
+def input_tensors(recipe: Config, batch: int = 1) -> tuple[TensorSpec, ...]:
+    """The model's inputs as tensor specs with a leading batch of `batch`: one NCHW float32 picture, or the tensors
+    the data holds (the resolved [input] table's `tensors`, one per input, shapes without the batch)."""
+    table = recipe.data["input"]
+    if "tensors" in table:
+        return tuple(TensorSpec(t["name"], (batch, *t["shape"]), t.get("dtype", "float32"))
+                     for t in table["tensors"])
+    return (TensorSpec("input", (batch, table["channels"], table["height"], table["width"]), "float32", "NCHW"),)
 
 
 def label_names(recipe: Config) -> tuple[str, ...]:
@@ -65,6 +82,8 @@ def fit_to_spec(images: np.ndarray, spec: InputSpec) -> np.ndarray:
 
 def _split(recipe: Config, which: str) -> Split:
     split = source(recipe).load(recipe.data["data"], which, recipe.data["input"])
+    if split.inputs:
+        return split
     images = fit_to_spec(split.images, input_spec(recipe))
     return Split(images, split.labels, split.names, split.skipped, split.read_seconds)
 
@@ -79,11 +98,24 @@ def train_split(recipe: Config) -> Split:
 def eval_split(recipe: Config, samples: int = 0) -> Split:
     """The evaluation set (the whole test split unless `samples` or the recipe's eval_samples limit it)."""
     limit = samples or recipe.data["data"]["eval_samples"]
-    split = _split(recipe, "test")
-    if limit:
-        split = Split(split.images[:limit], None if split.labels is None else split.labels[:limit],
-                      split.names[:limit], split.skipped, split.read_seconds)
-    return split
+    return _split(recipe, "test").head(limit)
+
+
+def model_inputs(recipe: Config, split: Split) -> list[np.ndarray]:
+    """A split's samples as the model's inputs in reference form, one array per input (pictures: normalised NCHW)."""
+    if split.inputs:
+        return list(split.inputs)
+    return [to_tensor(split.images, input_spec(recipe))]
+
+
+def calibration_inputs(recipe: Config) -> list[np.ndarray]:
+    """Calibration samples from the training split (a fixed, evenly spread subset), as model inputs."""
+    n = recipe.data["data"]["calibration_samples"]
+    if is_pictures(recipe):
+        return [to_tensor(calibration_images(recipe), input_spec(recipe))]
+    split = train_split(recipe) if has_train(recipe) else eval_split(recipe)
+    step = max(1, len(split) // n)
+    return [np.asarray(a[::step][:n]) for a in split.inputs]
 
 
 def calibration_images(recipe: Config) -> np.ndarray:

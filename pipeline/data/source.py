@@ -16,11 +16,26 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Split:
+    """One split of a dataset. Picture sources fill `images`; sources of other data (arrays, the user's loader) fill
+    `inputs`, one array per model input in reference form (batch first, the dtype the model takes), and leave
+    `images` empty (shape (0,))."""
+
     images: np.ndarray  # uint8, N x H x W (grey) or N x H x W x C
-    labels: np.ndarray | None  # int64 N, or None for unlabelled sets
+    labels: np.ndarray | None  # targets: int64 N class ids, or any array with N first; None for unlabelled sets
     names: tuple[str, ...] = ()  # per-sample names where the set has them
     skipped: tuple[str, ...] = ()  # pictures that could not be read, with the reason
     read_seconds: float = 0.0  # time spent decoding (0 when it came from the array cache)
+    inputs: tuple[np.ndarray, ...] = ()  # model inputs of a source that is not pictures (may be memory-mapped)
+
+    def __len__(self) -> int:
+        return len(self.inputs[0]) if self.inputs else len(self.images)
+
+    def head(self, n: int) -> Split:
+        """The first `n` samples (all when n is 0 or more than there are)."""
+        if not n or n >= len(self):
+            return self
+        return Split(self.images[:n], None if self.labels is None else self.labels[:n], self.names[:n],
+                     self.skipped, self.read_seconds, tuple(a[:n] for a in self.inputs))
 
 
 @dataclass(frozen=True)
