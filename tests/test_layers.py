@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("artifacts",),
     ("recipe",),
     ("models", "data", "compression", "converters", "runtimes", "training", "measure", "devices", "layers",
-     "report"),
+     "report", "metrics"),
     ("stages",),
     ("engine",),
     ("debug", "profile", "search", "release", "android", "starter", "evidence"),

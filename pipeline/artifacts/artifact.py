@@ -72,10 +72,11 @@ def artifact_name(fmt: str, precision: str, pruned: bool = False, quantization: 
 
 
 def derived(source: Artifact, **changes: Any) -> Artifact:
-    """A new artifact made from `source`: it inherits what describes the model (compression, size in MACs)."""
+    """A new artifact made from `source`: it inherits what describes the model (compression, size in MACs, its
+    input and output tensors; a converter that changes a layout or a type passes its own)."""
     base = {"pruned": source.pruned, "lowrank": source.lowrank, "quantization": source.quantization,
-            "params": source.params,
-            "macs": source.macs, "role": source.role, "input_shape": source.input_shape}
+            "params": source.params, "macs": source.macs, "role": source.role, "input_shape": source.input_shape,
+            "inputs": source.inputs, "outputs": source.outputs}
     base.update(changes)
     return Artifact(**base)
 

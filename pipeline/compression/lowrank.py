@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from pipeline.artifacts.model_io import Inputs, as_list
 from pipeline.compression.macs import count_macs
 
 
@@ -56,7 +57,7 @@ def _ignored(name: str, ignore: tuple[str, ...]) -> bool:
     return any(name == i or name.startswith(i + ".") for i in ignore)
 
 
-def _shapes(model: nn.Module, example: torch.Tensor) -> dict[str, tuple[int, int]]:
+def _shapes(model: nn.Module, example: Inputs) -> dict[str, tuple[int, int]]:
     """name -> (input positions, output positions) per call on one image: H*W for convolutions, tokens for linear."""
     seen: dict[str, tuple[int, int]] = {}
 
@@ -72,7 +73,7 @@ def _shapes(model: nn.Module, example: torch.Tensor) -> dict[str, tuple[int, int
     handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if _kind(m)]
     try:
         with torch.no_grad():
-            model.eval()(example[:1])
+            model.eval()(*[t[:1] for t in as_list(example)])
     finally:
         for h in handles:
             h.remove()
@@ -120,13 +121,18 @@ class _Layer:
         return pout * (in_c * r + r * out_c)  # a strided 1x1 convolution keeps its stride in the first factor
 
 
-def _candidates(model: nn.Module, example: torch.Tensor, s: LowRankSettings) -> tuple[list[_Layer], list[dict]]:
+def _candidates(model: nn.Module, example: Inputs, s: LowRankSettings) -> tuple[list[_Layer], list[dict]]:
     positions = _shapes(model, example)
     layers, skipped = [], []
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d) and module.groups != 1:
             if not _ignored(name, s.ignore):
                 skipped.append({"layer": name, "reason": "grouped or depthwise convolution"})
+            continue
+        if isinstance(module, (nn.Conv1d, nn.Conv3d)):
+            if not _ignored(name, s.ignore):
+                skipped.append({"layer": name, "reason": f"{type(module).__name__}: only 2-D convolutions and linear "
+                                                         "layers are factorised"})
             continue
         kind = _kind(module)
         if kind is None or name not in positions:
@@ -236,13 +242,13 @@ def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(parent, child, new)
 
 
-def decompose(model: nn.Module, example: torch.Tensor, s: LowRankSettings) -> tuple[nn.Module, dict]:
+def decompose(model: nn.Module, example: Inputs, s: LowRankSettings) -> tuple[nn.Module, dict]:
     """Factorise `model` in place; returns it and the report (plan, per-layer ranks, MACs and params)."""
     names = {n for n, _ in model.named_modules()}
     for entry in s.ignore:
         if not any(n == entry or n.startswith(entry + ".") for n in names):
             raise KeyError(entry)
-    before = count_macs(model, example[:1])
+    before = count_macs(model, [t[:1] for t in as_list(example)])
     layers, skipped = _candidates(model, example, s)
     if not layers:
         raise LowRankError("no convolution or linear layer is large enough to factorise (decompose.min_macs, "
@@ -267,7 +273,7 @@ def decompose(model: nn.Module, example: torch.Tensor, s: LowRankSettings) -> tu
     if not rows:
         raise LowRankError(f"at energy {energy:.3f} no layer saves {s.min_saving:.0%} of its MACs by factorising; "
                            "lower decompose.energy or decompose.min_saving, or set decompose.enabled = false")
-    after = count_macs(model, example[:1])
+    after = count_macs(model, [t[:1] for t in as_list(example)])
     plan = {r["layer"]: {"kind": r["kind"], "ranks": r["ranks"]} for r in rows}
     return model, {"energy": energy, "plan": plan, "layers": rows, "left_as_is": skipped,
                    "before": before, "after": after, "macs_reduction": before["macs"] / max(1, after["macs"])}

@@ -36,8 +36,9 @@ def _layer_macs(module: nn.Module, inputs: tuple, output: torch.Tensor) -> int:
     return output.numel() * module.in_features  # nn.Linear and its subclasses
 
 
-def count_macs(model: nn.Module, example: torch.Tensor) -> dict:
-    """MACs of one forward pass on `example` (its batch included) and the parameter count of `model`."""
+def count_macs(model: nn.Module, example: torch.Tensor | list[torch.Tensor]) -> dict:
+    """MACs of one forward pass on `example` (one input, or a list: one per input; the batch included) and the
+    parameter count of `model`."""
     total = 0
 
     def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
@@ -50,7 +51,7 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> dict:
     try:
         model.eval()  # a counting pass must not move batch-norm statistics
         with torch.no_grad():
-            model(example)
+            model(*(example if isinstance(example, (list, tuple)) else [example]))
     finally:
         for h in handles:
             h.remove()

@@ -20,10 +20,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torch_pruning as tp
 
+from pipeline.artifacts.model_io import as_list, flat_outputs
 from pipeline.core.errors import one_line
+from pipeline.training.loop import first_output, task_loss
+
+WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)  # the layers whose widths pruning changes
 
 # The pruning ratio the MAC-target mode can reach at most, and how finely it walks towards it.
 MAX_RATIO = 0.9
@@ -89,7 +92,55 @@ def _taylor_grads(model: nn.Module, batches: Iterator[tuple[torch.Tensor, torch.
         raise ValueError("taylor importance needs labelled batches for gradients")
     model.zero_grad()
     for x, y in batches:
-        F.cross_entropy(model(x), y).backward()
+        task_loss(first_output(model, as_list(x)), y).backward()
+
+
+def _traced(example: torch.Tensor | list[torch.Tensor]):
+    """The example as Torch-Pruning takes it: the tensor itself, or a tuple of the inputs (called as model(*x))."""
+    inputs = as_list(example)
+    return inputs[0] if len(inputs) == 1 else tuple(inputs)
+
+
+def _output_shapes(model: nn.Module, example: torch.Tensor | list[torch.Tensor]) -> list[tuple[int, ...]]:
+    with torch.no_grad():
+        return [tuple(o.shape) for o in flat_outputs(model(*as_list(example)))[1]]
+
+
+def output_layers(model: nn.Module, example: torch.Tensor | list[torch.Tensor]) -> list[str]:
+    """The convolution and linear layers whose outputs reach a model output through operations without weights:
+    their widths are the outputs' sizes (class count, box coordinates, embedding width), so they are never pruned.
+    Found on the autograd graph: from each output back to the first weighted layer on every path."""
+    modules = {m: n for n, m in model.named_modules() if isinstance(m, WEIGHTED) and n}
+    made_by: dict[object, str] = {}
+
+    def record(module, args, output) -> None:
+        if isinstance(output, torch.Tensor) and output.grad_fn is not None:
+            made_by[output.grad_fn] = modules[module]
+
+    hooks = [m.register_forward_hook(record) for m in modules]
+    was_training = model.training
+    try:
+        with torch.enable_grad():
+            outs = flat_outputs(model.eval()(*[t.detach().requires_grad_(t.is_floating_point())
+                                               for t in as_list(example)]))[1]
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    found: list[str] = []
+    todo, seen = [o.grad_fn for o in outs if o.grad_fn is not None], set()
+    while todo:
+        fn = todo.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        if fn in made_by:
+            if made_by[fn] not in found:
+                found.append(made_by[fn])
+            continue  # the layer's own inputs do not set the output's width
+        todo += [nxt for nxt, _ in fn.next_functions]
+    order = list(modules.values())
+    return sorted(found, key=order.index)
 
 
 class PruneError(Exception):
@@ -123,7 +174,7 @@ class _GuardedImportance(tp.importance.Importance):
             return None
 
 
-def _failing_module(model: nn.Module, x: torch.Tensor) -> tuple[str | None, str]:
+def _failing_module(model: nn.Module, x: torch.Tensor | list[torch.Tensor]) -> tuple[str | None, str]:
     """(name of the innermost module whose forward raised, the error) or (None, '') when the forward works."""
     stack: list[str] = []
 
@@ -139,7 +190,7 @@ def _failing_module(model: nn.Module, x: torch.Tensor) -> tuple[str | None, str]
         hooks.append(module.register_forward_hook(leave))
     try:
         with torch.no_grad():
-            model.eval()(x)
+            model.eval()(*as_list(x))
         return None, ""
     except Exception as exc:  # any layer may fail on the narrowed shapes
         return (stack[-1] if stack else ""), one_line(exc)
@@ -163,9 +214,9 @@ def _groups_touching(model: nn.Module, example: torch.Tensor, culprits: list[str
     modules = dict(model.named_modules())
     inside = {m for c in culprits for m in modules[c].modules()}
     names = {m: n for n, m in modules.items()}
-    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
-    roots = [n for n, m in modules.items() if m in inside and isinstance(m, nn.Conv2d | nn.Linear)]
-    for group in graph.get_all_groups(root_module_types=(nn.Conv2d, nn.Linear)):
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=_traced(example))
+    roots = [n for n, m in modules.items() if m in inside and isinstance(m, WEIGHTED)]
+    for group in graph.get_all_groups(root_module_types=WEIGHTED):
         if any(dep.target.module in inside for dep, _ in group):
             root = names.get(group[0].dep.target.module)
             if root and root not in roots:
@@ -178,10 +229,10 @@ MAX_ATTEMPTS = 8  # each attempt leaves more layers unpruned; a model needing mo
 
 def prune(
     model: nn.Module,
-    example: torch.Tensor,
+    example: torch.Tensor | list[torch.Tensor],
     settings: PruneSettings,
     batches: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]] | None = None,
-    check: torch.Tensor | None = None,
+    check: torch.Tensor | list[torch.Tensor] | None = None,
 ) -> tuple[nn.Module, dict]:
     """Prune a copy of `model`; returns it with a report of MACs and parameters before/after, total and per layer.
 
@@ -192,11 +243,15 @@ def prune(
     """
     model.eval()
     before, widths_before = count(model, example), layer_widths(model)
-    with torch.no_grad():
-        want_shape = tuple(model(example).shape)
+    want_shape = _output_shapes(model, example)
     _ignored(model, settings.ignore)  # an unknown name is the user's mistake: KeyError naming it
     keep = list(settings.ignore)
     left: list[dict] = []
+    outputs = [n for n in output_layers(model, example) if n not in keep]
+    if outputs:
+        left.append({"layers": outputs, "reason": "their outputs are the model's outputs (class count, coordinates, "
+                                                  "embedding width): their widths stay"})
+        keep += outputs
     for _attempt in range(MAX_ATTEMPTS):
         candidate = copy.deepcopy(model)
         failures: list[dict] = []
@@ -208,10 +263,10 @@ def prune(
             continue
         culprit, error = _failing_module(candidate, check if check is not None else example)
         if culprit is None:
-            with torch.no_grad():
-                got = tuple(candidate(example).shape)
+            got = _output_shapes(candidate, example)
             if got != want_shape:
-                culprit, error = "", f"output shape {list(got)} instead of {list(want_shape)}"
+                culprit, error = "", (f"output shapes {[list(g) for g in got]} instead of "
+                                      f"{[list(w) for w in want_shape]}")
         if culprit is not None:
             if not culprit:  # the model's own forward: nothing narrower than the whole network to blame
                 raise PruneError(f"pruning breaks the model's forward pass ({error}) in code outside any layer "
@@ -264,7 +319,7 @@ def _prune_steps(model: nn.Module, example: torch.Tensor, settings: PruneSetting
     steps = settings.iterative_steps if by_ratio else MAC_MODE_STEPS
     try:
         pruner = tp.pruner.MetaPruner(
-            model, example, importance=_GuardedImportance(importance(settings.importance), names, failures),
+            model, _traced(example), importance=_GuardedImportance(importance(settings.importance), names, failures),
             global_pruning=settings.global_pruning, pruning_ratio=settings.ratio if by_ratio else MAX_RATIO,
             iterative_steps=steps, round_to=settings.round_to or None, ignored_layers=_ignored(model, tuple(keep)),
         )

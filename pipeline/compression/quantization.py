@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
+from pipeline.artifacts.model_io import Flat, as_list
 from pipeline.training.loop import Distillation, TrainSettings, train
 
 # Exported QAT graphs are fixed to a batch range; evaluation batches must fit under it (STACK.md: 64 was too small).
@@ -60,15 +61,30 @@ def layer_units(graph: torch.fx.GraphModule, layers: list[str]) -> dict[str, str
     return units
 
 
-def export_for_quantization(model: nn.Module, example_batch: torch.Tensor) -> torch.fx.GraphModule:
-    """torch.export with a dynamic batch dimension (calibration, training and evaluation use other batch sizes)."""
+def export_for_quantization(model: nn.Module, example_batch: torch.Tensor | list[torch.Tensor]) -> torch.fx.GraphModule:
+    """torch.export with a dynamic batch dimension shared by every input (calibration, training and evaluation use
+    other batch sizes); a model returning tuples or dicts is exported with its outputs flattened."""
+    examples = tuple(as_list(example_batch))
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    return torch.export.export(model, (example_batch,), dynamic_shapes=({0: batch},)).module()
+    with torch.no_grad():
+        returned = model(*examples)
+    module = model if isinstance(returned, torch.Tensor) else Flat(model)
+    return torch.export.export(module, examples, dynamic_shapes=tuple({0: batch} for _ in examples)).module()
 
 
-def ptq(model: nn.Module, calibration: torch.Tensor, batch: int = 32, float_modules: tuple[str, ...] = (),
-        graph: torch.fx.GraphModule | None = None, only_modules: tuple[str, ...] = ()) -> torch.fx.GraphModule:
-    """Post-training quantization: observe `calibration` (normalised NCHW) and convert.
+def rows(inputs: torch.Tensor | list[torch.Tensor], start: int, stop: int) -> list[torch.Tensor]:
+    """Samples start..stop of every input."""
+    return [t[start:stop] for t in as_list(inputs)]
+
+
+def count(inputs: torch.Tensor | list[torch.Tensor]) -> int:
+    return len(as_list(inputs)[0])
+
+
+def ptq(model: nn.Module, calibration: torch.Tensor | list[torch.Tensor], batch: int = 32,
+        float_modules: tuple[str, ...] = (), graph: torch.fx.GraphModule | None = None,
+        only_modules: tuple[str, ...] = ()) -> torch.fx.GraphModule:
+    """Post-training quantization: observe `calibration` (model inputs: one tensor or one per input) and convert.
 
     `float_modules`: weighted layers (with the ops after them, see `layer_units`) kept in float (fallback);
     `only_modules`: quantize these layers alone (sensitivity);
@@ -79,7 +95,7 @@ def ptq(model: nn.Module, calibration: torch.Tensor, batch: int = 32, float_modu
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     graph = copy.deepcopy(graph) if graph is not None else export_for_quantization(copy.deepcopy(model).eval(),
-                                                                                    calibration[:2])
+                                                                                    rows(calibration, 0, 2))
     quantized = None
     if float_modules or only_modules:
         units = layer_units(graph, weighted_layers(model))
@@ -96,8 +112,8 @@ def ptq(model: nn.Module, calibration: torch.Tensor, batch: int = 32, float_modu
 
     prepared = prepare_pt2e(graph, _quantizer(qat=False, quantized=quantized))
     with torch.no_grad():
-        for i in range(0, len(calibration), batch):
-            prepared(calibration[i : i + batch])
+        for i in range(0, count(calibration), batch):
+            prepared(*rows(calibration, i, i + batch))
     converted = convert_pt2e(prepared)
     move_exported_model_to_eval(converted)
     return converted
@@ -105,7 +121,7 @@ def ptq(model: nn.Module, calibration: torch.Tensor, batch: int = 32, float_modu
 
 def qat(
     model: nn.Module,
-    images: torch.Tensor,
+    images: torch.Tensor | list[torch.Tensor],
     labels: torch.Tensor,
     settings: TrainSettings,
     distill: Distillation | None = None,
@@ -121,7 +137,7 @@ def qat(
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
 
     plain = copy.deepcopy(model).eval()  # torch.export shares parameters: train a copy, keep `model` untouched
-    graph = export_for_quantization(plain, images[:2])
+    graph = export_for_quantization(plain, rows(images, 0, 2))
     prepared = prepare_qat_pt2e(graph, _quantizer(qat=True))
     train(prepared, images, labels, settings, distill=distill, desc="qat",
           modes=(move_exported_model_to_train, move_exported_model_to_eval))

@@ -21,7 +21,9 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from pipeline.compression.quantization import export_for_quantization, ptq, weighted_layers
+from pipeline.artifacts.model_io import flat_outputs
+from pipeline.compression.quantization import count, export_for_quantization, ptq, weighted_layers
+from pipeline.compression.quantization import rows as samples
 
 
 def sqnr_db(got: torch.Tensor, ref: torch.Tensor) -> float:
@@ -30,16 +32,19 @@ def sqnr_db(got: torch.Tensor, ref: torch.Tensor) -> float:
     return math.inf if noise == 0 else 10 * math.log10(signal / noise) if signal > 0 else -math.inf
 
 
-def _output(module: torch.nn.Module, x: torch.Tensor, batch: int = 64) -> torch.Tensor:
+def _output(module: torch.nn.Module, x: torch.Tensor | list[torch.Tensor], batch: int = 64) -> torch.Tensor:
+    """Every output of `module` on `x`, flattened and joined (the SQNR is over all of them)."""
     with torch.no_grad():
-        return torch.cat([module(x[i : i + batch]) for i in range(0, len(x), batch)])
+        parts = [torch.cat([o.reshape(len(o), -1) for o in flat_outputs(module(*samples(x, i, i + batch)))[1]], 1)
+                 for i in range(0, count(x), batch)]
+    return torch.cat(parts)
 
 
 def rank(model: nn.Module, calibration: torch.Tensor, probe: torch.Tensor,
          progress: Callable[[str], None] | None = None) -> dict:
     """Rank the weighted layers by the output SQNR of quantizing each one alone (most damaging first)."""
     model = model.eval()
-    graph = export_for_quantization(model, calibration[:2])
+    graph = export_for_quantization(model, samples(calibration, 0, 2))
     ref = _output(model, probe)
     base = sqnr_db(_output(ptq(model, calibration, graph=graph), probe), ref)
     rows = []
@@ -50,7 +55,7 @@ def rank(model: nn.Module, calibration: torch.Tensor, probe: torch.Tensor,
             progress(name)
     rows.sort(key=lambda r: r["sqnr_db"])
     return {"method": "one layer int8 at a time (PT2E PTQ), the rest float; the model's output SQNR against the "
-                      "float model", "probe_images": int(len(probe)), "all_int8_sqnr_db": base, "layers": rows}
+                      "float model", "probe_images": count(probe), "all_int8_sqnr_db": base, "layers": rows}
 
 
 def fallback(model: nn.Module, calibration: torch.Tensor, ranking: dict,
@@ -60,7 +65,7 @@ def fallback(model: nn.Module, calibration: torch.Tensor, ranking: dict,
     Returns the last converted model tried and the layers it keeps in float (the caller re-checks the gate to say
     whether it passed).
     """
-    graph = export_for_quantization(model.eval(), calibration[:2])
+    graph = export_for_quantization(model.eval(), samples(calibration, 0, 2))
     order = [r["layer"] for r in ranking["layers"]]
     converted, kept = None, []
     for k in range(1, min(max_layers, len(order)) + 1):

@@ -65,15 +65,22 @@ def quantized_pad_configs() -> list:
     return [QuantizedPadConfig if c is ConstantPadConfig else c for c in ALL_PARTITIONER_CONFIGS]
 
 
-def lower(model: torch.nn.Module, example: torch.Tensor) -> tuple[bytes, dict]:
+def lower(model: torch.nn.Module, example: torch.Tensor | list[torch.Tensor]) -> tuple[bytes, dict]:
     """torch.export -> edge dialect with the XNNPACK partitioner -> ExecuTorch program bytes (+ delegation summary).
 
-    `model` may be a plain module or a PT2E-converted (quantized) graph module.
+    `model` may be a plain module or a PT2E-converted (quantized) graph module; `example` one input or a list (one
+    per input). A model that returns tuples or dicts is lowered with its outputs flattened
+    (pipeline/artifacts/model_io.py).
     """
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
-    exported = torch.export.export(model, (example,))
+    from pipeline.artifacts.model_io import Flat, as_list
+
+    examples = tuple(as_list(example))
+    with torch.no_grad():
+        returned = model(*examples)
+    exported = torch.export.export(model if isinstance(returned, torch.Tensor) else Flat(model), examples)
     edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner(configs=quantized_pad_configs())])
     summary = delegation_summary(edge)
     return edge.to_executorch().buffer, summary
@@ -102,13 +109,15 @@ def _load(artifact) -> torch.nn.Module:
 
 def _child(jobs: list[dict]) -> None:
     from pipeline.artifacts.artifact import Artifact, atomic_write_bytes
+    from pipeline.artifacts.model_io import example_inputs
+    from pipeline.artifacts.tensors import inputs_of
     from pipeline.core.errors import one_line
 
     torch.set_num_threads(1)  # lowering is Python; the stages beside it get the other core
     for job in jobs:
         artifact = Artifact.from_dict(job["artifact"])
         try:
-            buffer, summary = lower(_load(artifact), torch.zeros(artifact.input_shape))
+            buffer, summary = lower(_load(artifact), example_inputs(inputs_of(artifact)))
         except Exception as exc:  # noqa: BLE001 - one line for the parent's ToolError
             sys.exit(f"{artifact.name}: lowering failed: {one_line(exc, 200)}")
         atomic_write_bytes(Path(job["out"]), buffer)

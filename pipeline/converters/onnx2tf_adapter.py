@@ -28,9 +28,14 @@ VARIANTS = {
 }
 
 
-def convert(onnx_path: Path, work_dir: Path, calibration_nhwc: np.ndarray | None, int8: bool,
-            timeout: float = 1800, simplify: bool = True) -> dict[str, Path]:
-    """Convert `onnx_path`; returns {precision: tflite path}. `calibration_nhwc`: float32, already normalised.
+def convert(onnx_path: Path, work_dir: Path, calibration_nhwc: np.ndarray | list[np.ndarray] | None, int8: bool,
+            timeout: float = 1800, simplify: bool = True, keep_layout: tuple[str, ...] = ()) -> dict[str, Path]:
+    """Convert `onnx_path`; returns {precision: tflite path}. `calibration_nhwc`: float32, already normalised, one
+    array or one per graph input in the layout the TensorFlow graph takes (NHWC for pictures; as the model has it for
+    the inputs named in `keep_layout`).
+
+    `keep_layout`: inputs that are not pictures. onnx2tf turns every 3-D, 4-D and 5-D input channels-last (a series
+    of (C, T) becomes (T, C)) unless told to keep it; these keep the model's own layout.
 
     `simplify`: let onnx2tf run onnxsim on the file first. A file our own exporter wrote is already optimised
     (constants folded, shapes static): for the default model onnxsim took 6 of the 12 s of a conversion, and every
@@ -39,11 +44,16 @@ def convert(onnx_path: Path, work_dir: Path, calibration_nhwc: np.ndarray | None
     work_dir.mkdir(parents=True, exist_ok=True)
     model_copy = work_dir / "model.onnx"  # onnx2tf simplifies its input in place: give it a copy
     shutil.copyfile(onnx_path, model_copy)
-    calib = work_dir / "calibration.npy"
+    names = input_names(model_copy)
+    calibration = []
     if calibration_nhwc is not None:
-        np.save(calib, calibration_nhwc.astype(np.float32))
-    args = {"onnx": str(model_copy), "out": str(work_dir / "tf"), "calibration": str(calib) if calibration_nhwc
-            is not None else "", "int8": int8, "input_name": input_name(model_copy), "simplify": simplify}
+        arrays = [calibration_nhwc] if isinstance(calibration_nhwc, np.ndarray) else list(calibration_nhwc)
+        for i, (name, array) in enumerate(zip(names, arrays, strict=True)):
+            path = work_dir / ("calibration.npy" if i == 0 else f"calibration_{i}.npy")
+            np.save(path, np.asarray(array, np.float32))
+            calibration.append([name, str(path)])
+    args = {"onnx": str(model_copy), "out": str(work_dir / "tf"), "calibration": calibration, "int8": int8,
+            "simplify": simplify, "keep_layout": [n for n in keep_layout if n in names]}
     try:
         run(python_module("pipeline.converters.onnx2tf_adapter", json.dumps(args)), what="to_tflite: onnx2tf",
             timeout=timeout, cwd=work_dir)
@@ -63,13 +73,18 @@ def convert(onnx_path: Path, work_dir: Path, calibration_nhwc: np.ndarray | None
     return out
 
 
-def input_name(path: Path) -> str:
-    """The graph input that takes the picture (exported files call it 'input'; a user's file has its own name)."""
+def input_names(path: Path) -> list[str]:
+    """The graph's inputs in order (exported files call a picture 'input'; a user's file has its own names)."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    weights = {i.name for i in model.graph.initializer}
-    return next(i.name for i in model.graph.input if i.name not in weights)
+    weights = {i.name for i in model.graph.initializer}  # opset < 9 files list their weights as inputs too
+    return [i.name for i in model.graph.input if i.name not in weights]
+
+
+def input_name(path: Path) -> str:
+    """The graph's first input."""
+    return input_names(path)[0]
 
 
 def _child(args: dict) -> None:
@@ -78,7 +93,8 @@ def _child(args: dict) -> None:
     block_network()
     import onnx2tf.onnx2tf as o2t
 
-    calib = np.load(args["calibration"]) if args["calibration"] else None
+    calibration = args["calibration"]
+    calib = np.load(calibration[0][1]) if calibration else None
 
     def local_sample_data() -> np.ndarray:
         if calib is None:
@@ -94,13 +110,12 @@ def _child(args: dict) -> None:
         non_verbose=True,
         verbosity="error",
     )
-    if calib is not None:
+    if args["keep_layout"]:
+        kwargs["keep_ncw_or_nchw_or_ncdhw_input_names"] = args["keep_layout"]
+    if calibration:
         # [name, data, mean, std]: the data is already normalised, so mean 0 and std 1 leave it alone.
-        c = calib.shape[-1]
         kwargs["custom_input_op_name_np_data_path"] = [
-            [args["input_name"], args["calibration"], np.zeros((1, 1, 1, c), np.float32),
-             np.ones((1, 1, 1, c), np.float32)]
-        ]
+            [name, path, np.float32(0.0), np.float32(1.0)] for name, path in calibration]
     log = io.StringIO()
     try:
         with contextlib.redirect_stdout(log):

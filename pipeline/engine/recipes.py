@@ -17,7 +17,7 @@ from pipeline.stages import STAGES
 
 # The order tables are checked (and listed in errors) in.
 TABLE_ORDER = ("recipe", "model", "input", "weights", "data", "train", "export", "prune", "decompose", "quantize",
-               "search", "tolerances")
+               "search", "evaluate", "tolerances")
 
 
 def recipe_schema() -> dict:
@@ -91,6 +91,7 @@ def _check_data_needs(path: Path, data: dict, pytorch: bool) -> None:
 def _check_recipe_semantics(path: Path, data: dict, raw: dict) -> None:
     """Cross-key rules; resolves the model spec, the data table and the input spec into `data` (absolute paths)."""
     from pipeline import data as datasets
+    from pipeline.metrics import task as task_metric
     from pipeline.models import sources
     from pipeline.models.sources import files
     from pipeline.recipe import inputs
@@ -112,6 +113,7 @@ def _check_recipe_semantics(path: Path, data: dict, raw: dict) -> None:
     model_file = files.channels_and_size(spec) if not pytorch else None
     data["input"] = inputs.resolve(data["input"], source.input_defaults(data["data"]), model_file, path)
     data["model_spec"] = spec
+    data["metric_spec"] = task_metric.check(data["evaluate"], path)
 
 
 def load_recipe(name_or_path: str, overrides: dict[str, Any] | None = None) -> Config:

@@ -29,15 +29,28 @@ def _status_kb(field: str) -> int:
     return 0
 
 
-def _prepare_times(session, x: np.ndarray, raw: np.ndarray, runs: int) -> list[float]:
-    """Milliseconds of our own work around each invoke: preparing the input and turning the output into logits."""
+def _prepare_times(session, x: list[np.ndarray], raw: list[np.ndarray], runs: int) -> list[float]:
+    """Milliseconds of our own work around each invoke: preparing the inputs and turning the outputs into floats."""
     times = []
     for _ in range(runs):
         t = time.perf_counter_ns()
         session.prepare(x)
-        session.to_logits(raw)
+        session.to_outputs(raw)
         times.append((time.perf_counter_ns() - t) / 1e6)
     return times
+
+
+def save_inputs(path, xs: list[np.ndarray]) -> None:
+    """One batch of the model's inputs for a worker: an .npz of x0, x1, ... in input order."""
+    np.savez(path, **{f"x{i}": x for i, x in enumerate(xs)})
+
+
+def load_inputs(path) -> list[np.ndarray]:
+    """The inputs `save_inputs` wrote (a one-input .npy works too)."""
+    if str(path).endswith(".npy"):
+        return [np.load(path, allow_pickle=False)]
+    with np.load(path, allow_pickle=False) as npz:
+        return [npz[f"x{i}"] for i in range(len(npz.files))]
 
 
 def measure(args: dict) -> dict:
@@ -47,12 +60,12 @@ def measure(args: dict) -> dict:
     from pipeline.runtimes import session_class
 
     artifact = Artifact.from_dict(args["artifact"])
-    x = np.load(args["input"])
+    x = load_inputs(args["input"])
     cls = session_class(artifact.format)  # import the runtime library outside the timed load
     rss_before = _status_kb("VmRSS")
     t0 = time.perf_counter()
     session = cls(artifact, args["threads"])
-    session.run(x)  # first inference belongs to loading: allocations, weight packing
+    session.run_all(x)  # first inference belongs to loading: allocations, weight packing
     load_ms = (time.perf_counter() - t0) * 1000
     prepared = session.prepare(x)
     for _ in range(args["warmup"]):

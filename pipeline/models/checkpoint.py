@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from pipeline.artifacts.artifact import Artifact, atomic_write_bytes
+from pipeline.artifacts.model_io import as_list, flat_outputs
 from pipeline.core.errors import UserError
 from pipeline.models import sources
 from pipeline.models.reshape import fit_to_state_dict
@@ -95,15 +96,18 @@ def load_model(artifact: Artifact) -> nn.Module:
     return load_state_dict(model, Path(artifact.path), pruned=bool(artifact.extra.get("pruned")))
 
 
-def check_rebuild(model: torch.nn.Module, art, x: torch.Tensor, what: str, stage: str = "prune") -> None:
+def check_rebuild(model: torch.nn.Module, art, x: torch.Tensor | list[torch.Tensor], what: str,
+                  stage: str = "prune") -> None:
     """Later stages and fresh processes rebuild a compressed network from its spec, its recorded structure and its
     state_dict: it must give the same outputs as the module itself, or the architecture keeps widths somewhere we
     cannot see."""
     fix = f"add the layer to {stage}.ignore or set {stage}.enabled = false"
     try:
         rebuilt = load_model(art)
+        xs = as_list(x)
         with torch.no_grad():
-            same = torch.allclose(rebuilt(x), model.eval()(x), rtol=1e-4, atol=1e-5)
+            got, want = flat_outputs(rebuilt(*xs))[1], flat_outputs(model.eval()(*xs))[1]
+        same = all(torch.allclose(g, w, rtol=1e-4, atol=1e-5) for g, w in zip(got, want, strict=True))
     except Exception as exc:  # e.g. a layer that computes sizes in __init__ from the unpruned widths
         raise UserError(f"{stage}: {what}: the {stage}d network cannot be rebuilt from its weights "
                         f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]}); {fix}") from None

@@ -1,73 +1,115 @@
 """Runtime adapters: load an artifact, run batches. One small interface, one file per runtime.
 
-Every session takes float32 NCHW input (the reference preprocessing's output) and returns float32 logits; the
-adapter converts to the artifact's layout and integer input type from the artifact's metadata, never from names.
-`run(x)` is three steps that a benchmark times apart: `prepare` (layout, quantization, the runtime's input object),
-`invoke` (the model alone: what the runtime itself costs) and `to_logits` (output dequantization).
+Every session takes the model's inputs in reference form (one array per input, batch first: float32 NCHW for a
+picture, the float or integer arrays of other data) and returns every output as float32, in the order of the
+artifact's output specs (pipeline/artifacts/tensors.py). The adapter converts each tensor to the file's layout and
+integer type from the artifact's metadata, never from names. `run_all(xs)` is three steps that a benchmark times
+apart: `prepare` (layout, quantization, the runtime's input objects), `invoke` (the model alone: what the runtime
+itself costs) and `to_outputs` (output dequantization). `run(x)` is the one-input, first-output shorthand.
 
-For example (`artifact` from a run's manifest, `x` a float32 NCHW batch)::
+For example (`artifact` from a run's manifest, `xs` a list of batches, one per input)::
 
     session = open_session(artifact)
-    prepared = session.prepare(x)        # an app pays this once per frame
+    prepared = session.prepare(xs)       # an app pays this once per frame
     raw = session.invoke(prepared)       # the model's own latency
-    logits = session.to_logits(raw)      # the same as session.run(x)
+    outputs = session.to_outputs(raw)    # the same as session.run_all(xs)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from pipeline.artifacts.artifact import Artifact
 from pipeline.artifacts.preprocess import quantize_int8
+from pipeline.artifacts.tensors import TensorSpec, inputs_of, outputs_of
 
 RUNTIME_OF_FORMAT = {"torch": "torch", "pt2": "torch", "onnx": "onnxruntime", "tflite": "litert", "pte": "executorch"}
 # Runtimes that live in torch's process: torch's or ExecuTorch's process-wide thread pools, `import torch` to start
 TORCH_LINKED = ("torch", "executorch")
 
 
-def to_artifact_input(x: np.ndarray, artifact: Artifact) -> np.ndarray:
-    """Reference-layout float32 input -> what the artifact's input tensor expects (layout, dtype)."""
-    if artifact.layout == "NHWC":
+def to_tensor_input(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """One reference-form input -> what the file's input tensor expects (layout, dtype, int8 quantization)."""
+    if spec.layout == "NHWC" and x.ndim == 4:
         x = x.transpose(0, 2, 3, 1)
-    if artifact.input_dtype == "int8":
-        q = artifact.input_quantization or {}
+    if spec.dtype == "int8" and spec.quantization:
+        q = spec.quantization
         x = quantize_int8(x, q["scale"], q["zero_point"])  # keeps the transposed strides
         return np.ascontiguousarray(x)  # else the runtime makes it contiguous inside invoke, in the timed region
-    return np.ascontiguousarray(x, dtype=np.float32)
+    if spec.dtype in ("float32", "int8"):
+        return np.ascontiguousarray(x, dtype=np.float32)
+    return np.ascontiguousarray(x, dtype=np.dtype(spec.dtype))  # token ids, masks: the file's integer type
+
+
+def to_artifact_inputs(xs: np.ndarray | Sequence[np.ndarray], artifact: Artifact) -> list[np.ndarray]:
+    """Reference-form inputs (one array, or one per input) -> the arrays the artifact's input tensors take."""
+    xs = [xs] if isinstance(xs, np.ndarray) else list(xs)
+    specs = inputs_of(artifact)
+    if len(xs) != len(specs):
+        raise ValueError(f"{artifact.name} takes {len(specs)} inputs ({', '.join(s.name for s in specs)}), "
+                         f"given {len(xs)}")
+    return [to_tensor_input(x, spec) for x, spec in zip(xs, specs, strict=True)]
+
+
+def to_artifact_input(x: np.ndarray, artifact: Artifact) -> np.ndarray:
+    """Reference-layout input of a one-input artifact -> what its input tensor expects (layout, dtype)."""
+    return to_tensor_input(x, inputs_of(artifact)[0])
+
+
+def from_tensor_output(y: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """One raw output -> float32 in reference form (dequantized; an NHWC image output back to NCHW)."""
+    if spec.quantization:
+        q = spec.quantization
+        y = ((y.astype(np.float32) - q["zero_point"]) * np.float32(q["scale"])).astype(np.float32)
+    else:
+        y = y.astype(np.float32, copy=False)
+    return y.transpose(0, 3, 1, 2) if spec.layout == "NHWC" and y.ndim == 4 else y
+
+
+def from_artifact_outputs(ys: Sequence[np.ndarray], artifact: Artifact) -> list[np.ndarray]:
+    specs = outputs_of(artifact)
+    return [from_tensor_output(y, spec) for y, spec in zip(ys, specs, strict=True)]
 
 
 def from_artifact_output(y: np.ndarray, artifact: Artifact) -> np.ndarray:
-    """The artifact's raw output -> float32 (dequantized with the artifact's output scale and zero point)."""
-    if artifact.output_quantization:
-        q = artifact.output_quantization
-        return ((y.astype(np.float32) - q["zero_point"]) * np.float32(q["scale"])).astype(np.float32)
-    return y.astype(np.float32, copy=False)
+    """The first raw output -> float32 (dequantized with the artifact's output scale and zero point)."""
+    return from_tensor_output(y, outputs_of(artifact)[0])
 
 
 class Session:
-    """The adapter contract; a runtime's file subclasses it and defines `invoke` (and `prepare` if its input is not
-    a numpy array)."""
+    """The adapter contract; a runtime's file subclasses it and defines `invoke` (and `prepare` if its inputs are not
+    numpy arrays)."""
 
     runtime: str
     artifact: Artifact
 
-    def prepare(self, x: np.ndarray) -> Any:
-        """float32 NCHW batch (of the artifact's batch size) -> the input `invoke` takes, in the artifact's layout and
-        type."""
-        return to_artifact_input(x, self.artifact)
+    def prepare(self, xs: np.ndarray | Sequence[np.ndarray]) -> Any:
+        """Reference-form batches (of the artifact's batch size; one array, or one per input) -> what `invoke`
+        takes, in the artifact's layouts and types."""
+        return to_artifact_inputs(xs, self.artifact)
 
-    def invoke(self, prepared: Any) -> np.ndarray:
-        """The model alone on a prepared input -> the artifact's raw output (int8 for integer outputs)."""
+    def invoke(self, prepared: Any) -> list[np.ndarray]:
+        """The model alone on prepared inputs -> the artifact's raw outputs, in its output order (int8 for integer
+        outputs)."""
         raise NotImplementedError
 
-    def to_logits(self, raw: np.ndarray) -> np.ndarray:
-        """Raw output -> float32 logits."""
-        return from_artifact_output(raw, self.artifact)
+    def to_outputs(self, raw: list[np.ndarray]) -> list[np.ndarray]:
+        """Raw outputs -> float32 outputs in reference form."""
+        return from_artifact_outputs(raw, self.artifact)
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """float32 NCHW batch -> float32 logits."""
+    def to_logits(self, raw: list[np.ndarray]) -> np.ndarray:
+        """Raw outputs -> the first output as float32 (class scores for a classifier)."""
+        return from_artifact_output(raw[0], self.artifact)
+
+    def run_all(self, xs: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Reference-form inputs -> every output, float32."""
+        return self.to_outputs(self.invoke(self.prepare(xs)))
+
+    def run(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Reference-form input(s) -> the first output, float32."""
         return self.to_logits(self.invoke(self.prepare(x)))
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import onnxruntime as ort
 
 from pipeline.artifacts.artifact import Artifact
-from pipeline.runtimes import Session, to_artifact_input
+from pipeline.runtimes import Session, to_artifact_inputs
 
 
 class OnnxRuntimeSession(Session):
@@ -21,11 +23,12 @@ class OnnxRuntimeSession(Session):
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         self.artifact = artifact
         self.session = ort.InferenceSession(artifact.path, opts, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
+        self.input_names = [i.name for i in self.session.get_inputs()]
 
-    def prepare(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """float32 NCHW batch -> ONNX Runtime's feed (a contiguous array of the right type is used without a copy)."""
-        return {self.input_name: to_artifact_input(x, self.artifact)}
+    def prepare(self, xs: np.ndarray | Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Reference-form batches -> ONNX Runtime's feed, by the file's input names in order (a contiguous array of
+        the right type is used without a copy)."""
+        return dict(zip(self.input_names, to_artifact_inputs(xs, self.artifact), strict=True))
 
-    def invoke(self, prepared: dict[str, np.ndarray]) -> np.ndarray:
-        return self.session.run(None, prepared)[0]
+    def invoke(self, prepared: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(None, prepared)

@@ -19,3 +19,41 @@ def io_quantization(path: Path) -> tuple[str, dict | None, dict | None]:
         return {"scale": float(scale), "zero_point": int(zero)} if scale else None
 
     return np.dtype(inp["dtype"]).name, qparams(inp), qparams(out)
+
+
+def _qparams(detail: dict) -> dict | None:
+    scale, zero = detail["quantization"]
+    return {"scale": float(scale), "zero_point": int(zero)} if scale else None
+
+
+def signature_indices(interp) -> tuple[dict[str, int], dict[str, int]]:
+    """{name: tensor index} of the inputs and outputs of the file's first signature ({} , {} without one).
+
+    A file converted from a SavedModel (onnx2tf's) lists its outputs sorted by name, not in the model's order, and
+    names its tensors after the signature ('serving_default_x:0', 'PartitionedCall:1'): the signature is where the
+    model's own names are kept."""
+    try:
+        signatures = interp._get_full_signature_list()  # the only call that gives indices by name
+    except AttributeError:
+        return {}, {}
+    if not signatures:
+        return {}, {}
+    first = next(iter(signatures.values()))
+    return dict(first.get("inputs", {})), dict(first.get("outputs", {}))
+
+
+def tensor_details(path: Path) -> tuple[list[dict], list[dict]]:
+    """The file's inputs and outputs: name (the signature's where there is one), index, shape, dtype and int8
+    quantization, in the file's own order."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    named_in, named_out = signature_indices(interp)
+
+    def rows(details: list[dict], named: dict[str, int]) -> list[dict]:
+        by_index = {i: n for n, i in named.items()}
+        return [{"name": by_index.get(d["index"], d["name"]), "index": int(d["index"]),
+                 "shape": [int(v) for v in d["shape"]], "dtype": np.dtype(d["dtype"]).name,
+                 "quantization": _qparams(d)} for d in details]
+
+    return rows(interp.get_input_details(), named_in), rows(interp.get_output_details(), named_out)

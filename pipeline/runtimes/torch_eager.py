@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
 from pipeline.artifacts.artifact import Artifact
+from pipeline.artifacts.model_io import flat_outputs
 from pipeline.models.checkpoint import load_model
-from pipeline.runtimes import Session
+from pipeline.runtimes import Session, to_artifact_inputs
 
 
 class TorchSession(Session):
@@ -18,10 +21,10 @@ class TorchSession(Session):
         self.artifact = artifact
         self.model = load_model(artifact)
 
-    def prepare(self, x: np.ndarray) -> torch.Tensor:
-        """float32 NCHW batch -> a tensor sharing its memory."""
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    def prepare(self, xs: np.ndarray | Sequence[np.ndarray]) -> list[torch.Tensor]:
+        """Reference-form batches -> tensors sharing their memory."""
+        return [torch.from_numpy(x) for x in to_artifact_inputs(xs, self.artifact)]
 
-    def invoke(self, prepared: torch.Tensor) -> np.ndarray:
+    def invoke(self, prepared: list[torch.Tensor]) -> list[np.ndarray]:
         with torch.no_grad():
-            return self.model(prepared).numpy()
+            return [o.numpy() for o in flat_outputs(self.model(*prepared))[1]]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from pipeline.artifacts.artifact import Artifact
-from pipeline.runtimes import Session
+from pipeline.artifacts.model_io import flat_outputs
+from pipeline.runtimes import Session, to_artifact_inputs
 
 
 class TorchExportSession(Session):
@@ -25,10 +27,10 @@ class TorchExportSession(Session):
         self.artifact = artifact
         self.module = torch.export.load(artifact.path).module()
 
-    def prepare(self, x: np.ndarray) -> torch.Tensor:
-        """float32 NCHW batch -> a tensor sharing its memory."""
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    def prepare(self, xs: np.ndarray | Sequence[np.ndarray]) -> list[torch.Tensor]:
+        """Reference-form batches -> tensors sharing their memory."""
+        return [torch.from_numpy(x) for x in to_artifact_inputs(xs, self.artifact)]
 
-    def invoke(self, prepared: torch.Tensor) -> np.ndarray:
+    def invoke(self, prepared: list[torch.Tensor]) -> list[np.ndarray]:
         with torch.no_grad():
-            return self.module(prepared).numpy()
+            return [o.numpy() for o in flat_outputs(self.module(*prepared))[1]]

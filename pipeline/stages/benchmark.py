@@ -14,6 +14,7 @@ import numpy as np
 from pipeline import data
 from pipeline.core.errors import ConfigError
 from pipeline.measure import host_load
+from pipeline.measure.bench_worker import save_inputs
 from pipeline.measure.rounds import baselines, exclusive_machine, round_result, run_rounds
 from pipeline.recipe.config import Config
 from pipeline.stages.contract import Context, Stage, StageOutput
@@ -31,9 +32,9 @@ def settings(recipe: Config, target: Config) -> dict:
 
 def run(ctx: Context) -> StageOutput:
     bench = ctx.target.data["benchmark"]
-    x = data.to_tensor(data.eval_split(ctx.recipe, 1).images, data.input_spec(ctx.recipe))
-    input_path = ctx.out_dir / "input.npy"
-    np.save(input_path, x)
+    xs = data.model_inputs(ctx.recipe, data.eval_split(ctx.recipe, 1))
+    input_path = ctx.out_dir / "input.npz"
+    save_inputs(input_path, [np.asarray(x) for x in xs])
     models = [a for a in ctx.upstream_artifacts() if a.role == "model"]
     # A .pt2 is the PT2E int8 reference the .pte must reproduce: PyTorch runs its int8 as float arithmetic around
     # quantize/dequantize ops (0.13-0.3x of fp32 here), so its latency says nothing about any phone, and its process

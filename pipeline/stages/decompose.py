@@ -3,10 +3,10 @@ distilled from it. Off by default; when on, pruning (if any) starts from the fac
 
 from __future__ import annotations
 
-import torch
-
 from pipeline import data
 from pipeline.artifacts.artifact import artifact_name, derived, finalize
+from pipeline.artifacts.model_io import example_inputs
+from pipeline.artifacts.tensors import inputs_of, outputs_of
 from pipeline.compression.finetune import finetune_schema, recover, training_tensors
 from pipeline.compression.lowrank import LowRankError, LowRankSettings, decompose
 from pipeline.compression.macs import count_macs
@@ -62,7 +62,7 @@ def run(ctx: Context) -> StageOutput:
     teacher = load_model(src)
     model = load_model(src)
     x, y = training_tensors(ctx.recipe)
-    example = torch.zeros(src.input_shape)
+    example = example_inputs(inputs_of(src))
     try:
         model, report = decompose(model, example, lowrank_settings(cfg))
     except KeyError as exc:
@@ -74,7 +74,7 @@ def run(ctx: Context) -> StageOutput:
                  len(report["layers"]), report["energy"], len(report["left_as_is"]), report["before"]["macs"],
                  report["after"]["macs"], report["macs_reduction"], report["before"]["params"],
                  report["after"]["params"])
-    recover(ctx.recipe, "decompose", 3, model, teacher, x, y, report)
+    recover(ctx.recipe, "decompose", 3, model, teacher, x, y, report, [s.name for s in outputs_of(src)])
     if "accuracy" in report:
         ctx.log.info("after factorising %.4f, after fine-tuning %.4f", report["accuracy_before_finetune"],
                      report["accuracy"])
@@ -82,9 +82,9 @@ def run(ctx: Context) -> StageOutput:
     save_state_dict(model, path)
     size = count_macs(model, example)
     art = derived(src, name=artifact_name("torch", "fp32", lowrank=True), path=str(path), format="torch",
-                  precision="fp32", layout="NCHW", lowrank=True, params=size["params"], macs=size["macs"],
+                  precision="fp32", layout=src.layout, lowrank=True, params=size["params"], macs=size["macs"],
                   reference="", extra={**src.extra, "decomposed": report["plan"], "decomposed_from": src.name})
-    check_rebuild(model, art, x[:8], src.extra["arch"], stage="decompose")
+    check_rebuild(model, art, [t[:8] for t in x], src.extra["arch"], stage="decompose")
     return StageOutput((finalize(art, ("torch", "tensorly")),), report)
 
 

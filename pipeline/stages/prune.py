@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import torch
-
 from pipeline import data
 from pipeline.artifacts.artifact import artifact_name, derived, finalize
+from pipeline.artifacts.model_io import example_inputs
+from pipeline.artifacts.tensors import inputs_of, outputs_of
 from pipeline.compression.finetune import finetune_schema, recover, training_tensors
 from pipeline.compression.macs import count_macs
 from pipeline.compression.pruning import IMPORTANCES, PruneError, PruneSettings, prune
@@ -59,10 +59,10 @@ def run(ctx: Context) -> StageOutput:
     teacher = load_model(ctx.inputs["train"].artifact("torch-fp32"))  # distilled from the uncompressed model
     model = load_model(src)
     x, y = training_tensors(ctx.recipe)
-    example = torch.zeros(src.input_shape)
+    example = example_inputs(inputs_of(src))
     try:
-        model, report = prune(model, example, prune_settings(cfg), batches=lambda: iter([(x[:256], y[:256])]),
-                              check=x[:8])
+        model, report = prune(model, example, prune_settings(cfg),
+                              batches=lambda: iter([([t[:256] for t in x], y[:256])]), check=[t[:8] for t in x])
     except KeyError as exc:
         raise ConfigError(ctx.recipe.path, "prune.ignore", str(exc.args[0])) from None
     except PruneError as exc:
@@ -77,7 +77,7 @@ def run(ctx: Context) -> StageOutput:
     ctx.log.info("pruned %s: MACs %d -> %d (%.2fx fewer), params %d -> %d", src.name, report["before"]["macs"],
                  report["after"]["macs"], report["macs_reduction"], report["before"]["params"],
                  report["after"]["params"])
-    distilled = recover(ctx.recipe, "prune", 1, model, teacher, x, y, report)
+    distilled = recover(ctx.recipe, "prune", 1, model, teacher, x, y, report, [s.name for s in outputs_of(src)])
     if "accuracy" in report:
         ctx.log.info("after pruning %.4f, after fine-tuning%s %.4f", report["accuracy_before_finetune"],
                      " with distillation" if distilled else "", report["accuracy"])
@@ -86,9 +86,9 @@ def run(ctx: Context) -> StageOutput:
     size = count_macs(model, example)
     art = derived(src, name=artifact_name("torch", "fp32", pruned=True, lowrank=src.lowrank), path=str(path),
                   format="torch",
-                  precision="fp32", layout="NCHW", pruned=True, params=size["params"], macs=size["macs"],
+                  precision="fp32", layout=src.layout, pruned=True, params=size["params"], macs=size["macs"],
                   reference="", extra={**src.extra, "pruned": True, "pruned_from": src.name})
-    check_rebuild(model, art, x[:8], src.extra["arch"])
+    check_rebuild(model, art, [t[:8] for t in x], src.extra["arch"])
     return StageOutput((finalize(art, ("torch", "torch-pruning")),), report)
 
 

@@ -10,22 +10,26 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import torch
 
 from pipeline import data
 from pipeline.artifacts.artifact import Artifact, artifact_name, derived, finalize
+from pipeline.artifacts.tensors import outputs_of
 from pipeline.compression.finetune import finetune_schema
-from pipeline.compression.quantization import MAX_BATCH, ptq, qat, weighted_layers
+from pipeline.compression.quantization import MAX_BATCH, count, ptq, qat, rows, weighted_layers
 from pipeline.compression.sensitivity import fallback, rank
 from pipeline.core.errors import ToolError
 from pipeline.core.progress import progress
 from pipeline.core.schema import Field, non_negative, positive
+from pipeline.metrics import task
 from pipeline.models.checkpoint import load_model, save_state_dict
 from pipeline.models.recipe_model import skip_reason
 from pipeline.recipe.config import Config
 from pipeline.runtimes.pt2_file import make_reproducible
 from pipeline.stages.contract import Context, Stage, StageOutput
-from pipeline.training.loop import Distillation, TrainSettings, predict_logits
+from pipeline.training.loop import Distillation, TrainSettings, predict
+from pipeline.training.recipe_data import torch_inputs, train_settings
 
 WEIGHTS = "per-channel symmetric int8 weights, per-tensor int8 activations (XNNPACKQuantizer)"
 
@@ -69,14 +73,15 @@ def _source(ctx: Context) -> Artifact:
 def qat_settings(recipe: Config) -> TrainSettings:
     q = recipe.data["quantize"]["qat"]
     base = recipe.data["train"]
-    return TrainSettings(epochs=q["epochs"], batch_size=base["batch_size"], lr=q["lr"], weight_decay=0.0,
-                         schedule="cosine", flip=base["flip"], seed=base["seed"] + 2,
-                         max_train_samples=base["max_train_samples"])
+    return train_settings(recipe, {"epochs": q["epochs"], "batch_size": base["batch_size"], "lr": q["lr"],
+                                   "weight_decay": 0.0, "schedule": "cosine", "flip": base["flip"],
+                                   "seed": base["seed"] + 2, "max_train_samples": base["max_train_samples"]})
 
 
-def _save_reference(converted: torch.nn.Module, example_batch: torch.Tensor, path) -> None:
-    program = torch.export.export(converted, (example_batch,),
-                                  dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},))
+def _save_reference(converted: torch.nn.Module, example_batch: list[torch.Tensor], path) -> None:
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    program = torch.export.export(converted, tuple(example_batch),
+                                  dynamic_shapes=tuple({0: batch} for _ in example_batch))
     for module in program.graph_module.modules():  # provenance records hold id()s of graphs: differ every run
         if isinstance(module, torch.fx.GraphModule):
             for node in module.graph.nodes:
@@ -85,8 +90,8 @@ def _save_reference(converted: torch.nn.Module, example_batch: torch.Tensor, pat
     make_reproducible(path)  # torch writes a random serialization id into every save
 
 
-def _sensitivity(ctx: Context, model: torch.nn.Module, calib: torch.Tensor) -> dict:
-    probe = calib[: ctx.recipe.data["quantize"]["sensitivity_images"]]
+def _sensitivity(ctx: Context, model: torch.nn.Module, calib: list[torch.Tensor]) -> dict:
+    probe = rows(calib, 0, ctx.recipe.data["quantize"]["sensitivity_images"])
     layers = weighted_layers(model)
     ctx.log.info("sensitivity: quantizing each of %d layers alone, output SQNR on %d calibration images",
                  len(layers), len(probe))
@@ -105,8 +110,11 @@ def float_scopes(model: torch.nn.Module, example: torch.Tensor, layers: list[str
     return sorted({name for layer in layers for name in (layer, flow.folded_into(layer)) if name})
 
 
-def _accuracy(model: torch.nn.Module, x: torch.Tensor, labels) -> float:
-    return float((predict_logits(model, x).argmax(1) == labels).mean())
+def _accuracy(model: torch.nn.Module, x: list[torch.Tensor], ctx: Context, labels) -> float:
+    """The recipe's task metric of `model` on the evaluation inputs (top-1 accuracy for classifiers)."""
+    metric = task.resolved(ctx.recipe.data["metric_spec"], labels)
+    names = [s.name for s in outputs_of(ctx.inputs["train"].artifact("torch-fp32"))]
+    return task.score(metric, predict(model, x), names, labels)
 
 
 def _fallback(ctx: Context, model, calib, converted, ranking: dict | None, evals, ex) -> tuple:
@@ -114,19 +122,23 @@ def _fallback(ctx: Context, model, calib, converted, ranking: dict | None, evals
     cfg = ctx.recipe.data["quantize"]
     if evals.labels is None:
         return converted, ranking, {"applied": False, "why": "the evaluation set has no labels to check the gate"}
+    metric = task.resolved(ctx.recipe.data["metric_spec"], evals.labels)
     fp32 = ctx.inputs["train"].data.get("accuracy")  # the train stage measured it on this same split
     if fp32 is None:
-        fp32 = _accuracy(load_model(ctx.inputs["train"].artifact("torch-fp32")), ex, evals.labels)
-    acc = _accuracy(converted, ex, evals.labels)
+        fp32 = _accuracy(load_model(ctx.inputs["train"].artifact("torch-fp32")), ex, ctx, evals.labels)
+    acc = _accuracy(converted, ex, ctx, evals.labels)
+
+    def within(value: float) -> bool:
+        return task.drop(metric, fp32, value) <= cfg["max_accuracy_drop"]
+
     record = {"fp32_accuracy": fp32, "all_int8_accuracy": acc, "limit_points": cfg["max_accuracy_drop"]}
-    if 100 * (fp32 - acc) <= cfg["max_accuracy_drop"]:
+    if within(acc):
         return converted, ranking, {**record, "applied": False, "why": "all-int8 passes the gate", "float_layers": []}
     ranking = ranking or _sensitivity(ctx, model, calib)
-    converted, kept = fallback(model, calib, ranking,
-                               lambda m: 100 * (fp32 - _accuracy(m, ex, evals.labels)) <= cfg["max_accuracy_drop"],
+    converted, kept = fallback(model, calib, ranking, lambda m: within(_accuracy(m, ex, ctx, evals.labels)),
                                cfg["max_float_layers"])
-    acc = _accuracy(converted, ex, evals.labels)
-    passed = 100 * (fp32 - acc) <= cfg["max_accuracy_drop"]
+    acc = _accuracy(converted, ex, ctx, evals.labels)
+    passed = within(acc)
     (ctx.log.info if passed else ctx.log.warning)(
         "fallback: %s kept in float: accuracy %.4f (all int8 %.4f, fp32 %.4f); %s", ", ".join(kept), acc,
         record["all_int8_accuracy"], fp32, "the gate passes" if passed else
@@ -135,14 +147,15 @@ def _fallback(ctx: Context, model, calib, converted, ranking: dict | None, evals
     return converted, ranking, {**record, "applied": True, "float_layers": kept, "accuracy": acc, "passed": passed}
 
 
-def _quantize(ctx: Context, method: str, model: torch.nn.Module, calib: torch.Tensor):
+def _quantize(ctx: Context, method: str, model: torch.nn.Module, calib: list[torch.Tensor]):
     recipe = ctx.recipe
     if method == "ptq":
-        return ptq(model, calib), model, f"PT2E post-training quantization, {len(calib)} calibration images"
+        return ptq(model, calib), model, (f"PT2E post-training quantization, {count(calib)} calibration "
+                                          f"{'images' if data.is_pictures(recipe) else 'samples'}")
     cfg = recipe.data["quantize"]["qat"]
     split = data.train_split(recipe)
-    x = torch.from_numpy(data.to_tensor(split.images, data.input_spec(recipe)))
-    y = torch.from_numpy(split.labels)
+    x = torch_inputs(recipe, split)
+    y = torch.from_numpy(np.asarray(split.labels))
     teacher = load_model(ctx.inputs["train"].artifact("torch-fp32")) if cfg["distill"] else None
     distill = Distillation(teacher, cfg["distill_temperature"], cfg["distill_weight"]) if teacher else None
     converted, tuned = qat(model, x, y, qat_settings(recipe), distill=distill)
@@ -167,10 +180,9 @@ def run(ctx: Context) -> StageOutput:
         return StageOutput.skip(reason)
     src = _source(ctx)
     model = load_model(src)
-    spec = data.input_spec(ctx.recipe)
-    calib = torch.from_numpy(data.to_tensor(data.calibration_images(ctx.recipe), spec))
+    calib = [torch.from_numpy(np.ascontiguousarray(x)) for x in data.calibration_inputs(ctx.recipe)]
     evals = data.eval_split(ctx.recipe)
-    ex = torch.from_numpy(data.to_tensor(evals.images, spec))
+    ex = torch_inputs(ctx.recipe, evals)
     arts: list[Artifact] = []
     summary: dict = {"source": src.name, "methods": {}}
     ranking = _sensitivity(ctx, model, calib) if cfg["sensitivity"] else None
@@ -187,16 +199,16 @@ def run(ctx: Context) -> StageOutput:
         measured = summary.get("fallback", {}) if method == "ptq" else {}  # the fallback check scored this model
         acc = measured.get("accuracy", measured.get("all_int8_accuracy"))
         if acc is None and evals.labels is not None:
-            acc = _accuracy(converted, ex, evals.labels)
+            acc = _accuracy(converted, ex, ctx, evals.labels)
         summary["methods"][method] = {"how": how, "reference_accuracy": acc}
         ctx.log.info("%s: %s; PyTorch int8 reference accuracy %s", method, how, f"{acc:.4f}" if acc else "-")
         common = {"pruned": src.pruned, "lowrank": src.lowrank, "quantization": method, "params": src.params,
                   "macs": src.macs}
         ref_name = artifact_name("pt2", "int8", src.pruned, method, lowrank=src.lowrank)
         ref_path = ctx.out_dir / f"{ref_name}.pt2"
-        _save_reference(converted, calib[:2], ref_path)
-        arts.append(Artifact(name=ref_name, path=str(ref_path), format="pt2", precision="int8", layout="NCHW",
-                             input_shape=src.input_shape, **common,
+        _save_reference(converted, rows(calib, 0, 2), ref_path)
+        arts.append(Artifact(name=ref_name, path=str(ref_path), format="pt2", precision="int8", layout=src.layout,
+                             input_shape=src.input_shape, inputs=src.inputs, outputs=src.outputs, **common,
                              extra={"quantized_by": f"{how}; {WEIGHTS}", "max_batch": MAX_BATCH,
                                     "source": src.name}))
         if want["tflite"]:
@@ -211,8 +223,8 @@ def run(ctx: Context) -> StageOutput:
             extra = {**src.extra, "int8_via": method, "quantized_by": float_source}
             kept = summary.get("fallback", {}).get("float_layers") if method == "ptq" else None
             if kept:  # to_tflite keeps the same layers float in the int8 file
-                extra.update(float_layers=kept, float_scopes=float_scopes(model, calib[:1], kept))
-            arts.append(derived(src, name=name, path=str(path), format="torch", precision="fp32", layout="NCHW",
+                extra.update(float_layers=kept, float_scopes=float_scopes(model, calib[0][:1], kept))
+            arts.append(derived(src, name=name, path=str(path), format="torch", precision="fp32", layout=src.layout,
                                 quantization=method, role="intermediate", reference="", extra=extra))
     if ranking is not None:
         summary["sensitivity"] = ranking

@@ -39,13 +39,13 @@ def _program(src: Artifact, out_dir: Path) -> tuple[Artifact, Path]:
     if src.format == "pt2":
         name = artifact_name("pte", "int8", src.pruned, src.quantization, lowrank=src.lowrank)
         path = out_dir / f"{name}.pte"
-        return derived(src, name=name, path=str(path), format="pte", precision="int8", layout="NCHW",
+        return derived(src, name=name, path=str(path), format="pte", precision="int8", layout=src.layout,
                        reference=src.name,
                        extra={"quantized_by": f"{src.extra['quantized_by']}; lowered to ExecuTorch XNNPACK",
                               "backend": "xnnpack"}), path
     name = artifact_name("pte", "fp32", src.pruned, lowrank=src.lowrank)
     path = out_dir / f"{name}.pte"
-    return derived(src, name=name, path=str(path), format="pte", precision="fp32", layout="NCHW",
+    return derived(src, name=name, path=str(path), format="pte", precision="fp32", layout=src.layout,
                    reference=src.name, extra={"backend": "xnnpack"}), path
 
 

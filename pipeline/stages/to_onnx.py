@@ -14,6 +14,8 @@ import torch
 
 from pipeline import data
 from pipeline.artifacts.artifact import Artifact, artifact_name, derived, finalize
+from pipeline.artifacts.model_io import example_inputs, flat_outputs
+from pipeline.artifacts.tensors import TensorSpec, inputs_of, outputs_of
 from pipeline.compression.macs import count_onnx_macs
 from pipeline.converters.onnx_export import export
 from pipeline.core.errors import ToolError, UserError
@@ -37,6 +39,12 @@ def settings(recipe: Config, target: Config) -> dict:
     return s
 
 
+def _static_shape(value, batch: int) -> tuple[int, ...]:
+    """A graph value's shape with a symbolic batch made `batch` (other unknown sizes stay 0: not known before a run)."""
+    dims = value.type.tensor_type.shape.dim
+    return tuple(d.dim_value if d.HasField("dim_value") else (batch if i == 0 else 0) for i, d in enumerate(dims))
+
+
 def import_file(ctx: Context) -> Artifact:
     """The user's ONNX file as the run's fp32 artifact: external data folded in, checked, loadable by ORT."""
     spec = ctx.recipe.data["model_spec"]
@@ -57,8 +65,13 @@ def import_file(ctx: Context) -> Artifact:
                         "normalised pictures (export the model with a float32 input)")
     onnx.save(model, str(path))
     labels = list(data.label_names(ctx.recipe))
+    batch = int(spec["input_shape"][0])
+    outs = tuple(TensorSpec(o.name, _static_shape(o, batch), onnx.helper.tensor_dtype_to_np_dtype(
+        o.type.tensor_type.elem_type).name) for o in model.graph.output)
     art = Artifact(name="onnx-fp32", path=str(path), format="onnx", precision="fp32", layout=spec["layout"],
                    input_shape=tuple(spec["input_shape"]), macs=count_onnx_macs(str(path)),
+                   inputs=(TensorSpec(first.name, tuple(spec["input_shape"]), "float32", spec["layout"]),),
+                   outputs=outs,
                    extra={"imported_from": str(src), "opset": max((o.version for o in model.opset_import
                                                                     if o.domain in ("", "ai.onnx")), default=0),
                           "input": data.input_spec(ctx.recipe).to_dict(), "labels": labels,
@@ -80,8 +93,10 @@ def convert(ctx: Context, src: Artifact) -> tuple[Artifact, float]:
                          suffix="float" if src.role == "intermediate" else "", lowrank=src.lowrank)
     path = ctx.out_dir / f"{name}.onnx"
     opset = ctx.recipe.data["export"]["opset"]
+    in_specs, out_specs = inputs_of(src), outputs_of(src)
     try:
-        export(model, torch.zeros(src.input_shape), path, opset)
+        export(model, example_inputs(in_specs), path, opset, [s.name for s in in_specs],
+               [s.name for s in out_specs] if src.outputs else None)
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:
         raise ToolError(f"to_onnx: {name}: export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") \
@@ -90,13 +105,15 @@ def convert(ctx: Context, src: Artifact) -> tuple[Artifact, float]:
                            reference=src.name, extra={**src.extra, "opset": opset, "exporter": "torch.onnx dynamo"}),
                    ("torch", "onnx", "onnxscript"))
     # Parity on real inputs right at the door: a broken export should fail here, not three stages later.
-    x = data.to_tensor(data.eval_split(ctx.recipe, PARITY_SAMPLES).images, data.input_spec(ctx.recipe))
+    xs = [np.ascontiguousarray(x) for x in data.model_inputs(ctx.recipe, data.eval_split(ctx.recipe, PARITY_SAMPLES))]
     session = open_session(art, threads=ctx.threads)
     with torch.no_grad():
-        ref = model(torch.from_numpy(x)).numpy()
-    got = np.concatenate([session.run(x[i : i + 1]) for i in range(len(x))])
-    diff = float(np.abs(got - ref).max())
-    ctx.log.info("%s: ONNX Runtime vs PyTorch on %d inputs: max abs diff %.3g", name, len(x), diff)
+        ref = [o.numpy() for o in flat_outputs(model(*[torch.from_numpy(x) for x in xs]))[1]]
+    rows = [session.run_all([x[i : i + 1] for x in xs]) for i in range(len(xs[0]))]
+    got = [np.concatenate([r[k] for r in rows]) for k in range(len(ref))]
+    diff = max(float(np.abs(g - r).max()) for g, r in zip(got, ref, strict=True))
+    ctx.log.info("%s: ONNX Runtime vs PyTorch on %d inputs, %d output(s): max abs diff %.3g", name, len(xs[0]),
+                 len(ref), diff)
     limit = ctx.recipe.data["tolerances"]["fp32"]["max_abs_diff"]
     if diff > limit:
         raise ToolError(f"to_onnx: {name}: ONNX Runtime output differs from PyTorch by {diff:.3g} "

@@ -15,11 +15,12 @@ import numpy as np
 
 from pipeline import data
 from pipeline.artifacts.artifact import Artifact, artifact_name, derived, finalize
+from pipeline.artifacts.tensors import TensorSpec, inputs_of, outputs_of
 from pipeline.converters import onnx2tf_adapter
 from pipeline.core.errors import ToolError, UserError
 from pipeline.models.recipe_model import model_key
 from pipeline.recipe.config import Config
-from pipeline.runtimes.tflite_file import io_quantization
+from pipeline.runtimes.tflite_file import io_quantization, tensor_details
 from pipeline.stages.contract import Context, Stage, StageOutput
 
 
@@ -34,10 +35,66 @@ def settings(recipe: Config, target: Config) -> dict:
     return s
 
 
-def calibration_nhwc(recipe: Config) -> np.ndarray:
-    """Normalised calibration images in the NHWC layout onnx2tf's TensorFlow graph takes."""
-    x = data.to_tensor(data.calibration_images(recipe), data.input_spec(recipe))
-    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+def calibration_nhwc(recipe: Config) -> list[np.ndarray]:
+    """Calibration samples as onnx2tf's TensorFlow graph takes them: pictures NHWC, other inputs as the model has
+    them (one array per input)."""
+    specs = data.input_tensors(recipe)
+    return [np.ascontiguousarray(x.transpose(0, 2, 3, 1) if spec.layout == "NCHW" else x, dtype=np.float32)
+            for x, spec in zip(data.calibration_inputs(recipe), specs, strict=True)]
+
+
+def kept_layout(src: Artifact) -> tuple[str, ...]:
+    """The inputs onnx2tf must leave in the model's layout: every input that is not a picture."""
+    return tuple(s.name for s in inputs_of(src) if s.layout != "NCHW")
+
+
+CHANNELS_LAST = {3: "NWC", 4: "NHWC", 5: "NDHWC"}
+
+
+def _file_layout(file_shape: list[int], model_shape: tuple[int, ...], what: str, src: Artifact) -> str:
+    """'' when the file keeps the model's shape, the channels-last name when onnx2tf moved channels last (a size the
+    model does not fix, 0, matches any)."""
+
+    def same(a, b) -> bool:
+        return len(a) == len(b) and all(x == y or x == 0 or y == 0 for x, y in zip(a, b, strict=True))
+
+    if not model_shape or same(model_shape[1:], file_shape[1:]):
+        return ""
+    rank = len(model_shape)
+    moved = [model_shape[0], *model_shape[2:], model_shape[1]] if rank in CHANNELS_LAST else None
+    if moved is not None and same(moved[1:], file_shape[1:]):
+        return CHANNELS_LAST[rank]
+    raise ToolError(f"to_tflite: {src.name}: onnx2tf made {what} of shape {file_shape} from the model's "
+                    f"{list(model_shape)}; neither the same nor channels-last")
+
+
+def file_tensors(dest: Path, src: Artifact) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...], dict]:
+    """The converted file's inputs and outputs as specs, in the model's order and under its names (matched through
+    the file's signature; onnx2tf lists outputs sorted by name), and what onnx2tf did to each tensor's layout."""
+    file_in, file_out = tensor_details(dest)
+    done: dict[str, str] = {}
+
+    def match(rows: list[dict], specs: tuple[TensorSpec, ...], kind: str) -> tuple[TensorSpec, ...]:
+        by_name = {r["name"]: r for r in rows}
+        if all(s.name in by_name for s in specs):
+            ordered = [by_name[s.name] for s in specs]
+        elif len(rows) == len(specs):
+            ordered = rows
+        else:
+            raise ToolError(f"to_tflite: {src.name}: the TFLite file has {len(rows)} {kind}s where the model has "
+                            f"{len(specs)}")
+        out = []
+        for row, spec in zip(ordered, specs, strict=True):
+            layout = _file_layout(row["shape"], spec.shape, f"{kind} {spec.name!r}", src)
+            if layout:
+                done[spec.name] = f"{layout}: channels moved last by onnx2tf" + (
+                    "" if spec.layout == "NCHW" else "; the pipeline moves them back")
+            elif len(spec.shape) >= 3 and spec.layout != "NCHW":
+                done[spec.name] = "kept as the model has it"
+            out.append(TensorSpec(spec.name, tuple(row["shape"]), row["dtype"], layout, row["quantization"]))
+        return tuple(out)
+
+    return match(file_in, inputs_of(src), "input"), match(file_out, outputs_of(src), "output"), done
 
 
 def _outputs(src: Artifact, precisions: list[str]) -> list[str]:
@@ -69,17 +126,23 @@ def import_file(ctx: Context) -> Artifact:
     try:
         precision = _tflite_precision(src)
         dtype, in_q, out_q = io_quantization(src)
+        file_in, file_out = tensor_details(src)
     except Exception as exc:  # not a flatbuffer LiteRT can load
         raise UserError(f"{where}: LiteRT cannot load it: {type(exc).__name__}: "
                         f"{(str(exc).strip().splitlines() or [''])[0][:160]}") from None
     if dtype not in ("float32", "int8"):
         raise UserError(f"{where}: its input is {dtype}; the pipeline feeds float32 or int8 (quantized) pictures")
+    if len(file_in) != 1:
+        raise UserError(f"{where}: it takes {len(file_in)} inputs; a TFLite file from outside is fed pictures, one "
+                        "input (convert a multi-input model from its PyTorch or ONNX source)")
     name = artifact_name("tflite", precision)
     dest = ctx.out_dir / f"{name}.tflite"
     shutil.copyfile(src, dest)
+    ins = (TensorSpec(file_in[0]["name"], tuple(spec["input_shape"]), dtype, spec["layout"], in_q),)
+    outs = tuple(TensorSpec(r["name"], tuple(r["shape"]), r["dtype"], "", r["quantization"]) for r in file_out)
     art = Artifact(name=name, path=str(dest), format="tflite", precision=precision, layout=spec["layout"],
                    input_shape=tuple(spec["input_shape"]), input_dtype=dtype, input_quantization=in_q,
-                   output_quantization=out_q,
+                   output_quantization=out_q, inputs=ins, outputs=outs,
                    extra={"imported_from": str(src), "input": data.input_spec(ctx.recipe).to_dict(),
                           "labels": list(data.label_names(ctx.recipe)),
                           "model": {k: v for k, v in spec.items() if k != "recipe"}})
@@ -114,34 +177,33 @@ def _same_file_groups(jobs: list[tuple[Artifact, list[str]]]) -> list[list[tuple
     return list(groups.values())
 
 
-def convert(ctx: Context, group: list[tuple[Artifact, list[str]]], calib: np.ndarray) -> list[Artifact]:
+def convert(ctx: Context, group: list[tuple[Artifact, list[str]]], calib: list[np.ndarray]) -> list[Artifact]:
     """One onnx2tf conversion of a group's ONNX file; each job of the group takes its precisions from it."""
     first = group[0][0]
     work = ctx.out_dir / f"onnx2tf-{first.name}"
     int8 = any("int8" in p for _, p in group)
+    keep = kept_layout(first)
     if "imported_from" in first.extra:  # a user's ONNX file: onnxsim first, as onnx2tf does by default
-        files = onnx2tf_adapter.convert(Path(first.path), work, calib, int8=int8)
+        files = onnx2tf_adapter.convert(Path(first.path), work, calib, int8=int8, keep_layout=keep)
     else:
         try:  # our exporter's file needs no onnxsim (see onnx2tf_adapter.convert)
-            files = onnx2tf_adapter.convert(Path(first.path), work, calib, int8=int8, simplify=False)
+            files = onnx2tf_adapter.convert(Path(first.path), work, calib, int8=int8, simplify=False, keep_layout=keep)
         except ToolError as exc:
             ctx.log.warning("to_tflite: %s: onnx2tf failed without onnxsim (%s); converting again with it",
                             first.name, exc)
             shutil.rmtree(work, ignore_errors=True)
-            files = onnx2tf_adapter.convert(Path(first.path), work, calib, int8=int8)
+            files = onnx2tf_adapter.convert(Path(first.path), work, calib, int8=int8, keep_layout=keep)
     arts = []
     for src, precisions in group:
         own = dict(files)  # _keep_float swaps in this job's own int8 file
         kept = _keep_float(src, work, own) if "int8" in precisions and src.extra.get("float_scopes") else []
-        arts += [_artifact(ctx, src, precision, own, kept, len(calib)) for precision in precisions]
+        arts += [_artifact(ctx, src, precision, own, kept, len(calib[0])) for precision in precisions]
     shutil.rmtree(work, ignore_errors=True)  # SavedModel and the other variants: not artifacts of this run
     return arts
 
 
 def _artifact(ctx: Context, src: Artifact, precision: str, files: dict[str, Path], kept: list[str],
               calibration_images: int) -> Artifact:
-    shape = src.input_shape
-    n, c, h, w = shape if src.layout == "NCHW" else (shape[0], shape[3], shape[1], shape[2])
     if precision not in files:
         raise ToolError(f"to_tflite: {src.name}: onnx2tf wrote no {precision} model (looked for *"
                         f"{onnx2tf_adapter.VARIANTS[precision]} in {Path(src.path).name}'s conversion)")
@@ -150,8 +212,10 @@ def _artifact(ctx: Context, src: Artifact, precision: str, files: dict[str, Path
     name = artifact_name("tflite", precision, src.pruned, quantization, lowrank=src.lowrank)
     dest = ctx.out_dir / f"{name}.tflite"
     shutil.copyfile(files[precision], dest)
-    dtype, in_q, out_q = io_quantization(dest)
+    ins, outs, layouts = file_tensors(dest, src)
     extra = {"converter": "onnx2tf", "source": src.name}
+    if layouts:
+        extra["onnx2tf_layouts"] = layouts
     if precision == "int8":
         extra["quantized_by"] = (f"onnx2tf full-integer quantization (per-channel weights, int8 input and output) "
                                  f"calibrated on {calibration_images} training images, of "
@@ -164,8 +228,9 @@ def _artifact(ctx: Context, src: Artifact, precision: str, files: dict[str, Path
     if "imported_from" in src.extra:
         extra.update(input=src.extra["input"], labels=src.extra["labels"])
     return finalize(derived(
-        src, name=name, path=str(dest), format="tflite", precision=precision, layout="NHWC",
-        input_shape=(n, h, w, c), input_dtype=dtype, input_quantization=in_q, output_quantization=out_q,
+        src, name=name, path=str(dest), format="tflite", precision=precision, layout=ins[0].layout,
+        input_shape=ins[0].shape, input_dtype=ins[0].dtype, input_quantization=ins[0].quantization,
+        output_quantization=outs[0].quantization, inputs=ins, outputs=outs,
         reference=src.reference or src.name, role="model", extra=extra, quantization=quantization,
     ), ("onnx2tf", "tensorflow-cpu", "onnx"))
 

@@ -12,15 +12,18 @@ import torch
 
 from pipeline import data
 from pipeline.artifacts.artifact import Artifact, finalize
+from pipeline.artifacts.model_io import OutputError, example_inputs, output_specs, outputs
 from pipeline.compression.macs import count_macs
 from pipeline.core.errors import UserError
 from pipeline.core.schema import Field, fraction, non_negative, positive, seed
+from pipeline.metrics import task
 from pipeline.models import sources
 from pipeline.models.checkpoint import load_state_dict, save_state_dict
 from pipeline.models.recipe_model import model_key, skip_reason
 from pipeline.recipe.config import Config, weights_path
 from pipeline.stages.contract import Context, Stage, StageOutput
-from pipeline.training.loop import TrainSettings, predict_logits, train
+from pipeline.training.loop import classification, predict, train
+from pipeline.training.recipe_data import torch_inputs, train_settings
 
 SCHEMA = {
     "train": {
@@ -48,25 +51,35 @@ def settings(recipe: Config, target: Config) -> dict:
     return s
 
 
-def check_fits_data(model: torch.nn.Module, recipe: Config, batch: torch.Tensor) -> None:
-    """Fail in one line, before any training, when the model cannot take real pictures of the dataset or gives the
-    wrong number of outputs (probed with a real batch: strides and values as training will see them)."""
-    classes = len(data.label_names(recipe))
+def check_fits_data(model: torch.nn.Module, recipe: Config, batch: list[torch.Tensor],
+                    targets: np.ndarray | None) -> None:
+    """Fail in one line, before any training, when the model cannot take real samples of the dataset, returns
+    something other than tensors, or gives a first output that does not fit the targets (probed with a real batch:
+    strides and values as training will see them)."""
     what = sources.describe(recipe.data["model_spec"])
     where = f"{recipe.path.name}: model"
+    shapes = ", ".join(str(list(t.shape)) for t in batch)
     try:
         with torch.no_grad():
-            out = model.eval()(batch)
+            names, outs = outputs(model.eval(), batch)
+    except OutputError as exc:
+        raise UserError(f"{where}: {what}: {exc}") from None
     except Exception as exc:  # any layer may reject the shape
-        raise UserError(f"{where}: {what} cannot take the dataset's input {list(batch.shape)} (set by [input]): "
+        given = "input" if len(batch) == 1 else f"{len(batch)} inputs"
+        raise UserError(f"{where}: {what} cannot take the dataset's {given} {shapes} (set by [input] and the data): "
                         f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:160]}") from None
-    if not isinstance(out, torch.Tensor):
-        raise UserError(f"{where}: {what} returns {type(out).__name__}; the pipeline takes models that return one "
-                        "tensor of class scores")
-    if out.ndim != 2 or out.shape[1] != classes:
-        raise UserError(f"{where}: {what} gives outputs of shape {list(out.shape)} but the dataset "
-                        f"{recipe.data['data']['dataset']!r} has {classes} classes; make it return "
-                        f"[batch, {classes}] (e.g. num_classes = {classes} in [model.settings])")
+    first = outs[0]
+    if targets is None:
+        return
+    if classification(targets):
+        classes = len(data.label_names(recipe))
+        if first.ndim != 2 or first.shape[1] != classes:
+            raise UserError(f"{where}: {what} gives a first output {names[0]!r} of shape {list(first.shape)} but the "
+                            f"dataset {recipe.data['data']['dataset']!r} has {classes} classes; make it return "
+                            f"[batch, {classes}] first (e.g. num_classes = {classes} in [model.settings])")
+    elif first.numel() != targets[: len(first)].size:
+        raise UserError(f"{where}: {what} gives a first output {names[0]!r} of shape {list(first.shape)} but the "
+                        f"targets have shape {[len(first), *targets.shape[1:]]}; return the regressed values first")
 
 
 def check_finite(logits: np.ndarray, recipe: Config, how: str) -> None:
@@ -88,42 +101,52 @@ def run(ctx: Context) -> StageOutput:
     torch.manual_seed(recipe.data["train"]["seed"])
     source = recipe.data["weights"]["source"]
     model = sources.build(spec_model, pretrained=source == "pretrained")
-    spec = data.input_spec(recipe)
     summary: dict = {"source": source, "model": sources.describe(spec_model)}
     evals = data.eval_split(recipe)
-    ex = torch.from_numpy(data.to_tensor(evals.images, spec))
+    ex = torch_inputs(recipe, evals)
     if source == "train":
         split = data.train_split(recipe)
-        x = torch.from_numpy(data.to_tensor(split.images, spec))
-        y = torch.from_numpy(split.labels)
-        check_fits_data(model, recipe, x[:2])
-        summary["data"] = {"train": len(x), "eval": len(ex), "skipped": list(split.skipped + evals.skipped)[:20],
+        x = torch_inputs(recipe, split)
+        y = torch.from_numpy(np.asarray(split.labels))
+        check_fits_data(model, recipe, [t[:2] for t in x], split.labels)
+        summary["data"] = {"train": len(split), "eval": len(evals),
+                           "skipped": list(split.skipped + evals.skipped)[:20],
                            "skipped_count": len(split.skipped) + len(evals.skipped),
                            "read_seconds": round(split.read_seconds + evals.read_seconds, 2)}
-        summary.update(train(model, x, y, TrainSettings(**recipe.data["train"]), desc="train"))
+        summary.update(train(model, x, y, train_settings(recipe, recipe.data["train"]), desc="train"))
     else:
         if source == "state_dict":
             load_state_dict(model, weights_path(recipe))
-        check_fits_data(model, recipe, ex[:2])
+        check_fits_data(model, recipe, [t[:2] for t in ex], evals.labels)
     model.eval()
-    logits = predict_logits(model, ex)
-    check_finite(logits, recipe, "train" if source == "train" else "loaded")
+    outs = predict(model, ex)
+    for out in outs:
+        check_finite(out, recipe, "train" if source == "train" else "loaded")
+    in_specs = data.input_tensors(recipe)
+    examples = example_inputs(in_specs)
+    out_specs = output_specs(model, examples)
     if evals.labels is not None:
-        summary["accuracy"] = float((logits.argmax(1) == evals.labels).mean())
+        metric = task.resolved(recipe.data["metric_spec"], evals.labels)
+        value = task.score(metric, outs, [s.name for s in out_specs], evals.labels)
+        summary["metric"] = {"name": task.label(metric), "value": value}
+        summary["accuracy"] = value  # the task metric's value (top-1 accuracy for classifiers)
     summary["params"] = int(sum(p.numel() for p in model.parameters()))
-    np.save(ctx.out_dir / "eval_logits.npy", logits)
+    np.save(ctx.out_dir / "eval_logits.npy", outs[0])
     path = ctx.out_dir / "model.pt"
     save_state_dict(model, path)
-    example = torch.zeros(1, spec.channels, spec.height, spec.width)
-    size = count_macs(model, example)
+    size = count_macs(model, examples)
+    pictures = data.is_pictures(recipe)
     art = Artifact(
-        name="torch-fp32", path=str(path), format="torch", precision="fp32", layout="NCHW",
-        input_shape=tuple(example.shape), params=size["params"], macs=size["macs"],
-        extra={"arch": sources.describe(spec_model), "model": spec_model, "input": spec.to_dict(),
+        name="torch-fp32", path=str(path), format="torch", precision="fp32", layout="NCHW" if pictures else "",
+        input_shape=in_specs[0].shape, params=size["params"], macs=size["macs"],
+        inputs=in_specs, outputs=out_specs,
+        extra={"arch": sources.describe(spec_model), "model": spec_model,
+               "input": data.input_spec(recipe).to_dict() if pictures else dict(recipe.data["input"]),
                "labels": list(data.label_names(recipe))},
     )
-    ctx.log.info("model %s: %d parameters%s", art.extra["arch"], summary["params"],
-                 f", test accuracy {summary['accuracy']:.4f}" if "accuracy" in summary else "")
+    ctx.log.info("model %s: %d parameters, %d input(s), %d output(s)%s", art.extra["arch"], summary["params"],
+                 len(in_specs), len(out_specs),
+                 f", test {summary['metric']['name']} {summary['accuracy']:.4f}" if "accuracy" in summary else "")
     return StageOutput((finalize(art, ("torch",)),), summary)
 
 

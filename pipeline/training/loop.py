@@ -1,4 +1,10 @@
-"""Supervised training loop for classifiers on in-memory tensors (optionally distilled from a teacher)."""
+"""Supervised training loop on in-memory tensors (optionally distilled from a teacher).
+
+A model takes one or more input tensors and returns one or more outputs (pipeline/artifacts/model_io.py); the loss
+is on its first output: cross-entropy against integer class ids, mean squared error against float targets of the
+output's shape. Distillation matches the teacher's first output the same way (soft targets for class scores, MSE
+otherwise).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from pipeline.artifacts.model_io import as_list, flat_outputs
 from pipeline.core.progress import progress
 from pipeline.training import distributed, thread_tuner
 from pipeline.training.thread_tuner import ThreadTuner
@@ -57,12 +64,31 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
                     reduction="batchmean") * t * t
 
 
-def _layout(model: nn.Module, images: torch.Tensor) -> torch.memory_format:
+def classification(labels: torch.Tensor | np.ndarray) -> bool:
+    """Integer class ids, one per sample (the other targets are regressed)."""
+    return labels.ndim == 1 and not labels.dtype.is_floating_point if isinstance(labels, torch.Tensor) else (
+        labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer))
+
+
+def task_loss(out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy on class ids, else mean squared error against targets of the output's shape."""
+    if classification(y):
+        return F.cross_entropy(out, y, label_smoothing=label_smoothing)
+    return F.mse_loss(out, y.reshape(out.shape).to(out.dtype))
+
+
+def first_output(model: nn.Module, inputs: list[torch.Tensor]) -> torch.Tensor:
+    return flat_outputs(model(*inputs))[1][0]
+
+
+def _layout(model: nn.Module, images: torch.Tensor | list[torch.Tensor]) -> torch.memory_format:
     """channels_last for image batches: PyTorch's CPU convolutions train the default model 1.8x faster per step and
-    predict 1.4x faster in it (CPU time, one thread, measured side by side). Exported graphs, other inputs and models
-    that cannot take it (a `.view()` after a convolution) keep the default layout."""
-    if isinstance(model, torch.fx.GraphModule) or images.dim() != 4:
+    predict 1.4x faster in it (CPU time, one thread, measured side by side). Exported graphs, other inputs (models
+    with several, sequences) and models that cannot take it (a `.view()` after a convolution) keep the default."""
+    inputs = as_list(images)
+    if isinstance(model, torch.fx.GraphModule) or len(inputs) != 1 or inputs[0].dim() != 4:
         return torch.contiguous_format
+    images = inputs[0]
     was_training = model.training
     try:
         with torch.no_grad():
@@ -77,7 +103,7 @@ def _layout(model: nn.Module, images: torch.Tensor) -> torch.memory_format:
 
 def train(
     model: nn.Module,
-    images: torch.Tensor,
+    images: torch.Tensor | list[torch.Tensor],
     labels: torch.Tensor,
     settings: TrainSettings,
     *,
@@ -93,12 +119,13 @@ def train(
     for exported graphs, which do not support .train()/.eval().
     """
     to_train, to_eval = modes or (lambda m: m.train(), lambda m: m.eval())
-    layout = _layout(model, images)
+    inputs = as_list(images)
+    layout = _layout(model, inputs)
     model.to(memory_format=layout)
     if distill is not None:
         distill.teacher.to(memory_format=layout)
     gen = torch.Generator().manual_seed(settings.seed)
-    n = len(images) if not settings.max_train_samples else min(len(images), settings.max_train_samples)
+    n = len(inputs[0]) if not settings.max_train_samples else min(len(inputs[0]), settings.max_train_samples)
     rank, world = distributed.rank_and_world()
     per_rank_batch = max(1, settings.batch_size // world)
     forward = distributed.wrap(model)
@@ -121,18 +148,21 @@ def train(
                 idx = order[b * settings.batch_size : (b + 1) * settings.batch_size]
                 idx = idx[rank * per_rank_batch : (rank + 1) * per_rank_batch]
                 began = time.perf_counter()
-                x, y = images[idx].contiguous(memory_format=layout), labels[idx]
-                if settings.flip:
-                    flip = torch.rand(len(x), generator=gen) < 0.5
-                    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+                xs, y = [t[idx] for t in inputs], labels[idx]
+                if layout is torch.channels_last:
+                    xs = [xs[0].contiguous(memory_format=layout)]
+                if settings.flip and len(xs) == 1 and xs[0].dim() == 4:  # pictures only
+                    flip = torch.rand(len(y), generator=gen) < 0.5
+                    xs = [torch.where(flip[:, None, None, None], xs[0].flip(3), xs[0])]
                 for group in opt.param_groups:
                     group["lr"] = _lr_at(step, total, settings.lr, settings.schedule)
-                logits = forward(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=settings.label_smoothing)
+                logits = first_output(forward, xs)
+                loss = task_loss(logits, y, settings.label_smoothing)
                 if distill is not None:
                     with torch.no_grad():
-                        teacher_logits = distill.teacher(x)
-                    kd = distillation_loss(logits, teacher_logits, distill.temperature)
+                        teacher_logits = first_output(distill.teacher, xs)
+                    kd = (distillation_loss(logits, teacher_logits, distill.temperature) if classification(y)
+                          else F.mse_loss(logits, teacher_logits))
                     loss = (1 - distill.weight) * loss + distill.weight * kd
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -160,17 +190,30 @@ PREDICT_BATCH = 64
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = PREDICT_BATCH) -> np.ndarray:
-    """Eval-mode logits for all images, batched (exported graphs are already in eval mode: they refuse .eval()).
+def predict(model: nn.Module, images: torch.Tensor | list[torch.Tensor],
+            batch_size: int = PREDICT_BATCH) -> list[np.ndarray]:
+    """Eval-mode outputs (every output, flattened) for all samples, batched (exported graphs are already in eval
+    mode: they refuse .eval()).
 
-    A plain module runs in channels_last (1.4x faster here on image batches) and is handed back as it came."""
-    layout = _layout(model, images)
+    A plain module on pictures runs in channels_last (1.4x faster here) and is handed back as it came."""
+    inputs = as_list(images)
+    layout = _layout(model, inputs)
     if not isinstance(model, torch.fx.GraphModule):
         model.eval().to(memory_format=layout)
     try:
-        outs = [model(images[i : i + batch_size].contiguous(memory_format=layout))
-                for i in range(0, len(images), batch_size)]
+        outs = []
+        for i in range(0, len(inputs[0]), batch_size):
+            xs = [t[i : i + batch_size] for t in inputs]
+            if layout is torch.channels_last:
+                xs = [xs[0].contiguous(memory_format=layout)]
+            outs.append(flat_outputs(model(*xs))[1])
     finally:
         if layout is torch.channels_last:
             model.to(memory_format=torch.contiguous_format)
-    return torch.cat(outs).numpy()
+    return [torch.cat([o[k] for o in outs]).numpy() for k in range(len(outs[0]))]
+
+
+def predict_logits(model: nn.Module, images: torch.Tensor | list[torch.Tensor],
+                   batch_size: int = PREDICT_BATCH) -> np.ndarray:
+    """The first output (class scores for a classifier) of `predict`."""
+    return predict(model, images, batch_size)[0]

@@ -1,0 +1,20 @@
+"""A recipe's data as the training loop takes it: input tensors and the loop's settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pipeline import data
+from pipeline.recipe.config import Config
+from pipeline.training.loop import TrainSettings
+
+
+def torch_inputs(recipe: Config, split: data.Split) -> list[torch.Tensor]:
+    """A split's model inputs as tensors (sharing the arrays' memory where it can)."""
+    return [torch.from_numpy(np.ascontiguousarray(x)) for x in data.model_inputs(recipe, split)]
+
+
+def train_settings(recipe: Config, table: dict) -> TrainSettings:
+    """A [train]-like table as the loop's settings; flips are for pictures only (not for spectrograms, series)."""
+    return TrainSettings(**{**table, "flip": bool(table.get("flip", True)) and data.is_pictures(recipe)})
