@@ -38,7 +38,7 @@ import numpy as np
 from pipeline.core.errors import DataError
 from pipeline.data import array_cache
 
-BLOCK_BYTES = 32 << 20
+BLOCK_BYTES = 8 << 20
 MAX_RATIO = 200  # deflate reaches ~1030:1 on zeros; real arrays compress by 1.1-20x
 RATIO_FLOOR = 64 << 20  # smaller members may compress as well as they like
 MAX_MEMBERS = 4096
