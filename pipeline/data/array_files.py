@@ -25,9 +25,11 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import lzma
 import mmap
 import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,9 @@ RATIO_FLOOR = 64 << 20  # smaller members may compress as well as they like
 MAX_MEMBERS = 4096
 MAX_HEADER = 10_000  # bytes of an .npy header (numpy's own default limit)
 KINDS = {"b": "bool", "i": "integer", "u": "unsigned integer", "f": "floating point", "U": "text"}
+# what reading a damaged archive member raises: zipfile's own error, the decompressors', a short read
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, NotImplementedError, RuntimeError, OSError, EOFError,
+              ValueError, struct.error)
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # a zip member's local file header (30 bytes)
 
 
@@ -96,7 +101,7 @@ def read_header(f: BinaryIO, label: str) -> tuple[tuple[int, ...], bool, np.dtyp
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(f, max_header_size=MAX_HEADER)
         else:
             raise ValueError(f"npy format version {version[0]}.{version[1]} is not read")
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+    except Exception as exc:  # a damaged header: numpy's parser raises whatever its tokenizer or ast does
         first = (str(exc).splitlines() or [""])[0][:160]
         raise DataError(label, f"is not a readable .npy array ({first}); save it with numpy.save") from None
     _refuse_dtype(label, dtype)
@@ -150,7 +155,7 @@ def _member(zf: zipfile.ZipFile, f: BinaryIO, info: zipfile.ZipInfo, path: Path,
     try:
         with zf.open(info) as member:
             shape, fortran, dtype, header = read_header(member, label)
-    except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError) as exc:
+    except ZIP_ERRORS as exc:
         raise DataError(label, f"cannot be decompressed ({type(exc).__name__}); save it again") from None
     ref = ArrayRef(label, path, 0, shape, dtype, fortran, member=info.filename)
     if header + ref.nbytes != info.file_size:
@@ -173,11 +178,11 @@ def npz_members(path: Path) -> dict[str, ArrayRef]:
                 raise DataError(path.name, f"holds {bad[0][:80]!r}, which is not an array (.npy member); "
                                 "save the arrays with numpy.savez")
             return {i.filename[:-4]: _member(zf, f, i, path, size) for i in infos}
-    except zipfile.BadZipFile as exc:
-        raise DataError(path.name, f"is not a readable .npz archive ({str(exc)[:120]}); save it with numpy.savez") \
-            from None
-    except OSError as exc:
-        raise DataError(path.name, f"cannot be read ({exc.strerror or exc})") from None
+    except DataError:
+        raise
+    except ZIP_ERRORS as exc:
+        raise DataError(path.name, f"is not a readable .npz archive ({type(exc).__name__}: "
+                        f"{(str(exc).splitlines() or [''])[0][:120]}); save it with numpy.savez") from None
 
 
 def _extract(ref: ArrayRef, folder: Path) -> None:
@@ -189,7 +194,7 @@ def _extract(ref: ArrayRef, folder: Path) -> None:
         with zipfile.ZipFile(ref.path) as zf, zf.open(ref.member) as src, (folder / "array.npy").open("wb") as out:
             while chunk := src.read(BLOCK_BYTES):
                 out.write(chunk)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except ZIP_ERRORS as exc:
         raise DataError(ref.label, f"cannot be decompressed ({type(exc).__name__}: {str(exc)[:100]}); "
                         "save it again") from None
 
@@ -223,19 +228,27 @@ def drop(mm: mmap.mmap | None) -> None:
         mm.madvise(mmap.MADV_DONTNEED)
 
 
-def _flat_blocks(ref: ArrayRef) -> Iterator[np.ndarray]:
-    """The array's values in storage order, BLOCK_BYTES at a time (a compressed member streamed, nothing written)."""
-    step = max(1, BLOCK_BYTES // ref.dtype.itemsize)
-    if ref.member:
+def _member_blocks(ref: ArrayRef, size: int) -> Iterator[np.ndarray]:
+    """A compressed member's values streamed `size` bytes at a time (a damaged member: DataError)."""
+    try:
         with zipfile.ZipFile(ref.path) as zf, zf.open(ref.member) as src:
             read_header(src, ref.label)
             left = ref.nbytes
             while left > 0:
-                raw = src.read(min(left, step * ref.dtype.itemsize))
+                raw = src.read(min(left, size))
                 if not raw or len(raw) % ref.dtype.itemsize:
                     raise DataError(ref.label, "ends before its declared data; save it again")
                 left -= len(raw)
                 yield np.frombuffer(raw, ref.dtype)
+    except ZIP_ERRORS as exc:
+        raise DataError(ref.label, f"cannot be decompressed ({type(exc).__name__}); save it again") from None
+
+
+def _flat_blocks(ref: ArrayRef) -> Iterator[np.ndarray]:
+    """The array's values in storage order, BLOCK_BYTES at a time (a compressed member streamed, nothing written)."""
+    step = max(1, BLOCK_BYTES // ref.dtype.itemsize)
+    if ref.member:
+        yield from _member_blocks(ref, step * ref.dtype.itemsize)
         return
     array, mm = mapped(ref)
     flat = array.ravel(order="K")  # a view: the data are contiguous in storage order
