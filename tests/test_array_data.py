@@ -360,3 +360,33 @@ def test_bad_array_data_through_the_cli_exits_2_in_one_line_and_writes_nothing(t
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert "x.npy" in out.stderr and "[5, 1]" in out.stderr and "Traceback" not in out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.py", "set"]
+
+
+def test_arrays_that_do_not_fit_a_picture_model_file_are_refused_and_fitting_ones_load(tmp_path):
+    onnx = Path(sys.prefix) / "lib" / "python3.11" / "site-packages" / "onnx" / "backend" / "test" / "data" / \
+        "light" / "light_squeezenet.onnx"  # a real model-zoo graph taking 1 x 3 x 224 x 224
+
+    def recipe(x: np.ndarray, name: str) -> Path:
+        folder = _folder(tmp_path / name, x=x, labels=np.arange(len(x)) % 2)
+        path = tmp_path / f"{name}.toml"
+        path.write_text(f'[recipe]\nname = "{name}"\n[model]\nsource = "onnx"\npath = "{onnx}"\n'
+                        f'[data]\ndataset = "arrays"\npath = "{folder}"\n')
+        return path
+
+    with pytest.raises(DataError) as info:
+        load_recipe(str(recipe(np.ones((4, 13, 32), np.float32), "mfcc")))
+    assert "input 'x' is float32 [13, 32] per sample but the model's input 'input' takes float32 [3, 224, 224]" \
+        in str(info.value)
+    rng = np.random.default_rng(0)
+    fits = load_recipe(str(recipe(rng.standard_normal((4, 3, 224, 224), np.float32), "pictures")))
+    assert data.input_tensors(fits) == (TensorSpec("x", (1, 3, 224, 224)),)
+
+
+def test_float_targets_of_any_shape_load_as_regression_targets(tmp_path):
+    rng = np.random.default_rng(1)
+    folder = _folder(tmp_path, window=rng.standard_normal((50, 6, 20), np.float32),
+                     targets=rng.standard_normal((50, 2, 3)))
+    table = arrays.check(_table(path=str(folder)), Path("r.toml"))
+    assert arrays.labels(table) == ()
+    split = arrays.load(table, "test", {})
+    assert len(split) == 10 and split.labels.shape == (10, 2, 3) and split.labels.dtype == np.float64
