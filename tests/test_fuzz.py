@@ -450,3 +450,30 @@ def test_array_files_load_or_are_refused_in_one_line(tmp_path_factory, arrays_, 
             for a in split.inputs:
                 assert a.dtype.kind in "biuf" and (a.dtype.kind != "f" or np.isfinite(np.asarray(a)).all())
     assert sorted(p for p in folder.iterdir()) == files
+
+
+# A user's loader (dataset = "python") returning anything: nested tuples and lists of numbers (NaN and infinity
+# included), strings and None. It loads as (train, val) of (inputs, target) pairs or is refused in one line.
+_LOADER_VALUES = st.recursive(
+    st.one_of(st.integers(-3, 3), st.floats(allow_nan=True, allow_infinity=True, width=32), st.none(),
+              st.text(max_size=3)),
+    lambda inner: st.lists(inner, max_size=3) | st.lists(inner, max_size=3).map(tuple), max_leaves=12)
+
+
+@FUZZ
+@given(st.one_of(_LOADER_VALUES, st.tuples(_LOADER_VALUES, _LOADER_VALUES)))
+def test_a_loader_returning_anything_loads_or_is_refused_in_one_line(tmp_path_factory, value):
+    from pipeline.core.errors import message_line
+    from pipeline.data import python_loader
+
+    folder = tmp_path_factory.mktemp("loader")
+    (folder / "my_data.py").write_text(f"nan, inf = float('nan'), float('inf')\ndef load():\n    return {value!r}\n")
+    table = {"entry": "my_data.py:load", "inputs": [], "val_fraction": 0.2, "split_seed": 0}
+    try:
+        checked = python_loader.check(table, folder / "r.toml")
+        split = python_loader.load(checked, "train", {})
+    except UserError as exc:
+        assert len(message_line(exc).splitlines()) == 1, message_line(exc)
+    else:
+        assert len(split) > 0 and all(len(a) == len(split) for a in split.inputs)
+    assert {p.name for p in folder.iterdir()} <= {"my_data.py", "__pycache__"}
