@@ -257,11 +257,19 @@ def _flat_blocks(ref: ArrayRef) -> Iterator[np.ndarray]:
         drop(mm)
 
 
-_FINITE: dict[str, tuple[int, ...] | None] = {}  # per process: stamp -> first non-finite index (None: all finite)
+def read_all(ref: ArrayRef) -> np.ndarray:
+    """A small array (labels, class names) read whole into memory; a compressed member is streamed, not extracted."""
+    if not ref.member:
+        return np.array(ref.open())
+    flat = np.concatenate([*_member_blocks(ref, BLOCK_BYTES), np.zeros(0, ref.dtype)])
+    return flat.reshape(ref.shape, order="F" if ref.fortran else "C")
 
 
-def first_non_finite(ref: ArrayRef) -> tuple[int, ...] | None:
-    """The index of the first NaN or infinite value in storage order, or None (integer arrays: None at once)."""
+_FINITE: dict[str, tuple[tuple[int, ...], float] | None] = {}  # per process: stamp -> first non-finite (index, value)
+
+
+def first_non_finite(ref: ArrayRef) -> tuple[tuple[int, ...], float] | None:
+    """(index, value) of the first NaN or infinite value in storage order, or None (integer arrays: None at once)."""
     if ref.dtype.kind != "f":
         return None
     stamp = ref.stamp()
@@ -271,9 +279,9 @@ def first_non_finite(ref: ArrayRef) -> tuple[int, ...] | None:
         for block in _flat_blocks(ref):
             bad = ~np.isfinite(block)
             if bad.any():
-                flat = seen + int(np.argmax(bad))
-                _FINITE[stamp] = tuple(int(i) for i in np.unravel_index(flat, ref.shape,
-                                                                        order="F" if ref.fortran else "C"))
+                at = int(np.argmax(bad))
+                index = np.unravel_index(seen + at, ref.shape, order="F" if ref.fortran else "C")
+                _FINITE[stamp] = tuple(int(i) for i in index), float(block[at])
                 break
             seen += block.size
     return _FINITE[stamp]
@@ -281,7 +289,7 @@ def first_non_finite(ref: ArrayRef) -> tuple[int, ...] | None:
 
 def check_finite(ref: ArrayRef) -> None:
     """DataError naming the array and the index of its first NaN or infinite value."""
-    index = first_non_finite(ref)
-    if index is not None:
-        value = ref.open()[index]
+    found = first_non_finite(ref)
+    if found is not None:
+        index, value = found
         raise DataError(ref.label, f"holds {value} at index {list(index)}; replace or drop the non-finite values")

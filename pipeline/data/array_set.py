@@ -24,7 +24,7 @@ import numpy as np
 from pipeline.artifacts.tensors import TensorSpec
 from pipeline.core.errors import DataError
 from pipeline.data import array_cache
-from pipeline.data.array_files import BLOCK_BYTES, ArrayRef, check_finite, drop, mapped, npy_file
+from pipeline.data.array_files import BLOCK_BYTES, ArrayRef, check_finite, drop, mapped, npy_file, read_all
 from pipeline.data.source import Split
 
 NUMERIC = "biuf"
@@ -93,7 +93,7 @@ def check_values(s: ArraySet, classes: int = 0) -> None:
     for ref in s.refs():
         check_finite(ref)
     if is_classification(s.targets):
-        ids = np.asarray(s.targets.open())
+        ids = read_all(s.targets)
         low = int(np.argmin(ids))
         if ids[low] < 0:
             raise DataError(s.targets.label, f"holds class id {ids[low]} at index {low}; class ids are 0..K-1")
@@ -105,7 +105,7 @@ def check_values(s: ArraySet, classes: int = 0) -> None:
 
 def class_count(sets: Sequence[ArraySet]) -> int:
     """K = the largest class id + 1 over the splits (0 for regression or unlabelled sets)."""
-    ids = [int(np.asarray(s.targets.open()).max()) for s in sets if is_classification(s.targets)]
+    ids = [int(read_all(s.targets).max()) for s in sets if is_classification(s.targets)]
     return max(ids) + 1 if ids else 0
 
 

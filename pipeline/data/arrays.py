@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pipeline.core.errors import PATH_LIMIT, ConfigError, DataError, shown
 from pipeline.data import array_set
-from pipeline.data.array_files import ArrayRef, npy_file, npz_members
+from pipeline.data.array_files import ArrayRef, npy_file, npz_members, read_all
 from pipeline.data.array_set import ArraySet
 from pipeline.data.source import DataSource, Split
 
@@ -53,7 +53,7 @@ def _class_file(path: Path) -> tuple[str, ...]:
 def _class_array(ref: ArrayRef) -> tuple[str, ...]:
     if ref.dtype.kind != "U" or len(ref.shape) != 1 or ref.shape[0] > MAX_CLASSES:
         raise DataError(ref.label, "class names must be a 1-D string array (np.array(['yes', 'no']))")
-    return tuple(str(v) for v in ref.open())
+    return tuple(str(v) for v in read_all(ref))
 
 
 def _container(path: Path) -> tuple[dict[str, ArrayRef], tuple[str, ...]]:
