@@ -75,6 +75,10 @@ pixel-8 galaxy-s24: setup   ## the pipeline on a phone over USB adb: make pixel-
 bench-large: setup          ## EfficientNet-Lite0 + MobileNetV2 at 224x224, fp32/fp16/int8/pruned in 3 runtimes vs a measured GEMM peak: build/bench-large/report.md (about 20 min)
 	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(CLI) bench-large $(ARGS)
 
+.PHONY: bench-arrays
+bench-arrays: setup         ## peak memory and time of checking, splitting and slicing a 2 GB array set (dataset = "arrays"; SIZE_MB=...): build/experiments/bench_arrays.json
+	$(PY) -m pipeline.evidence.bench_arrays build/experiments/bench_arrays.json $(or $(SIZE_MB),2048)
+
 .PHONY: evidence-qdq evidence-geffnet evidence-fallback evidence-et-int8
 evidence-qdq: setup         ## measure whether QAT ranges survive Q/DQ ONNX -> onnx2tf (run `make demo` first)
 	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.evidence.qdq_through_onnx2tf build/runs/$(RECIPE)__$(TARGET)

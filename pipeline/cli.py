@@ -337,8 +337,8 @@ def parser() -> argparse.ArgumentParser:
     ini = sub.add_parser("init", help="write a starter recipe for your own model and data (validated)")
     ini.add_argument("--model", required=True, help="file.py:build_fn, package.module:build_fn, geffnet:<arch>, "
                      "a bundled architecture, or an .onnx / .tflite file")
-    ini.add_argument("--data", required=True, help="a folder with one sub-folder of pictures per class, or "
-                     "fashion-mnist / mnist")
+    ini.add_argument("--data", required=True, help="a folder with one sub-folder of pictures per class, a folder "
+                     "of .npy arrays or an .npz archive, a loader file.py:function, or fashion-mnist / mnist")
     ini.add_argument("--out", required=True, help="the recipe file to write (.toml)")
     ini.add_argument("--weights", help="a state_dict or checkpoint (.pt) to load instead of training")
     ini.add_argument("--force", action="store_true", help="overwrite --out if it exists")

@@ -392,3 +392,88 @@ def test_recipe_keys_holding_control_characters_are_refused_in_one_short_line(tm
         assert len(line.splitlines()) == 1 and len(line) < MESSAGE_LIMIT + 10, line[:300]
         assert key not in line or key.isprintable()
     assert [p.name for p in folder.iterdir()] == ["r.toml"]
+
+
+# Array data from outside (dataset = "arrays"): .npy files or .npz archives, stored or compressed, of any dtype, shape,
+# length and value, with their bytes damaged or not. Each set loads (both splits, as long as the headers said) or is
+# refused in one line; nothing is unpickled and nothing is written beside the data.
+def _fuzz_arrays():
+    import numpy as np
+    from hypothesis.extra import numpy as hnp
+
+    dtypes = st.sampled_from([np.float32, np.float64, np.int64, np.int32, np.uint8, np.bool_, np.float16, "U3",
+                              np.complex64, ">f4", ">i8"])
+    shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
+    plain = dtypes.flatmap(lambda d: hnp.arrays(d, shapes))
+    return st.one_of(plain, st.just(np.array([None, 1], dtype=object)))
+
+
+_ARRAY_NAMES = st.sampled_from(["x", "mfcc", "labels", "targets", "classes", "train_x", "val_x", "train_labels",
+                                "val_labels", "test_x"])
+
+
+@FUZZ
+@given(st.dictionaries(_ARRAY_NAMES, _fuzz_arrays(), min_size=1, max_size=4),
+       st.sampled_from(["folder", "stored", "compressed"]), st.lists(st.tuples(st.integers(0, 10**6),
+                                                                               st.integers(0, 255)), max_size=3))
+def test_array_files_load_or_are_refused_in_one_line(tmp_path_factory, arrays_, form, flips):
+    import numpy as np
+
+    from pipeline.core.errors import message_line
+    from pipeline.data import arrays
+
+    folder = tmp_path_factory.mktemp("arrays")
+    if form == "folder":
+        for name, value in arrays_.items():
+            np.save(folder / f"{name}.npy", value, allow_pickle=True)
+        path = folder
+    else:
+        path = folder / "set.npz"
+        (np.savez if form == "stored" else np.savez_compressed)(path, **arrays_)
+    files = sorted(p for p in folder.iterdir())
+    for at, byte in flips:
+        victim = files[at % len(files)]
+        blob = bytearray(victim.read_bytes())
+        if blob:
+            blob[at % len(blob)] = byte
+            victim.write_bytes(bytes(blob))
+    table = {"path": str(path), "train": "", "val": "", "inputs": [], "val_fraction": 0.5, "split_seed": 0}
+    try:
+        checked = arrays.check(table, folder / "r.toml")
+        loaded = [arrays.load(checked, which, {}) for which in ("train", "test")]
+    except UserError as exc:
+        assert len(message_line(exc).splitlines()) == 1, message_line(exc)
+    else:
+        for split in loaded:
+            assert len(split) > 0 and all(len(a) == len(split) for a in split.inputs)
+            assert split.labels is None or len(split.labels) == len(split)
+            for a in split.inputs:
+                assert a.dtype.kind in "biuf" and (a.dtype.kind != "f" or np.isfinite(np.asarray(a)).all())
+    assert sorted(p for p in folder.iterdir()) == files
+
+
+# A user's loader (dataset = "python") returning anything: nested tuples and lists of numbers (NaN and infinity
+# included), strings and None. It loads as (train, val) of (inputs, target) pairs or is refused in one line.
+_LOADER_VALUES = st.recursive(
+    st.one_of(st.integers(-3, 3), st.floats(allow_nan=True, allow_infinity=True, width=32), st.none(),
+              st.text(max_size=3)),
+    lambda inner: st.lists(inner, max_size=3) | st.lists(inner, max_size=3).map(tuple), max_leaves=12)
+
+
+@FUZZ
+@given(st.one_of(_LOADER_VALUES, st.tuples(_LOADER_VALUES, _LOADER_VALUES)))
+def test_a_loader_returning_anything_loads_or_is_refused_in_one_line(tmp_path_factory, value):
+    from pipeline.core.errors import message_line
+    from pipeline.data import python_loader
+
+    folder = tmp_path_factory.mktemp("loader")
+    (folder / "my_data.py").write_text(f"nan, inf = float('nan'), float('inf')\ndef load():\n    return {value!r}\n")
+    table = {"entry": "my_data.py:load", "inputs": [], "val_fraction": 0.2, "split_seed": 0}
+    try:
+        checked = python_loader.check(table, folder / "r.toml")
+        split = python_loader.load(checked, "train", {})
+    except UserError as exc:
+        assert len(message_line(exc).splitlines()) == 1, message_line(exc)
+    else:
+        assert len(split) > 0 and all(len(a) == len(split) for a in split.inputs)
+    assert {p.name for p in folder.iterdir()} <= {"my_data.py", "__pycache__"}

@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pipeline.core.errors import UserError, shown
+
 if TYPE_CHECKING:
     from pipeline.artifacts.artifact import Artifact
 
@@ -84,16 +86,29 @@ def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     """A model's return value (a tensor, or tuples, lists and dicts of them, nested) -> [(name, tensor)] in order.
 
     Names are the dict keys and positions joined by dots (a top-level tuple's items are output_0, output_1 ...); a lone
-    tensor is named "output". Names must be unique: ONNX and the release metadata key tensors by name."""
+    tensor is named "output". Names must be unique: ONNX and the release metadata key tensors by name, so a name two
+    outputs share (`{"a.b": x, "a": {"b": y}}`) is refused with a UserError naming it."""
+    out = _flatten(value, prefix)
+    if not prefix:
+        seen: set[str] = set()
+        for name, _ in out:
+            if name in seen:
+                raise UserError(f"model outputs: two outputs are both named {shown(name)!r} (from dict keys and "
+                                "positions joined by dots); rename a key so that every output has its own name")
+            seen.add(name)
+    return out
+
+
+def _flatten(value: Any, prefix: str) -> list[tuple[str, Any]]:
     if isinstance(value, Mapping):
         out: list[tuple[str, Any]] = []
         for key, item in value.items():
-            out += flatten(item, f"{prefix}.{key}" if prefix else str(key))
+            out += _flatten(item, f"{prefix}.{key}" if prefix else str(key))
         return out
     if isinstance(value, (tuple, list)):
         out = []
         for i, item in enumerate(value):
-            out += flatten(item, f"{prefix}.{i}" if prefix else f"output_{i}")
+            out += _flatten(item, f"{prefix}.{i}" if prefix else f"output_{i}")
         return out
     return [(prefix or "output", value)]
 

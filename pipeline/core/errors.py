@@ -24,6 +24,14 @@ class ConfigError(UserError):
         super().__init__(f"{where}: {problem}")
 
 
+class DataError(UserError):
+    """A data file that cannot be used as it is: names the file (and the array, key or index) and what to do."""
+
+    def __init__(self, file: object, problem: str):
+        self.path, self.key, self.problem = str(file), "", problem
+        super().__init__(f"{shown(file, PATH_LIMIT)}: {problem}")
+
+
 class ToolError(UserError):
     """An external tool or device failed; names the tool (or device) and the stage."""
 

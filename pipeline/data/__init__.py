@@ -12,7 +12,7 @@ import numpy as np
 
 from pipeline.artifacts.preprocess import InputSpec, normalise_batch, resize_bilinear, to_channels
 from pipeline.artifacts.tensors import TensorSpec
-from pipeline.data import fashion_mnist, image_folder, mnist, photos
+from pipeline.data import arrays, fashion_mnist, image_folder, mnist, photos, python_loader
 from pipeline.data.source import DataSource, Split
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ __all__ = ["DATASETS", "InputSpec", "Split", "source", "input_spec", "label_name
            "input_tensors", "model_inputs"]
 
 SOURCES: dict[str, DataSource] = {s.name: s for s in (fashion_mnist.SOURCE, mnist.SOURCE, photos.SOURCE,
-                                                      image_folder.SOURCE)}
+                                                      image_folder.SOURCE, arrays.SOURCE, python_loader.SOURCE)}
 DATASETS = tuple(SOURCES)
 
 

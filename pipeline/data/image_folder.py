@@ -219,4 +219,4 @@ def load(table: dict, which: str, spec: dict) -> Split:
     return Split(images, label_array, tuple(names), tuple(skipped), seconds)
 
 
-SOURCE = DataSource("image-folder", check, input_defaults, labels, load, fingerprint=fingerprint)
+SOURCE = DataSource("image-folder", check, input_defaults, labels, load, fingerprint=fingerprint, keys=("path",))

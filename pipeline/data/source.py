@@ -50,6 +50,7 @@ class DataSource:
     load: Callable[[dict, str, dict], Split]  # (table, "train" | "test", resolved input table) -> pictures
     has_train: bool = True  # False: evaluation pictures only (no training, fine-tuning or QAT)
     fingerprint: Callable[[dict], dict] = lambda table: {}  # what else identifies the data (folder contents)
+    keys: tuple[str, ...] = ()  # the [data] keys only some sources read (path, entry, train, val, inputs)
 
 
 def unchanged(table: dict, recipe_path: Path) -> dict:

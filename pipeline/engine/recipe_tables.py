@@ -16,6 +16,11 @@ SEARCH_RUNTIMES = ("tflite", "executorch")
 SEARCH_PRECISIONS = ("fp32", "fp16", "int8-ptq", "int8-qat")
 SEED_HINT = "0 to 2^32 - 1"
 
+
+def _input_names(value: list) -> bool:
+    return all(isinstance(v, str) and v.isprintable() and 0 < len(v) <= 100 for v in value) and \
+        len(set(value)) == len(value)
+
 COMMON: dict = {
     "recipe": {
         "name": Field(str, check=is_safe_name, hint=NAME_HINT),
@@ -44,7 +49,11 @@ COMMON: dict = {
     },
     "data": {
         "dataset": Field(str, "fashion-mnist", choices=data.DATASETS),
-        "path": Field(str, ""),  # image-folder: one sub-folder per class, or train/ and val/ sub-trees
+        "path": Field(str, ""),  # image-folder: class sub-folders; arrays: a folder of .npy files or an .npz
+        "train": Field(str, ""),  # arrays: the training part (a folder or .npz), with val
+        "val": Field(str, ""),  # arrays: the evaluation part, with train
+        "entry": Field(str, ""),  # python: "my_data.py:load" returning (train, val) iterables of (inputs, target)
+        "inputs": Field(list, list, check=_input_names, hint="a list of distinct array names"),  # arrays, python
         "val_fraction": Field(float, 0.2, check=lambda v: 0.0 < v < 1.0, hint="between 0 and 1"),
         "split_seed": Field(int, 0, check=seed, hint=SEED_HINT),
         "eval_samples": Field(int, 0, check=non_negative, hint=">= 0 (0: the whole test set)"),

@@ -88,6 +88,16 @@ def _check_data_needs(path: Path, data: dict, pytorch: bool) -> None:
                           "lacks; use [\"ptq\"]")
 
 
+def _check_data_keys(path: Path, table: dict, source, raw: dict) -> None:
+    """A [data] key that only other datasets read is refused (path, entry, train, val, inputs)."""
+    from pipeline import data as datasets
+
+    for key in sorted({k for s in datasets.SOURCES.values() for k in s.keys}):
+        if _given(raw, "data", key) and table[key] and key not in source.keys:
+            users = ", ".join(repr(s.name) for s in datasets.SOURCES.values() if key in s.keys)
+            raise ConfigError(path, f"data.{key}", f"only used with dataset {users} (this is {source.name!r})")
+
+
 def _check_recipe_semantics(path: Path, data: dict, raw: dict) -> None:
     """Cross-key rules; resolves the model spec, the data table and the input spec into `data` (absolute paths)."""
     from pipeline import data as datasets
@@ -106,12 +116,17 @@ def _check_recipe_semantics(path: Path, data: dict, raw: dict) -> None:
         _check_weights(path, data, spec)
     _check_data_needs(path, data, pytorch)
     source = datasets.SOURCES[data["data"]["dataset"]]
-    if data["data"]["path"] and data["data"]["dataset"] != "image-folder":
-        raise ConfigError(path, "data.path", f"only used with dataset 'image-folder' (this is "
-                          f"{data['data']['dataset']!r})")
+    _check_data_keys(path, data["data"], source, raw)
     data["data"] = source.check(data["data"], path)
     model_file = files.channels_and_size(spec) if not pytorch else None
     data["input"] = inputs.resolve(data["input"], source.input_defaults(data["data"]), model_file, path)
+    if model_file and not datasets.is_pictures(Config(path, "", data)):  # a picture model file fed arrays
+        from pipeline.artifacts.tensors import TensorSpec
+        from pipeline.data.array_set import check_model_inputs
+
+        c, h, w = model_file
+        check_model_inputs((TensorSpec("input", (1, c, h, w)),), datasets.input_tensors(Config(path, "", data)),
+                           f"{shown(path, PATH_LIMIT)}: [data]")
     data["model_spec"] = spec
     data["metric_spec"] = task_metric.check(data["evaluate"], path)
 

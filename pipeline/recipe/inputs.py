@@ -32,9 +32,23 @@ def _tell(dataset: dict) -> None:
         log.log(logging.WARNING if dataset.get("size_capped") else logging.INFO, "%s", note)
 
 
+def _tensors(table: dict, dataset: dict, path: object) -> dict:
+    """Data that are not pictures give the model's inputs themselves: picture keys set in [input] are refused."""
+    for key in ("height", "width", "channels", "mean", "std"):
+        if table[key]:
+            raise ConfigError(path, f"input.{key}", "is for pictures; this data set gives the model's inputs as "
+                              "arrays (names, shapes and dtypes come from the data): remove it")
+    if table["range"] != "0-1":
+        raise ConfigError(path, "input.range", "is for pictures; this data set's arrays are fed as they are")
+    return {"tensors": [dict(t) for t in dataset["tensors"]], "origin": {"tensors": "dataset"}}
+
+
 def resolve(table: dict, dataset: dict, model_file: tuple[int, int, int] | None, path: object) -> dict:
     """The full input table from the recipe's [input] (0 / [] meaning: not set), the dataset's defaults and the
-    model file's (channels, height, width)."""
+    model file's (channels, height, width). Data that are not pictures (`tensors` in the dataset's defaults: one
+    {name, shape per sample, dtype} per model input) resolve to {"tensors": [...]}."""
+    if "tensors" in dataset:
+        return _tensors(table, dataset, path)
     out: dict = {}
     from_file = dict(zip(("channels", "height", "width"), model_file, strict=True)) if model_file else {}
     origin = {}

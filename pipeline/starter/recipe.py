@@ -4,9 +4,11 @@
 
 --model takes what a recipe's [model] can name: `file.py:function` or `package.module:function` (the user's
 builder), `geffnet:<arch>`, a bundled architecture, or an .onnx / .tflite file. --data takes a folder of labelled
-pictures (one sub-folder per class) or a bundled dataset's name. The input spec comes from the data (the first
-picture's size and channels) or the model file; the class count from the class folders; builder settings that
-the builder accepts (num_classes, in_channels / in_chans) are filled in. The file is written atomically and only
+pictures (one sub-folder per class), a folder of .npy arrays or an .npz archive (dataset = "arrays"), a loader
+`file.py:function` (dataset = "python") or a bundled dataset's name. The input spec comes from the data (the
+pictures' size and channels, or the arrays' names, shapes and dtypes) or the model file; the class count from the
+class folders or the labels; builder settings that the builder accepts (num_classes, in_channels / in_chans: a
+one-input array's first per-sample dimension) are filled in. The file is written atomically and only
 when it loads as a valid recipe.
 """
 
@@ -60,11 +62,24 @@ def model_table(model: str, folder: Path) -> dict:
                     f"bundled architecture ({', '.join(sorted(ARCHITECTURES))}) or an .onnx / .tflite file")
 
 
+def _holds_arrays(path: Path) -> bool:
+    """A folder of .npy files (or of train/ and val/ sub-folders of them), or an .npz archive."""
+    if path.is_file():
+        return path.suffix.lower() == ".npz"
+    return path.is_dir() and (any(path.glob("*.npy")) or any((path / "train").glob("*.npy")))
+
+
 def data_table(data: str, folder: Path) -> dict:
     if data in BUNDLED_DATA:
         return {"dataset": data}
+    if data.count(":") == 1 and data.split(":")[0].endswith(".py"):
+        target, fn = data.split(":")
+        return {"dataset": "python", "entry": f"{_relative(Path(target), folder)}:{fn}"}
+    if _holds_arrays(Path(data)):
+        return {"dataset": "arrays", "path": _relative(Path(data), folder), "val_fraction": 0.2}
     if not Path(data).is_dir():
-        raise UserError(f"--data {data!r}: not a folder of labelled pictures (one sub-folder per class) nor one of "
+        raise UserError(f"--data {data!r}: not a folder of labelled pictures (one sub-folder per class), a folder "
+                        "of .npy arrays, an .npz archive, a loader file.py:function, nor one of "
                         f"{', '.join(BUNDLED_DATA)}")
     return {"dataset": "image-folder", "path": _relative(Path(data), folder), "val_fraction": 0.2}
 
@@ -85,12 +100,20 @@ def _builder_settings(table: dict, probe: Path, classes: int, channels: int) -> 
         if names is None:
             return {}
     out = {}
-    if "num_classes" in names:
+    if "num_classes" in names and classes:
         out["num_classes"] = classes
     for name in ("in_channels", "in_chans"):
-        if name in names:
+        if name in names and channels:
             out[name] = channels
     return out
+
+
+def _channels(spec: dict) -> int:
+    """The input channels a builder is told: the picture's, or a one-input array's first per-sample dimension."""
+    if "tensors" not in spec:
+        return spec["channels"]
+    tensors = spec["tensors"]
+    return tensors[0]["shape"][0] if len(tensors) == 1 and tensors[0]["shape"] else 0
 
 
 def render(name: str, model: dict, settings: dict, data: dict, spec: dict, weights: str | None, origin: str) -> str:
@@ -103,15 +126,19 @@ def render(name: str, model: dict, settings: dict, data: dict, spec: dict, weigh
     if settings:
         lines += ["", "[model.settings]  # keyword arguments of the builder"]
         lines += [f"{k} = {_toml(v)}" for k, v in settings.items()]
-    lines += ["", f"[input]  # inferred from {', '.join(sorted(set(spec['origin'].values())))}; "
-              "mean/std on the 0..1 scale (set range = \"0-255\" to write them in pixel units)"]
-    if data.get("dataset") == "image-folder" and spec["origin"].get("height") == "dataset":
-        from pipeline.data.image_folder import SIZE_RULE
+    if "tensors" in spec:
+        lines += ["", "# [input]: the model's inputs come from the data's arrays, fed as they are:"]
+        lines += [f"#   {t['name']}: {t['dtype']} {t['shape']} per sample" for t in spec["tensors"]]
+    else:
+        lines += ["", f"[input]  # inferred from {', '.join(sorted(set(spec['origin'].values())))}; "
+                  "mean/std on the 0..1 scale (set range = \"0-255\" to write them in pixel units)"]
+        if data.get("dataset") == "image-folder" and spec["origin"].get("height") == "dataset":
+            from pipeline.data.image_folder import SIZE_RULE
 
-        lines += [f"# height and width: {SIZE_RULE}"]
-    lines += [f"{k} = {_toml(spec[k])}" for k in ("height", "width", "channels", "mean", "std")]
+            lines += [f"# height and width: {SIZE_RULE}"]
+        lines += [f"{k} = {_toml(spec[k])}" for k in ("height", "width", "channels", "mean", "std")]
     lines += ["", "[data]"] + [f"{k} = {_toml(v)}" for k, v in data.items()]
-    lines += ["eval_samples = 0           # 0: every evaluation picture", "calibration_samples = 200"]
+    lines += ["eval_samples = 0           # 0: every evaluation sample", "calibration_samples = 200"]
     if pytorch:
         lines += ["", "[weights]"]
         if weights:
@@ -146,8 +173,8 @@ def write(model: str, data: str, out: Path, weights: str | None = None, force: b
     dtable = data_table(data, folder)
     full_model = {"source": "registry", "arch": "", "package": "", "entry": "", "path": "", "settings": {},
                   **mtable}
-    full_data = {"path": "", "val_fraction": 0.2, "split_seed": 0, "eval_samples": 0, "calibration_samples": 200,
-                 **dtable}
+    full_data = {"path": "", "train": "", "val": "", "entry": "", "inputs": [], "val_fraction": 0.2, "split_seed": 0,
+                 "eval_samples": 0, "calibration_samples": 200, **dtable}
     if full_data["path"]:
         full_data["path"] = str(folder / full_data["path"])
     source = SOURCES[full_data["dataset"]]
@@ -158,8 +185,10 @@ def write(model: str, data: str, out: Path, weights: str | None = None, force: b
         file_shape = files.channels_and_size(sources.check(abs_model, probe))
     empty = {"height": 0, "width": 0, "channels": 0, "mean": [], "std": [], "range": "0-1"}
     spec = inputs.resolve(empty, source.input_defaults(checked_data), file_shape, probe)
+    if dtable["dataset"] == "arrays":  # the input order, written out (the default is alphabetical)
+        dtable["inputs"] = [t["name"] for t in spec["tensors"]]
     classes = len(source.labels(checked_data))
-    settings = {} if file_shape else _builder_settings(full_model, probe, classes, spec["channels"])
+    settings = {} if file_shape else _builder_settings(full_model, probe, classes, _channels(spec))
     weights_rel = _relative(Path(weights), folder) if weights else None
     text = render(name, mtable, settings, dtable, spec, weights_rel, f"{model} on {data} ({classes} classes)")
     trial = folder / f".{name}.init-{os.getpid()}.toml"  # validated beside its final place, then renamed
