@@ -4,6 +4,7 @@ mapping; `init` from arrays; and every bad input refused in one line (exit 2), n
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -20,9 +21,11 @@ from pipeline.core.errors import ConfigError, DataError, UserError, message_line
 from pipeline.data import array_files, array_set, arrays
 from pipeline.engine.recipes import load_recipe
 from tests.conftest import ROOT, cli
-from tests.user_data import fsdd_loader
 
-LOADER = ROOT / "tests" / "user_data" / "fsdd_loader.py"
+LOADER = ROOT / "docs" / "examples" / "keyword_spotting" / "fsdd.py"
+_spec = importlib.util.spec_from_file_location("fsdd_example_loader", LOADER)
+fsdd_loader = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fsdd_loader)
 NET = """import torch.nn as nn
 def build(num_classes=10, in_channels=13):
     return nn.Sequential(nn.Conv1d(in_channels, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(),

@@ -61,6 +61,13 @@ class Flat(nn.Module):
         return tuple(flat_outputs(self.model(*inputs))[1])
 
 
+def batch_dims(module: nn.Module, count: int, dim) -> object:
+    """torch.export's dynamic_shapes giving every one of `count` inputs the batch dimension `dim` (a `Flat` module
+    takes them as *inputs, which torch.export names as one argument)."""
+    per_input = tuple({0: dim} for _ in range(count))
+    return {"inputs": per_input} if isinstance(module, Flat) else per_input
+
+
 def as_list(inputs: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """One input tensor or a sequence of them -> a list (the single-input form of before still works)."""
     return [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from pipeline.artifacts.model_io import Flat, as_list
+from pipeline.artifacts.model_io import Flat, as_list, batch_dims
 from pipeline.training.loop import Distillation, TrainSettings, train
 
 # Exported QAT graphs are fixed to a batch range; evaluation batches must fit under it (STACK.md: 64 was too small).
@@ -69,7 +69,7 @@ def export_for_quantization(model: nn.Module, example_batch: torch.Tensor | list
     with torch.no_grad():
         returned = model(*examples)
     module = model if isinstance(returned, torch.Tensor) else Flat(model)
-    return torch.export.export(module, examples, dynamic_shapes=tuple({0: batch} for _ in examples)).module()
+    return torch.export.export(module, examples, dynamic_shapes=batch_dims(module, len(examples), batch)).module()
 
 
 def rows(inputs: torch.Tensor | list[torch.Tensor], start: int, stop: int) -> list[torch.Tensor]:
@@ -153,6 +153,8 @@ def qat(
 def _copy_float_state(prepared: torch.fx.GraphModule, plain: nn.Module) -> None:
     """Copy QAT-trained parameters and BatchNorm statistics (same names in the exported graph) into `plain`."""
     source = prepared.state_dict()
+    if any(k.startswith("model.") for k in source):  # exported through `Flat` (several inputs or outputs)
+        source = {k.removeprefix("model."): v for k, v in source.items()}
     target = plain.state_dict()
     missing = [k for k in target if k not in source and not k.endswith("num_batches_tracked")]
     if missing:

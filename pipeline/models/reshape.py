@@ -14,7 +14,7 @@ def _empty_like(t: torch.Tensor) -> nn.Parameter:
     return nn.Parameter(torch.empty_like(t))
 
 
-def _fit_conv(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+def _fit_conv(conv: nn.Conv1d | nn.Conv2d | nn.Conv3d, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
     out_c, in_per_group = weight.shape[:2]
     if conv.groups > 1 and conv.groups == conv.in_channels:  # depthwise (possibly with a channel multiplier)
         multiplier = conv.out_channels // conv.in_channels
@@ -28,7 +28,7 @@ def _fit_conv(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor | None) 
         conv.bias = _empty_like(bias)
 
 
-def _fit_bn(bn: nn.BatchNorm2d, state: dict, prefix: str) -> None:
+def _fit_bn(bn: nn.modules.batchnorm._BatchNorm, state: dict, prefix: str) -> None:
     n = state[prefix + "weight"].shape[0] if bn.affine else state[prefix + "running_mean"].shape[0]
     bn.num_features = n
     if bn.affine:
@@ -40,12 +40,14 @@ def _fit_bn(bn: nn.BatchNorm2d, state: dict, prefix: str) -> None:
 
 
 def fit_to_state_dict(model: nn.Module, state: dict) -> nn.Module:
-    """Shrink conv, BatchNorm and linear layers of `model` to the shapes in `state` (in place); returns `model`."""
+    """Shrink convolution (1-D, 2-D, 3-D), BatchNorm and linear layers of `model` to the shapes in `state` (in place);
+    returns `model`."""
     for name, module in model.named_modules():
         prefix = f"{name}." if name else ""
-        if isinstance(module, nn.Conv2d) and prefix + "weight" in state:
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and prefix + "weight" in state:
             _fit_conv(module, state[prefix + "weight"], state.get(prefix + "bias"))
-        elif isinstance(module, nn.BatchNorm2d) and (prefix + "running_mean" in state or prefix + "weight" in state):
+        elif (isinstance(module, nn.modules.batchnorm._BatchNorm)
+              and (prefix + "running_mean" in state or prefix + "weight" in state)):
             _fit_bn(module, state, prefix)
         elif isinstance(module, nn.Linear) and prefix + "weight" in state:
             w = state[prefix + "weight"]

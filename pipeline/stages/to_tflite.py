@@ -44,8 +44,9 @@ def calibration_nhwc(recipe: Config) -> list[np.ndarray]:
 
 
 def kept_layout(src: Artifact) -> tuple[str, ...]:
-    """The inputs onnx2tf must leave in the model's layout: every input that is not a picture."""
-    return tuple(s.name for s in inputs_of(src) if s.layout != "NCHW")
+    """The inputs onnx2tf must leave in the model's layout: every 3-D to 5-D input that is not a picture (it never
+    moves the axes of 1-D and 2-D inputs)."""
+    return tuple(s.name for s in inputs_of(src) if s.layout != "NCHW" and 3 <= len(s.shape) <= 5)
 
 
 CHANNELS_LAST = {3: "NWC", 4: "NHWC", 5: "NDHWC"}

@@ -46,3 +46,20 @@ def load():
         return (((mfcc[i], frames[i]), int(labels[i])) for i in np.flatnonzero(mask))
 
     return pairs(~val), pairs(val)
+
+
+def write_npz(path: str) -> None:
+    """The recordings as an .npz for dataset = "arrays": `mfcc` (N x 13 x FRAMES), `frames` (N x 1), `labels`, and
+    the given split (`train_*` and `val_*` keys, every fifth recording held out as `load` does)."""
+    mfcc, frames, labels = recordings()
+    val = held_out(len(labels))
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, **{f"{part}_{name}": array[mask] for part, mask in (("train", ~val), ("val", val))
+                     for name, array in (("mfcc", mfcc), ("frames", frames), ("labels", labels))})
+
+
+if __name__ == "__main__":
+    import sys
+
+    write_npz(sys.argv[1])
