@@ -18,10 +18,13 @@ class LiteRTSession(Session):
         self.artifact = artifact
         self.interpreter = Interpreter(model_path=artifact.path, num_threads=threads)
         self.interpreter.allocate_tensors()
+        recorded = artifact.extra.get("tflite_tensor_indices")  # decided when the file was made
         named_in, named_out = signature_indices(self.interpreter)
         self.input_indices = tensor_order(self.interpreter.get_input_details(), named_in, inputs_of(artifact), artifact)
         self.output_indices = tensor_order(self.interpreter.get_output_details(), named_out, outputs_of(artifact),
                                            artifact)
+        if recorded:
+            self.input_indices, self.output_indices = list(recorded["inputs"]), list(recorded["outputs"])
 
     def invoke(self, prepared: list[np.ndarray]) -> list[np.ndarray]:
         # set_tensor copies into the interpreter's own input buffer, as an app's input buffer does; get_tensor copies

@@ -211,7 +211,7 @@ def run(ctx: Context) -> StageOutput:
         results[art.name] = m
         found += violations(art, m, ctx.recipe.data)
         fp32_line = ""
-        if "against_fp32" in m:
+        if "against_fp32" in m and m["against_fp32"]["source"] != m["reference"]:
             a = m["against_fp32"]
             agreement = f"agreement {a['top1_agreement']:.4f}, " if "top1_agreement" in a else ""
             fp32_line = f"; against {a['source']}: {agreement}SQNR {a['sqnr_db']:.1f} dB"

@@ -69,21 +69,33 @@ def _file_layout(file_shape: list[int], model_shape: tuple[int, ...], what: str,
                     f"{list(model_shape)}; neither the same nor channels-last")
 
 
-def file_tensors(dest: Path, src: Artifact) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...], dict]:
-    """The converted file's inputs and outputs as specs, in the model's order and under its names (matched through
-    the file's signature; onnx2tf lists outputs sorted by name), and what onnx2tf did to each tensor's layout."""
+def _order(rows: list[dict], specs: tuple[TensorSpec, ...], kind: str, src: Artifact) -> list[dict]:
+    """The file's tensors in the model's order: by the model's names (the signature keeps them), by position where
+    the signature numbers them output_0, output_1 ... (TensorFlow's integer quantization drops the names but keeps
+    the model's order), else in the file's own order for one tensor."""
+    by_name = {r["name"]: r for r in rows}
+    if all(s.name in by_name for s in specs):
+        return [by_name[s.name] for s in specs]
+    numbered = [f"{kind}_{i}" for i in range(len(specs))]
+    if len(rows) == len(specs) and all(n in by_name for n in numbered):
+        return [by_name[n] for n in numbered]
+    if len(rows) == len(specs) == 1:
+        return rows
+    raise ToolError(f"to_tflite: {src.name}: cannot tell which of the TFLite file's {len(rows)} {kind}s "
+                    f"({', '.join(r['name'] for r in rows)}) is which of the model's "
+                    f"({', '.join(s.name for s in specs)})")
+
+
+def file_tensors(dest: Path, src: Artifact) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...], dict, dict]:
+    """The converted file's inputs and outputs as specs, in the model's order and under its names (onnx2tf lists
+    both sorted by name), what onnx2tf did to each tensor's layout, and the file's tensor indices in that order."""
     file_in, file_out = tensor_details(dest)
     done: dict[str, str] = {}
+    indices: dict[str, list[int]] = {}
 
     def match(rows: list[dict], specs: tuple[TensorSpec, ...], kind: str) -> tuple[TensorSpec, ...]:
-        by_name = {r["name"]: r for r in rows}
-        if all(s.name in by_name for s in specs):
-            ordered = [by_name[s.name] for s in specs]
-        elif len(rows) == len(specs):
-            ordered = rows
-        else:
-            raise ToolError(f"to_tflite: {src.name}: the TFLite file has {len(rows)} {kind}s where the model has "
-                            f"{len(specs)}")
+        ordered = _order(rows, specs, kind, src)
+        indices[f"{kind}s"] = [r["index"] for r in ordered]
         out = []
         for row, spec in zip(ordered, specs, strict=True):
             layout = _file_layout(row["shape"], spec.shape, f"{kind} {spec.name!r}", src)
@@ -95,7 +107,7 @@ def file_tensors(dest: Path, src: Artifact) -> tuple[tuple[TensorSpec, ...], tup
             out.append(TensorSpec(spec.name, tuple(row["shape"]), row["dtype"], layout, row["quantization"]))
         return tuple(out)
 
-    return match(file_in, inputs_of(src), "input"), match(file_out, outputs_of(src), "output"), done
+    return match(file_in, inputs_of(src), "input"), match(file_out, outputs_of(src), "output"), done, indices
 
 
 def _outputs(src: Artifact, precisions: list[str]) -> list[str]:
@@ -213,8 +225,8 @@ def _artifact(ctx: Context, src: Artifact, precision: str, files: dict[str, Path
     name = artifact_name("tflite", precision, src.pruned, quantization, lowrank=src.lowrank)
     dest = ctx.out_dir / f"{name}.tflite"
     shutil.copyfile(files[precision], dest)
-    ins, outs, layouts = file_tensors(dest, src)
-    extra = {"converter": "onnx2tf", "source": src.name}
+    ins, outs, layouts, indices = file_tensors(dest, src)
+    extra = {"converter": "onnx2tf", "source": src.name, "tflite_tensor_indices": indices}
     if layouts:
         extra["onnx2tf_layouts"] = layouts
     if precision == "int8":
