@@ -155,7 +155,8 @@ def run(ctx: Context) -> StageOutput:
                      m["top1_agreement"], m["max_abs_diff"])
     return StageOutput((), {"metrics": results, "gate_violations": found, "samples": int(len(x)), "baseline": base,
                             "labelled": split.labels is not None, "threads": ctx.threads,
-                            "fp32_accuracy": fp32_accuracy})
+                            "fp32_accuracy": fp32_accuracy,
+                            "warnings": data.caveats.evaluation(ctx.recipe, ctx.target, len(x), fp32_accuracy)})
 
 
 STAGE = Stage("evaluate", "accuracy and parity of every artifact in its own runtime",

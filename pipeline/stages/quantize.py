@@ -173,6 +173,7 @@ def run(ctx: Context) -> StageOutput:
     ex = torch.from_numpy(data.to_tensor(evals.images, spec))
     arts: list[Artifact] = []
     summary: dict = {"source": src.name, "methods": {}}
+    summary["warnings"] = data.caveats.calibration(ctx.recipe, len(calib))
     ranking = _sensitivity(ctx, model, calib) if cfg["sensitivity"] else None
     for method in cfg["methods"]:
         try:

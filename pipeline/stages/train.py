@@ -100,6 +100,7 @@ def run(ctx: Context) -> StageOutput:
         summary["data"] = {"train": len(x), "eval": len(ex), "skipped": list(split.skipped + evals.skipped)[:20],
                            "skipped_count": len(split.skipped) + len(evals.skipped),
                            "read_seconds": round(split.read_seconds + evals.read_seconds, 2)}
+        summary["warnings"] = data.caveats.training(recipe, len(x))
         summary.update(train(model, x, y, TrainSettings(**recipe.data["train"]), desc="train"))
     else:
         if source == "state_dict":
