@@ -12,7 +12,7 @@ import numpy as np
 
 from pipeline.artifacts.preprocess import InputSpec, normalise_batch, resize_bilinear, to_channels
 from pipeline.artifacts.tensors import TensorSpec
-from pipeline.data import arrays, fashion_mnist, image_folder, mnist, photos, python_loader
+from pipeline.data import arrays, caveats, fashion_mnist, image_folder, mnist, photos, python_loader
 from pipeline.data.source import DataSource, Split
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DATASETS", "InputSpec", "Split", "source", "input_spec", "label_names", "train_split", "eval_split",
            "calibration_images", "calibration_inputs", "to_tensor", "fingerprint", "has_train", "is_pictures",
-           "input_tensors", "model_inputs"]
+           "input_tensors", "model_inputs", "caveats"]
 
 SOURCES: dict[str, DataSource] = {s.name: s for s in (fashion_mnist.SOURCE, mnist.SOURCE, photos.SOURCE,
                                                       image_folder.SOURCE, arrays.SOURCE, python_loader.SOURCE)}

@@ -26,9 +26,11 @@ from pipeline.data.source import DataSource, Split
 SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_PIXELS = 40_000_000  # a larger picture is refused (decompression bombs), not decoded
 VAL_NAMES = ("val", "test")
-SIZE_SAMPLE = 64  # pictures whose sizes choose the input size when [input] does not (spread over the folder)
-SIZE_CAP = 512  # a side above this is scaled down (training memory and time grow with the pixels)
-SIZE_RULE = f"the median size of up to {SIZE_SAMPLE} training pictures, scaled down to at most {SIZE_CAP} a side"
+SIZE_SAMPLE = 256  # pictures whose headers choose the input size when [input] does not (spread over the folder)
+SIZE_CAP = 224  # the chosen short side's limit (ImageNet's): set [input] height and width for more
+SIZE_STEP = 8  # sides of 32 and more are rounded down to a multiple of this (strided layers halve them evenly)
+SAME_SHAPE = 0.1  # a non-square shape is kept when every sampled picture's aspect is within 10% of the median
+NORM_SAMPLE = 256  # training pictures (a seeded sample) whose pixels `init` measures mean and std on
 log = logging.getLogger("pipeline.data")
 
 
@@ -131,15 +133,58 @@ def _header(path: Path):
             return img.height, img.width, img.mode
 
 
+def choose_size(sizes: list[tuple[int, int]], of: int = 0) -> tuple[int, int, str]:
+    """(height, width, how) of a model input for pictures of these (height, width): the median short side, capped at
+    SIZE_CAP and rounded down to a multiple of SIZE_STEP (from 32 up); square unless every picture has about the
+    same non-square shape, whose aspect is then kept. `how` says so in a phrase for a log line or a recipe comment
+    (`of`: how many pictures the sizes were sampled from, when more).
+
+        >>> choose_size([(451, 300), (1200, 1600), (640, 480)])[:2]
+        (224, 224)
+    """
+    shorts = sorted(min(h, w) for h, w in sizes)
+    median = int(np.median(shorts))
+    side = min(median, SIZE_CAP)
+    side = side - side % SIZE_STEP if side >= 32 else side
+    aspects = [h / w for h, w in sizes]
+    aspect = float(np.median(aspects))
+    long_over_short = max(aspect, 1 / aspect)
+    keep = long_over_short > 1 + SAME_SHAPE and long_over_short <= 2 and all(
+        abs(a / aspect - 1) <= SAME_SHAPE for a in aspects)
+    long = side
+    if keep:
+        long = round(side * long_over_short)
+        long = max(SIZE_STEP, round(long / SIZE_STEP) * SIZE_STEP) if side >= 32 else long
+    height, width = (long, side) if keep and aspect > 1 else (side, long)
+    count = f"{len(sizes)} of {of} pictures" if of > len(sizes) else f"{len(sizes)} picture{'s' * (len(sizes) > 1)}"
+    spread = f"{shorts[0]} to {shorts[-1]}" if shorts[0] != shorts[-1] else f"all {median}"
+    how = f"the median short side of {count} ({spread}) is {median}"
+    if median > SIZE_CAP:
+        how += f", capped at {SIZE_CAP}"
+    if side != min(median, SIZE_CAP):
+        how += f", rounded down to a multiple of {SIZE_STEP}"
+    if keep:
+        how += f"; their shape ({long_over_short:.2f}:1, {'portrait' if aspect > 1 else 'landscape'}) is kept"
+    elif long_over_short > 1 + SAME_SHAPE or max(aspects) / min(aspects) > 1 + SAME_SHAPE:
+        how += "; square, as their shapes vary"
+    else:
+        how += "; square like the pictures"
+    return height, width, how
+
+
+def _sample(items: list, limit: int) -> list:
+    """Up to `limit` of `items`, evenly spread over them (every class of a sorted folder has its share)."""
+    step = max(1, len(items) // limit)
+    return items[::step][:limit]
+
+
 def input_defaults(table: dict) -> dict:
-    """Size and channels chosen from the folder as a whole: the median height and width of a sample of training
-    pictures spread over it, scaled down to at most SIZE_CAP a side; grey only if every sampled picture is grey.
-    One odd picture (the first one, a 3000x3000 scan) no longer sets the model's input. `size_note` says how the
-    size was chosen (`inputs.resolve` logs it when the size is used; a warning when `size_capped`)."""
+    """Size and channels chosen from the folder as a whole (`choose_size` on the headers of up to SIZE_SAMPLE
+    training pictures spread over it); grey only if every sampled picture is grey. `size_note` says how the size was
+    chosen (`inputs.resolve` logs it when the size is used) and `size_rule` the same for a recipe comment."""
     items = _files(table)["train"]
-    step = max(1, len(items) // SIZE_SAMPLE)
     sizes, modes = [], set()
-    for path, _ in items[::step][:SIZE_SAMPLE]:
+    for path, _ in _sample(items, SIZE_SAMPLE):
         try:
             height, width, mode = _header(path)
         except Exception:  # unreadable: the others decide
@@ -148,19 +193,44 @@ def input_defaults(table: dict) -> dict:
         modes.add(mode)
     if not sizes:
         return {}
-    height, width = (int(np.median([s[i] for s in sizes])) for i in (0, 1))
+    height, width, how = choose_size(sizes, len(items))
     channels = 1 if modes <= {"1", "L", "I", "I;16", "F"} else 3
-    scale = min(1.0, SIZE_CAP / max(height, width))
-    chosen = (max(1, round(height * scale)), max(1, round(width * scale)))
-    if chosen != (height, width):
-        how = (f"image-folder {table['path']}: the pictures' median size {height}x{width} is scaled down to "
-               f"{chosen[0]}x{chosen[1]} for the model input (at most {SIZE_CAP} a side); set [input] height and "
-               "width to choose another")
-    else:
-        how = (f"image-folder {table['path']}: model input {height}x{width}, the median size of {len(sizes)} of "
-               f"{len(items)} training pictures (set [input] height and width to choose another)")
-    return {"height": chosen[0], "width": chosen[1], "channels": channels, "size_note": how,
-            "size_capped": chosen != (height, width)}
+    note = (f"image-folder {table['path']}: model input {height}x{width} (height x width): {how} (set [input] "
+            "height and width to choose another)")
+    return {"height": height, "width": width, "channels": channels, "size_note": note,
+            "size_rule": f"{height}x{width} (height x width): {how}"}
+
+
+def normalisation(table: dict, spec: dict, limit: int = NORM_SAMPLE, seed: int = 0) -> dict:
+    """Per-channel mean and std (0..1 scale) of up to `limit` training pictures (a seeded sample) decoded at the
+    spec's size and channels as training sees them, with how many pictures were measured (`pictures`, `of`).
+    A channel without spread (every picture the same colour) gets std 1."""
+    items = _files(table)["train"]
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(items), size=min(limit, len(items)), replace=False)) if items else []
+    size = {k: spec[k] for k in ("height", "width", "channels")}
+    sums, squares, values, used = np.zeros(spec["channels"]), np.zeros(spec["channels"]), 0, 0
+    for i in chosen:
+        try:
+            pixels = _decode(items[i][0], size)
+        except Exception:  # unreadable: measured without it, as training goes without it
+            continue
+        v = pixels.reshape(-1, spec["channels"]).astype(np.float64) / 255.0
+        sums += v.sum(0)
+        squares += np.square(v).sum(0)
+        values += len(v)
+        used += 1
+    if not used:
+        return {}
+    mean = sums / values
+    std = np.sqrt(np.maximum(squares / values - np.square(mean), 0.0))
+    std = np.where(std > 1e-6, std, 1.0)
+    return {"mean": [float(m) for m in mean], "std": [float(s) for s in std], "pictures": used, "of": len(items)}
+
+
+def split_sizes(table: dict) -> dict[str, int]:
+    """How many pictures each split holds (files found, before any is decoded)."""
+    return {split: len(items) for split, items in _files(table).items()}
 
 
 def labels(table: dict) -> tuple[str, ...]:

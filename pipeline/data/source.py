@@ -44,7 +44,8 @@ class DataSource:
 
     name: str
     check: Callable[[dict, Path], dict]  # [data] table, recipe file -> the table with absolute paths (ConfigError)
-    # the input-spec keys this data knows: height, width, channels, mean, std (+ size_note: how the size was chosen)
+    # the input-spec keys this data knows: height, width, channels, mean, std (+ size_note and size_rule: how the
+    # size was chosen, for the log and for a recipe comment)
     input_defaults: Callable[[dict], dict]
     labels: Callable[[dict], tuple[str, ...]]
     load: Callable[[dict, str, dict], Split]  # (table, "train" | "test", resolved input table) -> pictures

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn as nn
 
@@ -77,3 +79,7 @@ def mobilenet_v2_small(**settings) -> nn.Module:
     if "stages" in settings:
         settings["stages"] = tuple(tuple(int(v) for v in s) for s in settings["stages"])
     return MobileNetV2Small(**settings)
+
+
+# the settings it takes are the class's: `init` fills num_classes and in_channels, recipes' typos are refused by name
+mobilenet_v2_small.__signature__ = inspect.signature(MobileNetV2Small)

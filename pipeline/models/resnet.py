@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn as nn
 
@@ -46,3 +48,7 @@ def resnet_small(**settings) -> nn.Module:
     if "widths" in settings:
         settings["widths"] = tuple(int(w) for w in settings["widths"])
     return ResNetSmall(**settings)
+
+
+# the settings it takes are the class's: `init` fills num_classes and in_channels, recipes' typos are refused by name
+resnet_small.__signature__ = inspect.signature(ResNetSmall)

@@ -25,11 +25,11 @@ _TOLD: set[str] = set()  # size notes already logged in this process (a recipe i
 
 
 def _tell(dataset: dict) -> None:
-    """Log how the dataset chose the input size, once per process: a warning when it had to scale it down."""
+    """Log how the dataset chose the input size, once per process."""
     note = dataset.get("size_note")
     if note and note not in _TOLD:
         _TOLD.add(note)
-        log.log(logging.WARNING if dataset.get("size_capped") else logging.INFO, "%s", note)
+        log.info("%s", note)
 
 
 def _tensors(table: dict, dataset: dict, path: object) -> dict:

@@ -86,6 +86,7 @@ def build(manifest: dict) -> dict:
                       "rounds": bench.get("rounds"), "stopped": bench.get("stopped"), "machine": bench.get("machine"),
                       "not_timed": bench.get("not_timed") or {}},
         "gates": {"enforced": not manifest["options"]["no_gates"], "violations": violations + device_violations},
+        "warnings": stage_warnings(manifest),
         "artifacts": rows,
         "pruning": _pruning(manifest),
         "decomposition": _decomposition(manifest),
@@ -94,6 +95,15 @@ def build(manifest: dict) -> dict:
         "stages": [{"name": r["name"], "cached": r["cached"], "seconds": r["seconds"],
                     "skipped": r.get("data", {}).get("skipped")} for r in manifest["stages"] if r["name"] != "report"],
     }
+
+
+def stage_warnings(manifest: dict) -> list[str]:
+    """What the stages warned of (a split smaller than the settings ask for, an accuracy at chance: see
+    pipeline/data/caveats.py), each line once, in stage order."""
+    found: list[str] = []
+    for rec in manifest["stages"]:
+        found += [w for w in rec.get("data", {}).get("warnings") or [] if w not in found]
+    return found
 
 
 def _pruning(manifest: dict) -> dict | None:
@@ -140,6 +150,12 @@ def _model_lines(m: dict) -> list[str]:
     return lines
 
 
+def _warning_lines(warnings: list[str]) -> list[str]:
+    if not warnings:
+        return []
+    return ["**Warnings** (what the numbers below rest on):", "", *[f"- **{w}**" for w in warnings], ""]
+
+
 def _fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
@@ -158,6 +174,7 @@ def markdown(rep: dict) -> str:
         f"{b.get('threads', '-')} thread(s), batch 1, each runtime in a fresh process, on the host CPU; "
         f"{_rounds_line(rep['benchmark'])}",
         "",
+        *_warning_lines(rep.get("warnings") or []),
         "| artifact | runtime | precision | size KB | accuracy | agreement | max abs diff | p50 ms | p90 ms "
         "| p99 ms | cv | prepare ms | load ms | peak RSS MB | gate |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",

@@ -223,7 +223,9 @@ def run(ctx: Context) -> StageOutput:
                             "baseline": base, "labelled": split.labels is not None, "threads": ctx.threads,
                             "fp32_accuracy": fp32_accuracy, "outputs": names,
                             "metric": {"name": task.label(metric), "higher_is_better": metric["higher_is_better"],
-                                       "unit": task.unit(metric)} if split.labels is not None else None})
+                                       "unit": task.unit(metric)} if split.labels is not None else None,
+                            "warnings": data.caveats.evaluation(ctx.recipe, ctx.target, len(xs[0]),
+                                                                fp32_accuracy if metric["name"] == "top1" else None)})
 
 
 STAGE = Stage("evaluate", "accuracy and parity of every artifact in its own runtime",

@@ -185,6 +185,7 @@ def run(ctx: Context) -> StageOutput:
     ex = torch_inputs(ctx.recipe, evals)
     arts: list[Artifact] = []
     summary: dict = {"source": src.name, "methods": {}}
+    summary["warnings"] = data.caveats.calibration(ctx.recipe, count(calib))
     ranking = _sensitivity(ctx, model, calib) if cfg["sensitivity"] else None
     for method in cfg["methods"]:
         try:

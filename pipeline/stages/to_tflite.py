@@ -263,7 +263,8 @@ def run(ctx: Context) -> StageOutput:
     with ThreadPoolExecutor(max_workers=min(ctx.target.data["compute"]["jobs"], len(groups))) as pool:
         converted = list(pool.map(lambda group: convert(ctx, group, calib), groups))
     arts = [a for group_arts in converted for a in group_arts]
-    return StageOutput(tuple(arts), {"precisions": precisions, "converted": [a.name for a in arts]})
+    warned = data.caveats.calibration(ctx.recipe, len(calib[0]), any("int8" in p for _, p in jobs))
+    return StageOutput(tuple(arts), {"precisions": precisions, "converted": [a.name for a in arts], "warnings": warned})
 
 
 STAGE = Stage("to_tflite", "TFLite fp32/fp16, and int8 from the quantized float models, via onnx2tf (NHWC input)",

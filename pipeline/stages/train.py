@@ -69,17 +69,19 @@ def check_fits_data(model: torch.nn.Module, recipe: Config, batch: list[torch.Te
         raise UserError(f"{where}: {what} cannot take the dataset's {given} {shapes} (set by [input] and the data): "
                         f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:160]}") from None
     first = outs[0]
+    gives = "outputs" if len(outs) == 1 else f"a first output {names[0]!r}"
+    then = "" if len(outs) == 1 else " first"
     if targets is None:
         return
     if classification(targets):
         classes = len(data.label_names(recipe))
         if first.ndim != 2 or first.shape[1] != classes:
-            raise UserError(f"{where}: {what} gives a first output {names[0]!r} of shape {list(first.shape)} but the "
-                            f"dataset {recipe.data['data']['dataset']!r} has {classes} classes; make it return "
-                            f"[batch, {classes}] first (e.g. num_classes = {classes} in [model.settings])")
+            raise UserError(f"{where}: {what} gives {gives} of shape {list(first.shape)} but the dataset "
+                            f"{recipe.data['data']['dataset']!r} has {classes} classes; make it return "
+                            f"[batch, {classes}]{then} (e.g. num_classes = {classes} in [model.settings])")
     elif first.numel() != targets[: len(first)].size:
-        raise UserError(f"{where}: {what} gives a first output {names[0]!r} of shape {list(first.shape)} but the "
-                        f"targets have shape {[len(first), *targets.shape[1:]]}; return the regressed values first")
+        raise UserError(f"{where}: {what} gives {gives} of shape {list(first.shape)} but the targets have shape "
+                        f"{[len(first), *targets.shape[1:]]}; return the regressed values{then}")
 
 
 def check_finite(logits: np.ndarray, recipe: Config, how: str) -> None:
@@ -113,6 +115,7 @@ def run(ctx: Context) -> StageOutput:
                            "skipped": list(split.skipped + evals.skipped)[:20],
                            "skipped_count": len(split.skipped) + len(evals.skipped),
                            "read_seconds": round(split.read_seconds + evals.read_seconds, 2)}
+        summary["warnings"] = data.caveats.training(recipe, len(split))
         summary.update(train(model, x, y, train_settings(recipe, recipe.data["train"]), desc="train"))
     else:
         if source == "state_dict":

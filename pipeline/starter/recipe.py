@@ -5,11 +5,13 @@
 --model takes what a recipe's [model] can name: `file.py:function` or `package.module:function` (the user's
 builder), `geffnet:<arch>`, a bundled architecture, or an .onnx / .tflite file. --data takes a folder of labelled
 pictures (one sub-folder per class), a folder of .npy arrays or an .npz archive (dataset = "arrays"), a loader
-`file.py:function` (dataset = "python") or a bundled dataset's name. The input spec comes from the data (the
-pictures' size and channels, or the arrays' names, shapes and dtypes) or the model file; the class count from the
-class folders or the labels; builder settings that the builder accepts (num_classes, in_channels / in_chans: a
-one-input array's first per-sample dimension) are filled in. The file is written atomically and only
-when it loads as a valid recipe.
+`file.py:function` (dataset = "python") or a bundled dataset's name. The input spec comes from the model file or the
+data: a folder's size from its pictures' sizes, and, for a model trained here, its mean and std measured on its
+training pictures, each with a comment saying how (`folder_notes`); arrays give their names, shapes and dtypes. The
+class count comes from the class folders or the labels; builder settings that the builder accepts (num_classes,
+in_channels / in_chans: a one-input array's first per-sample dimension) are filled in. The [data] comments say how
+many pictures each split holds and what falls short of the settings. The file is written atomically and only when it
+loads as a valid recipe.
 """
 
 from __future__ import annotations
@@ -116,7 +118,40 @@ def _channels(spec: dict) -> int:
     return tensors[0]["shape"][0] if len(tensors) == 1 and tensors[0]["shape"] else 0
 
 
-def render(name: str, model: dict, settings: dict, data: dict, spec: dict, weights: str | None, origin: str) -> str:
+def folder_notes(table: dict, defaults: dict, spec: dict, measure: bool,
+                 calibration: int) -> tuple[dict, dict[str, list[str]]]:
+    """For a picture folder: the input spec with mean and std measured on its training pictures (when `measure`),
+    and the comment lines saying how the size and the normalisation were chosen and how many pictures each split
+    holds, with what that means for calibration and evaluation."""
+    from pipeline.data import caveats, image_folder
+
+    notes: dict[str, list[str]] = {"input": [], "data": []}
+    if "dataset" in (spec["origin"]["height"], spec["origin"]["width"]) and "size_rule" in defaults:
+        notes["input"].append(defaults["size_rule"])
+    found = image_folder.normalisation(table, spec) if measure else {}
+    if found:
+        spec = {**spec, "mean": found["mean"], "std": found["std"],
+                "origin": {**spec["origin"], "mean": "measured", "std": "measured"}}
+        which = "all of them" if found["pictures"] == found["of"] else f"a seeded sample of {found['of']}"
+        notes["input"].append(f"mean and std: measured per channel on {found['pictures']} training pictures "
+                              f"({which}) at {spec['height']}x{spec['width']}, on the 0..1 scale")
+    else:
+        notes["input"].append("mean and std: 0 and 1 (pixels / 255); set them to what the model was trained with")
+    sizes = image_folder.split_sizes(table)
+    notes["data"].append(f"{sizes['train']} training and {sizes['test']} evaluation pictures")
+    if sizes["train"] < calibration:
+        notes["data"].append(f"calibration_samples = {calibration} but the training split holds {sizes['train']}: "
+                             f"int8 calibration will use {sizes['train']}; add pictures for a faithful int8 model")
+    if sizes["test"] < caveats.MIN_EVAL_SAMPLES:
+        notes["data"].append(f"only {sizes['test']} evaluation pictures: accuracies will be uncertain by up to "
+                             f"+-{100 * caveats.margin(sizes['test']):.0f} points; add pictures or raise val_fraction")
+    return spec, notes
+
+
+def render(name: str, model: dict, settings: dict, data: dict, spec: dict, weights: str | None, origin: str,
+           notes: dict[str, list[str]] | None = None) -> str:
+    """The recipe's text; `notes` are comment lines under a table's header ({"input": [...], "data": [...]})."""
+    notes = notes or {}
     pytorch = model["source"] not in ("onnx", "tflite")
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
     lines = [f"# Written by `phone-pipeline init` on {stamp}. Paths are relative to this file's folder.",
@@ -132,12 +167,10 @@ def render(name: str, model: dict, settings: dict, data: dict, spec: dict, weigh
     else:
         lines += ["", f"[input]  # inferred from {', '.join(sorted(set(spec['origin'].values())))}; "
                   "mean/std on the 0..1 scale (set range = \"0-255\" to write them in pixel units)"]
-        if data.get("dataset") == "image-folder" and spec["origin"].get("height") == "dataset":
-            from pipeline.data.image_folder import SIZE_RULE
-
-            lines += [f"# height and width: {SIZE_RULE}"]
+        lines += [f"# {line}" for line in notes.get("input", [])]
         lines += [f"{k} = {_toml(spec[k])}" for k in ("height", "width", "channels", "mean", "std")]
-    lines += ["", "[data]"] + [f"{k} = {_toml(v)}" for k, v in data.items()]
+    lines += ["", "[data]"] + [f"# {line}" for line in notes.get("data", [])]
+    lines += [f"{k} = {_toml(v)}" for k, v in data.items()]
     lines += ["eval_samples = 0           # 0: every evaluation sample", "calibration_samples = 200"]
     if pytorch:
         lines += ["", "[weights]"]
@@ -184,13 +217,19 @@ def write(model: str, data: str, out: Path, weights: str | None = None, force: b
         abs_model = dict(full_model, path=str(folder / full_model["path"]))
         file_shape = files.channels_and_size(sources.check(abs_model, probe))
     empty = {"height": 0, "width": 0, "channels": 0, "mean": [], "std": [], "range": "0-1"}
-    spec = inputs.resolve(empty, source.input_defaults(checked_data), file_shape, probe)
+    defaults = source.input_defaults(checked_data)
+    spec = inputs.resolve(empty, defaults, file_shape, probe)
+    notes: dict[str, list[str]] = {}
     if dtable["dataset"] == "arrays":  # the input order, written out (the default is alphabetical)
         dtable["inputs"] = [t["name"] for t in spec["tensors"]]
+    if dtable["dataset"] == "image-folder":
+        # measured normalisation suits a model trained here; a given model keeps the one it was trained with
+        trains = mtable["source"] not in ("onnx", "tflite") and not weights
+        spec, notes = folder_notes(checked_data, defaults, spec, trains, full_data["calibration_samples"])
     classes = len(source.labels(checked_data))
     settings = {} if file_shape else _builder_settings(full_model, probe, classes, _channels(spec))
     weights_rel = _relative(Path(weights), folder) if weights else None
-    text = render(name, mtable, settings, dtable, spec, weights_rel, f"{model} on {data} ({classes} classes)")
+    text = render(name, mtable, settings, dtable, spec, weights_rel, f"{model} on {data} ({classes} classes)", notes)
     trial = folder / f".{name}.init-{os.getpid()}.toml"  # validated beside its final place, then renamed
     atomic_write_bytes(trial, text.encode())
     try:
