@@ -99,7 +99,7 @@ def measure(device: Device, art: Artifact, x: np.ndarray, labels: np.ndarray | N
                        warmup=bench["warmup"], runs=bench["runs"], core_mask=dev["core_mask"] or None,
                        timeout=RUN_TIMEOUT_S, et_runner=et_runner_of(ctx.target) if art.format == "pte" else None)
     host = host_outputs(art, x, ctx.threads)
-    outputs = from_artifact_output(result.outputs, art).reshape(host.shape)
+    outputs = from_artifact_output(result.outputs[0], art).reshape(host.shape)
     info = result.device_info
     try:
         thermal_after = device.probe().thermal_millicelsius
