@@ -78,7 +78,10 @@ def tiny_tflite(tmp_path_factory) -> tuple[Path, np.ndarray, np.ndarray]:
     return path, inputs, np.concatenate(outputs)
 
 
-def assert_close_fp32(actual: np.ndarray, expected: np.ndarray) -> None:
+def assert_close_fp32(outputs: list[np.ndarray], expected: np.ndarray) -> None:
+    """A one-output model's outputs: one array, equal to the host's within float32 rounding."""
+    assert len(outputs) == 1
+    actual = outputs[0]
     assert actual.shape == expected.shape and actual.dtype == expected.dtype
     assert np.abs(actual - expected).max() <= 1e-5 * np.abs(expected).max()
 

@@ -1,8 +1,13 @@
 """Run an artifact on a device and bring back its outputs and latencies: the one call the pipeline uses.
 
-    result = run_model(device, Path("model.pte"), "pte", x, threads=4, warmup=5, runs=20, core_mask="f0",
-                       timeout=600)
-    result.outputs, result.latencies_ms, result.device_info
+    result = run_model(device, Path("model.pte"), "pte", [series, features], threads=4, warmup=5, runs=20,
+                       core_mask="f0", timeout=600)
+    scores, embedding = result.outputs    # one array per model output, in the file's output order
+    result.latencies_ms, result.device_info
+
+The contract with the device-side runners (pipeline/native/): INPUT_0.npy ... INPUT_{n-1}.npy in, one per model
+input, and OUTPUT_0.npy ... OUTPUT_{m-1}.npy out, one per model output. The runner reads the model's own input
+count, shapes and dtypes and refuses arrays that differ, in one line naming the input.
 
 What the run needs (model, runner, runtime packages) is cached on the device by sha256, so a rerun pushes only
 the inputs. Every failure (no space, a runner for another ABI, a hang, a lost device) is one ToolError line
@@ -15,6 +20,7 @@ import json
 import shlex
 import tempfile
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -30,13 +36,16 @@ from pipeline.devices.remote_cache import RemoteCache, Upload, tar_gz_of
 
 NATIVE = Path(__file__).resolve().parent.parent / "native"
 Format = Literal["tflite", "pte"]
+# What the runners exchange; token ids are int64 (ExecuTorch) or int32 (LiteRT), masks bool.
+DTYPES = ("float32", "int8", "uint8", "int32", "int64", "bool")
 
 
 @dataclass
 class OnDeviceResult:
-    """Outputs for every input sample, per-run latencies of the timed runs, and what the device reported."""
+    """Outputs for every input sample (one array per model output, in the file's order), per-run latencies of the
+    timed runs, and what the device reported."""
 
-    outputs: np.ndarray
+    outputs: list[np.ndarray]
     latencies_ms: list[float]
     device_info: dict
 
@@ -45,7 +54,7 @@ def run_model(
     device: Device,
     model_path: Path,
     fmt: Format,
-    inputs: np.ndarray,
+    inputs: np.ndarray | Sequence[np.ndarray],
     *,
     threads: int,
     warmup: int,
@@ -54,13 +63,15 @@ def run_model(
     timeout: float = 600,
     et_runner: Path | None = None,
 ) -> OnDeviceResult:
-    """Run `model_path` on `device` for all `inputs` (N, ...), then time `runs` runs after `warmup`.
+    """Run `model_path` on `device` for all `inputs`, then time `runs` runs after `warmup`.
+
+    `inputs`: one array per model input (a lone array for a one-input model), each N samples in the file's own
+    layout and dtype.
 
     `et_runner` replaces the runner built here for .pte files: a folder with `et_runner` (and `lib/`), or one
     static executable, such as the NDK build a target's `[device.benchmark_binaries] executorch` names.
     """
-    if inputs.dtype not in (np.float32, np.int8):
-        raise ToolError(f"device {device.name}: inputs must be float32 or int8, not {inputs.dtype}")
+    arrays = checked_inputs(device, inputs)
     caps = device.probe()
     try:
         arch = arch_of(caps.abi)
@@ -73,29 +84,27 @@ def run_model(
     rundir = f"{device.workdir}/run-{uuid.uuid4().hex[:12]}"
     with tempfile.TemporaryDirectory(prefix="on-device-") as tmp:
         local = Path(tmp)
-        np.save(local / "inputs.npy", np.ascontiguousarray(inputs))
+        names = [f"INPUT_{i}.npy" for i in range(len(arrays))]
+        for name, x in zip(names, arrays, strict=True):
+            np.save(local / name, x)
         try:
             device.check(f"mkdir -p {rundir}/out", timeout=60, step="make run folder")
-            device.push(local / "inputs.npy", f"{rundir}/inputs.npy")
-            argv = [
-                paths["model." + fmt],
-                f"{rundir}/inputs.npy",
-                f"{rundir}/out",
-                str(threads),
-                str(warmup),
-                str(runs),
-            ]
+            for name in names:
+                device.push(local / name, f"{rundir}/{name}")
+            argv = [paths["model." + fmt], f"{rundir}/out", str(threads), str(warmup), str(runs),
+                    *[f"{rundir}/{name}" for name in names]]
             pinned = bool(core_mask) and caps.has("taskset")
             command = runner(paths, argv, ["taskset", core_mask] if pinned else [])
             code, out, err = device.run(command, timeout=timeout, step=f"run {fmt} runner")
             if code != 0:
                 raise ToolError(f"device {device.name}: run {fmt} runner: {_failure(code, err or out, arch)}")
-            device.pull(f"{rundir}/out/outputs.npy", local / "outputs.npy")
             device.pull(f"{rundir}/out/latencies.json", local / "latencies.json")
+            report = json.loads((local / "latencies.json").read_text())
+            for j in range(report["outputs"]):
+                device.pull(f"{rundir}/out/OUTPUT_{j}.npy", local / f"OUTPUT_{j}.npy")
         finally:
             _clean_up(device, rundir)
-        outputs = np.load(local / "outputs.npy")
-        report = json.loads((local / "latencies.json").read_text())
+        outputs = [np.load(local / f"OUTPUT_{j}.npy") for j in range(report["outputs"])]
     info = {
         "device": device.name,
         **caps.to_dict(),
@@ -110,6 +119,21 @@ def run_model(
         "pushed": pushed,
     }
     return OnDeviceResult(outputs=outputs, latencies_ms=list(report["latencies_ms"]), device_info=info)
+
+
+def checked_inputs(device: Device, inputs: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The input arrays, C-contiguous, each of a dtype the runners exchange and all with the same sample count."""
+    arrays = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
+    if not arrays:
+        raise ToolError(f"device {device.name}: no input arrays given")
+    for i, x in enumerate(arrays):
+        if not isinstance(x, np.ndarray) or x.dtype.name not in DTYPES or x.ndim < 1:
+            what = f"{x.dtype.name} array of shape {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
+            raise ToolError(f"device {device.name}: input {i}: a {what}; expected an array (N, ...) of "
+                            f"{', '.join(DTYPES)}")
+        if len(x) != len(arrays[0]):
+            raise ToolError(f"device {device.name}: input {i} has {len(x)} samples, input 0 has {len(arrays[0])}")
+    return [np.ascontiguousarray(x) for x in arrays]
 
 
 def _runner_uploads(device: Device, caps: Capabilities, arch: str, fmt: str, et_runner: Path | None):

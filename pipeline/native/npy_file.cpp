@@ -34,6 +34,13 @@ std::vector<int64_t> parse_shape(const std::string& text) {
 
 }  // namespace
 
+size_t npy_item_size(const std::string& descr) {
+  if (descr == "<f4" || descr == "<i4") return 4;
+  if (descr == "<i8") return 8;
+  if (descr == "|i1" || descr == "|u1" || descr == "|b1") return 1;
+  return 0;
+}
+
 NpyArray read_npy(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot open " + path);
@@ -55,8 +62,9 @@ NpyArray read_npy(const std::string& path) {
   NpyArray array;
   array.descr = field(header, "descr");
   array.descr = array.descr.substr(1, array.descr.size() - 2);
-  if (array.descr != "<f4" && array.descr != "|i1")
-    throw std::runtime_error(path + ": dtype " + array.descr + " unsupported (float32 or int8)");
+  if (!array.item_size())
+    throw std::runtime_error(path + ": dtype " + array.descr +
+                             " unsupported (float32, int8, uint8, int32, int64 or bool)");
   if (field(header, "fortran_order") != "False") throw std::runtime_error(path + ": Fortran order unsupported");
   array.shape = parse_shape(field(header, "shape"));
   array.bytes.resize(array.count() * array.item_size());

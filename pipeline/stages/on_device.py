@@ -1,8 +1,9 @@
 """on_device: every shipped .tflite and .pte run on the target's device, checked against the host's outputs.
 
-For an adb target, each model artifact runs on the first `[validation] samples` test images (the reference
-preprocessing, in the artifact's layout and input type) through `pipeline.devices.run_model`; its outputs come
-back and are compared with the same artifact's outputs on the host (top-1 agreement, max abs difference), and
+For an adb target, each model artifact runs on the first `[validation] samples` test samples (every model input in
+reference form, converted to each input's layout and type in the file) through `pipeline.devices.run_model`; all
+its outputs come back and are compared with the same artifact's outputs on the host (top-1 agreement of the first
+output, max abs difference of each output), and
 its latency is timed on the device ([benchmark] warmup, runs, threads, the [device] core_mask through taskset
 where the device has it, an optional cool-down between models, thermal zones before and after where readable).
 Latencies measured under emulation carry `emulated: true` and must never be compared with a phone's.
@@ -25,12 +26,14 @@ import numpy as np
 from pipeline import data
 from pipeline.artifacts.artifact import Artifact
 from pipeline.artifacts.partial_results import PartialResults, part_key
-from pipeline.core.errors import ToolError
+from pipeline.artifacts.preprocess import quantize_int8
+from pipeline.artifacts.tensors import TensorSpec, inputs_of, outputs_of, specs_to_list
+from pipeline.core.errors import ToolError, UserError
 from pipeline.devices import Device, device_for
 from pipeline.devices.run_model import run_model
 from pipeline.measure.stats import latency_summary
 from pipeline.recipe.config import Config
-from pipeline.runtimes import RUNTIME_OF_FORMAT, from_artifact_output, open_session, to_artifact_input
+from pipeline.runtimes import RUNTIME_OF_FORMAT, Session, open_session
 from pipeline.stages.contract import Context, RunFlags, Stage, StageOutput
 
 DEVICE_FORMATS = ("tflite", "pte")
@@ -64,11 +67,58 @@ def device_artifacts(ctx: Context) -> tuple[list[Artifact], dict[str, str]]:
     return chosen, left_out
 
 
-def host_outputs(art: Artifact, x: np.ndarray, threads: int) -> np.ndarray:
-    """The same artifact's float32 outputs on this machine, batch by batch."""
+def to_file_inputs(xs: list[np.ndarray], art: Artifact) -> list[np.ndarray]:
+    """Reference-form inputs -> each input's layout and dtype in the file (image layout, int8 quantization, cast).
+
+    pipeline.runtimes.to_artifact_input does this for a one-input artifact's legacy fields; this is the same rule per
+    TensorSpec, until the runtimes take lists."""
+    specs = inputs_of(art)
+    if len(xs) != len(specs):
+        raise UserError(f"on_device: the data gives {len(xs)} inputs, {art.name} takes {len(specs)} "
+                        f"({', '.join(s.name for s in specs)}): check the recipe's [input] tensors")
+    return [to_file_input(x, spec) for x, spec in zip(xs, specs, strict=True)]
+
+
+def to_file_input(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    if spec.quantization and spec.dtype != "int8":
+        raise ToolError(f"on_device: input {spec.name}: quantized {spec.dtype} inputs are not supported (int8 only)")
+    if spec.layout == "NHWC":
+        x = x.transpose(0, 2, 3, 1)
+    if spec.quantization and spec.dtype == "int8":
+        x = quantize_int8(x, spec.quantization["scale"], spec.quantization["zero_point"])
+    return np.ascontiguousarray(x, dtype=spec.dtype)
+
+
+def from_file_output(y: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """An integer output with a scale and zero point -> float32; any other output as the file returns it."""
+    if spec.quantization and np.issubdtype(y.dtype, np.integer):
+        q = spec.quantization
+        return ((y.astype(np.float32) - q["zero_point"]) * np.float32(q["scale"])).astype(np.float32)
+    return y
+
+
+def host_outputs(art: Artifact, xs: list[np.ndarray], threads: int) -> list[np.ndarray]:
+    """The same file's raw outputs on this machine, one array per output in the file's order, batch by batch.
+
+    Through the session's own runtime object (same loading and threads as every host measurement): a session's
+    `invoke` feeds one input and returns one output, and this stage needs all of them."""
     session = open_session(art, threads)
-    batch = art.input_shape[0] or 1
-    return np.concatenate([session.run(x[i : i + batch]) for i in range(0, len(x), batch)])
+    batch = inputs_of(art)[0].shape[0] or 1
+    chunks = [invoke_all(session, [x[i : i + batch] for x in xs]) for i in range(0, len(xs[0]), batch)]
+    return [np.concatenate([c[j] for c in chunks]) for j in range(len(chunks[0]))]
+
+
+def invoke_all(session: Session, batch: list[np.ndarray]) -> list[np.ndarray]:
+    """Every input in, every output out, for a LiteRT or ExecuTorch session."""
+    if session.runtime == "litert":
+        interpreter = session.interpreter
+        for detail, x in zip(interpreter.get_input_details(), batch, strict=True):
+            interpreter.set_tensor(detail["index"], x)
+        interpreter.invoke()
+        return [interpreter.get_tensor(d["index"]).copy() for d in interpreter.get_output_details()]
+    import torch
+
+    return [y.numpy() for y in session.method([torch.from_numpy(x) for x in batch])]
 
 
 def et_runner_of(target: Config) -> Path | None:
@@ -77,29 +127,52 @@ def et_runner_of(target: Config) -> Path | None:
     return None if given in ("", "auto") else Path(given)
 
 
-def compare(device_out: np.ndarray, host_out: np.ndarray, labels: np.ndarray | None, art: Artifact) -> dict:
-    """Agreement of the device's outputs with the host's outputs of the same artifact."""
-    diff = float(np.abs(device_out.astype(np.float64) - host_out.astype(np.float64)).max())
-    scale = (art.output_quantization or {}).get("scale")
+def compare(device_out: list[np.ndarray], host_out: list[np.ndarray], labels: np.ndarray | None,
+            specs: tuple[TensorSpec, ...]) -> dict:
+    """Agreement of the device's outputs with the host's outputs of the same artifact: top-1 of the first output
+    (the class scores of a classifier), differences of every output; the top-level differences are the worst."""
+    per_output = [output_diffs(d, h, spec) for d, h, spec in zip(device_out, host_out, specs, strict=True)]
+    first, host_first = device_out[0].reshape(len(device_out[0]), -1), host_out[0].reshape(len(host_out[0]), -1)
+    top1 = labels is not None and labels.ndim == 1
+    steps = [o["max_diff_steps"] for o in per_output if o["max_diff_steps"] is not None]
     return {
-        "samples": int(len(device_out)),
-        "accuracy": None if labels is None else float((device_out.argmax(1) == labels).mean()),
-        "host_accuracy": None if labels is None else float((host_out.argmax(1) == labels).mean()),
-        "host_agreement": float((device_out.argmax(1) == host_out.argmax(1)).mean()),
+        "samples": int(len(first)),
+        "accuracy": float((first.argmax(1) == labels).mean()) if top1 else None,
+        "host_accuracy": float((host_first.argmax(1) == labels).mean()) if top1 else None,
+        "host_agreement": float((first.argmax(1) == host_first.argmax(1)).mean()),
+        "max_abs_diff": max(o["max_abs_diff"] for o in per_output),
+        "max_rel_diff": max(o["max_rel_diff"] for o in per_output),
+        "max_diff_steps": max(steps) if steps else None,
+        "outputs": per_output,
+    }
+
+
+def output_diffs(device_out: np.ndarray, host_out: np.ndarray, spec: TensorSpec) -> dict:
+    diff = float(np.abs(device_out.astype(np.float64) - host_out.astype(np.float64)).max())
+    scale = (spec.quantization or {}).get("scale")
+    return {
+        "name": spec.name,
         "max_abs_diff": diff,
-        "max_rel_diff": diff / max(float(np.abs(host_out).max()), 1e-30),
+        "max_rel_diff": diff / max(float(np.abs(host_out.astype(np.float64)).max()), 1e-30),
         "max_diff_steps": None if not scale else diff / float(scale),  # in output quantization steps
     }
 
 
-def measure(device: Device, art: Artifact, x: np.ndarray, labels: np.ndarray | None, ctx: Context) -> dict:
-    """Run one artifact on the device, time it, and compare it with the host."""
+def measure(device: Device, art: Artifact, xs: list[np.ndarray], labels: np.ndarray | None, ctx: Context) -> dict:
+    """Run one artifact on the device with every input, time it, and compare every output with the host's."""
     dev, bench = ctx.target.data["device"], ctx.target.data["benchmark"]
-    result = run_model(device, Path(art.path), art.format, to_artifact_input(x, art), threads=bench["threads"],
+    file_inputs = to_file_inputs(xs, art)
+    result = run_model(device, Path(art.path), art.format, file_inputs, threads=bench["threads"],
                        warmup=bench["warmup"], runs=bench["runs"], core_mask=dev["core_mask"] or None,
                        timeout=RUN_TIMEOUT_S, et_runner=et_runner_of(ctx.target) if art.format == "pte" else None)
-    host = host_outputs(art, x, ctx.threads)
-    outputs = from_artifact_output(result.outputs, art).reshape(host.shape)
+    host = host_outputs(art, file_inputs, ctx.threads)
+    if len(result.outputs) != len(host):
+        raise ToolError(f"{art.name}: the device returned {len(result.outputs)} outputs, the host {len(host)}")
+    specs = outputs_of(art)
+    if len(specs) != len(host):
+        raise ToolError(f"{art.name}: its metadata records {len(specs)} outputs, the file returns {len(host)}")
+    device_out = [from_file_output(y, s).reshape(h.shape) for y, h, s in zip(result.outputs, host, specs, strict=True)]
+    host_out = [from_file_output(h, s) for h, s in zip(host, specs, strict=True)]
     info = result.device_info
     try:
         thermal_after = device.probe().thermal_millicelsius
@@ -109,7 +182,7 @@ def measure(device: Device, art: Artifact, x: np.ndarray, labels: np.ndarray | N
         "format": art.format,
         "precision": art.precision,
         "sha256": art.sha256,
-        **compare(outputs, host, labels, art),
+        **compare(device_out, host_out, labels, specs),
         "device": ctx.target.name,
         "serial": getattr(device, "serial", ""),
         "emulated": bool(dev["emulated"]),
@@ -151,7 +224,7 @@ def run(ctx: Context) -> StageOutput:
         return StageOutput.skip(reason)
     artifacts, left_out = device_artifacts(ctx)
     split = data.eval_split(ctx.recipe, ctx.target.data["validation"]["samples"])
-    x = data.to_tensor(split.images, data.input_spec(ctx.recipe))
+    xs = data.model_inputs(ctx.recipe, split)
     # Kept beside the stage cache (out_dir is build/cache/on_device/<tmp>), outliving a failed stage.
     parts = PartialResults(ctx.out_dir.parent.parent / "on_device_parts")
     common = settings(ctx.recipe, ctx.target)
@@ -161,8 +234,7 @@ def run(ctx: Context) -> StageOutput:
     bench = ctx.target.data["benchmark"]
     fresh = remeasure(ctx.flags)
     for art in artifacts:
-        key = part_key(art.sha256, art.layout, art.input_dtype, art.input_quantization, art.output_quantization,
-                       common, CODE)
+        key = part_key(art.sha256, specs_to_list(inputs_of(art)), specs_to_list(outputs_of(art)), common, CODE)
         done = None if fresh else parts.load(key)
         if done is not None:
             results[art.name] = done
@@ -172,7 +244,7 @@ def run(ctx: Context) -> StageOutput:
         if len(results) > len(resumed) and bench["cooldown_s"]:
             time.sleep(bench["cooldown_s"])  # a phone heated by the previous model throttles the next one
         try:
-            res = measure(device, art, x, split.labels, ctx)
+            res = measure(device, art, xs, split.labels, ctx)
         except ToolError as exc:
             raise ToolError(f"stage on_device, {art.name} on {ctx.target.name} ({serial}): {exc} "
                             f"[{len(results)} of {len(artifacts)} artifacts measured and kept; rerun to continue]"
@@ -184,7 +256,7 @@ def run(ctx: Context) -> StageOutput:
                      "" if res["accuracy"] is None else f"accuracy {res['accuracy']:.4f},", res["host_agreement"],
                      res["max_abs_diff"], "EMULATED" if res["emulated"] else "", lat["p50"], lat["cv"])
     return StageOutput((), {"device": ctx.target.name, "serial": serial, "emulated": bool(dev["emulated"]),
-                            "samples": int(len(x)), "results": results, "left_out": left_out,
+                            "samples": int(len(xs[0])), "results": results, "left_out": left_out,
                             "resumed": resumed, "settings": bench,
                             "min_host_agreement": ctx.target.data["validation"]["min_host_agreement"],
                             "gate_violations": violations(results, ctx.target)})
