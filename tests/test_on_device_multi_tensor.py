@@ -15,8 +15,9 @@ from pipeline.core.errors import ToolError, UserError
 from pipeline.devices.testbed import bring_up as testbed
 from pipeline.engine.recipes import load_recipe
 from pipeline.recipe.targets import load_target
+from pipeline.runtimes import to_artifact_inputs
 from pipeline.stages.contract import Context
-from pipeline.stages.on_device import measure, to_file_inputs
+from pipeline.stages.on_device import measure
 from tests.multi_tensor_models import (
     CHANNELS,
     CLASSES,
@@ -60,16 +61,16 @@ def test_every_input_goes_in_as_the_file_takes_it():
     x = np.random.default_rng(0).standard_normal((2, 3, 5, 6)).astype(np.float32)
     ids = np.arange(14).reshape(2, 7)
     art = Artifact("a", "/x", "tflite", "int8", "NHWC", (1, 5, 6, 3), inputs=(image, tokens))
-    fed_image, fed_tokens = to_file_inputs([x, ids], art)
+    fed_image, fed_tokens = to_artifact_inputs([x, ids], art)
     assert fed_image.dtype == np.int8 and fed_image.shape == (2, 5, 6, 3) and fed_image.flags.c_contiguous
     assert fed_image[1, 2, 4, 1] == np.clip(np.rint(x[1, 1, 2, 4] / 0.5) - 3, -128, 127)
     assert fed_tokens.dtype == np.int64 and (fed_tokens == ids).all()
 
 
-def test_data_with_another_number_of_inputs_is_one_line_naming_the_artifact():
+def test_data_with_another_number_of_inputs_is_one_line_naming_the_artifact(tmp_path):
     art = artifact(Path("/x.pte"), "pte", TWO_INPUTS, TWO_OUTPUTS)
     with pytest.raises(UserError, match=r"the data gives 1 inputs, pte-two-inputs takes 2 \(series, vector\)"):
-        to_file_inputs([SERIES], art)
+        measure(None, art, [SERIES], None, context("adb-loopback", tmp_path))
 
 
 @pytest.mark.devices

@@ -57,3 +57,14 @@ def tensor_details(path: Path) -> tuple[list[dict], list[dict]]:
                  "quantization": _qparams(d)} for d in details]
 
     return rows(interp.get_input_details(), named_in), rows(interp.get_output_details(), named_out)
+
+
+def file_order(path: Path, recorded: dict | None, inputs: int, outputs: int) -> tuple[list[int], list[int]]:
+    """For each of the file's inputs and outputs in its own order (what a device runner feeds and returns), the
+    position of the model's tensor it is: the identity unless the artifact recorded other indices (onnx2tf sorts
+    tensors by name)."""
+    if not recorded:
+        return list(range(inputs)), list(range(outputs))
+    file_in, file_out = tensor_details(path)
+    return ([recorded["inputs"].index(r["index"]) for r in file_in],
+            [recorded["outputs"].index(r["index"]) for r in file_out])

@@ -26,14 +26,14 @@ import numpy as np
 from pipeline import data
 from pipeline.artifacts.artifact import Artifact
 from pipeline.artifacts.partial_results import PartialResults, part_key
-from pipeline.artifacts.preprocess import quantize_int8
 from pipeline.artifacts.tensors import TensorSpec, inputs_of, outputs_of, specs_to_list
 from pipeline.core.errors import ToolError, UserError
 from pipeline.devices import Device, device_for
 from pipeline.devices.run_model import run_model
 from pipeline.measure.stats import latency_summary
 from pipeline.recipe.config import Config
-from pipeline.runtimes import RUNTIME_OF_FORMAT, Session, open_session
+from pipeline.runtimes import RUNTIME_OF_FORMAT, open_session, to_artifact_inputs
+from pipeline.runtimes.tflite_file import file_order
 from pipeline.stages.contract import Context, RunFlags, Stage, StageOutput
 
 DEVICE_FORMATS = ("tflite", "pte")
@@ -67,28 +67,6 @@ def device_artifacts(ctx: Context) -> tuple[list[Artifact], dict[str, str]]:
     return chosen, left_out
 
 
-def to_file_inputs(xs: list[np.ndarray], art: Artifact) -> list[np.ndarray]:
-    """Reference-form inputs -> each input's layout and dtype in the file (image layout, int8 quantization, cast).
-
-    pipeline.runtimes.to_artifact_input does this for a one-input artifact's legacy fields; this is the same rule per
-    TensorSpec, until the runtimes take lists."""
-    specs = inputs_of(art)
-    if len(xs) != len(specs):
-        raise UserError(f"on_device: the data gives {len(xs)} inputs, {art.name} takes {len(specs)} "
-                        f"({', '.join(s.name for s in specs)}): check the recipe's [input] tensors")
-    return [to_file_input(x, spec) for x, spec in zip(xs, specs, strict=True)]
-
-
-def to_file_input(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    if spec.quantization and spec.dtype != "int8":
-        raise ToolError(f"on_device: input {spec.name}: quantized {spec.dtype} inputs are not supported (int8 only)")
-    if spec.layout == "NHWC":
-        x = x.transpose(0, 2, 3, 1)
-    if spec.quantization and spec.dtype == "int8":
-        x = quantize_int8(x, spec.quantization["scale"], spec.quantization["zero_point"])
-    return np.ascontiguousarray(x, dtype=spec.dtype)
-
-
 def from_file_output(y: np.ndarray, spec: TensorSpec) -> np.ndarray:
     """An integer output with a scale and zero point -> float32; any other output as the file returns it."""
     if spec.quantization and np.issubdtype(y.dtype, np.integer):
@@ -97,28 +75,22 @@ def from_file_output(y: np.ndarray, spec: TensorSpec) -> np.ndarray:
     return y
 
 
-def host_outputs(art: Artifact, xs: list[np.ndarray], threads: int) -> list[np.ndarray]:
-    """The same file's raw outputs on this machine, one array per output in the file's order, batch by batch.
+def positions(art: Artifact) -> tuple[list[int], list[int]]:
+    """The model's input and output index of each of the file's own inputs and outputs (a device runner feeds and
+    returns them in the file's order; a .tflite from onnx2tf has them sorted by name)."""
+    n_in, n_out = len(inputs_of(art)), len(outputs_of(art))
+    if art.format != "tflite":
+        return list(range(n_in)), list(range(n_out))
+    return file_order(Path(art.path), art.extra.get("tflite_tensor_indices"), n_in, n_out)
 
-    Through the session's own runtime object (same loading and threads as every host measurement): a session's
-    `invoke` feeds one input and returns one output, and this stage needs all of them."""
+
+def host_outputs(art: Artifact, xs: list[np.ndarray], threads: int) -> list[np.ndarray]:
+    """The same file's raw outputs on this machine, in the model's order, batch by batch (the session's own
+    runtime: same loading and threads as every host measurement)."""
     session = open_session(art, threads)
     batch = inputs_of(art)[0].shape[0] or 1
-    chunks = [invoke_all(session, [x[i : i + batch] for x in xs]) for i in range(0, len(xs[0]), batch)]
-    return [np.concatenate([c[j] for c in chunks]) for j in range(len(chunks[0]))]
-
-
-def invoke_all(session: Session, batch: list[np.ndarray]) -> list[np.ndarray]:
-    """Every input in, every output out, for a LiteRT or ExecuTorch session."""
-    if session.runtime == "litert":
-        interpreter = session.interpreter
-        for detail, x in zip(interpreter.get_input_details(), batch, strict=True):
-            interpreter.set_tensor(detail["index"], x)
-        interpreter.invoke()
-        return [interpreter.get_tensor(d["index"]).copy() for d in interpreter.get_output_details()]
-    import torch
-
-    return [y.numpy() for y in session.method([torch.from_numpy(x) for x in batch])]
+    chunks = [session.invoke(session.prepare([x[i : i + batch] for x in xs])) for i in range(0, len(xs[0]), batch)]
+    return [np.concatenate([np.asarray(c[j]) for c in chunks]) for j in range(len(chunks[0]))]
 
 
 def et_runner_of(target: Config) -> Path | None:
@@ -161,17 +133,23 @@ def output_diffs(device_out: np.ndarray, host_out: np.ndarray, spec: TensorSpec)
 def measure(device: Device, art: Artifact, xs: list[np.ndarray], labels: np.ndarray | None, ctx: Context) -> dict:
     """Run one artifact on the device with every input, time it, and compare every output with the host's."""
     dev, bench = ctx.target.data["device"], ctx.target.data["benchmark"]
-    file_inputs = to_file_inputs(xs, art)
-    result = run_model(device, Path(art.path), art.format, file_inputs, threads=bench["threads"],
-                       warmup=bench["warmup"], runs=bench["runs"], core_mask=dev["core_mask"] or None,
-                       timeout=RUN_TIMEOUT_S, et_runner=et_runner_of(ctx.target) if art.format == "pte" else None)
-    host = host_outputs(art, file_inputs, ctx.threads)
+    specs = outputs_of(art)
+    if len(xs) != len(inputs_of(art)):
+        raise UserError(f"on_device: the data gives {len(xs)} inputs, {art.name} takes {len(inputs_of(art))} "
+                        f"({', '.join(s.name for s in inputs_of(art))}): check the recipe's [data] inputs")
+    file_inputs = to_artifact_inputs(xs, art)  # the model's order, each in the file's layout and type
+    in_pos, out_pos = positions(art)
+    result = run_model(device, Path(art.path), art.format, [file_inputs[j] for j in in_pos],
+                       threads=bench["threads"], warmup=bench["warmup"], runs=bench["runs"],
+                       core_mask=dev["core_mask"] or None, timeout=RUN_TIMEOUT_S,
+                       et_runner=et_runner_of(ctx.target) if art.format == "pte" else None)
+    host = host_outputs(art, xs, ctx.threads)
     if len(result.outputs) != len(host):
         raise ToolError(f"{art.name}: the device returned {len(result.outputs)} outputs, the host {len(host)}")
-    specs = outputs_of(art)
     if len(specs) != len(host):
         raise ToolError(f"{art.name}: its metadata records {len(specs)} outputs, the file returns {len(host)}")
-    device_out = [from_file_output(y, s).reshape(h.shape) for y, h, s in zip(result.outputs, host, specs, strict=True)]
+    from_device = [result.outputs[out_pos.index(j)] for j in range(len(specs))]  # back to the model's order
+    device_out = [from_file_output(y, s).reshape(h.shape) for y, h, s in zip(from_device, host, specs, strict=True)]
     host_out = [from_file_output(h, s) for h, s in zip(host, specs, strict=True)]
     info = result.device_info
     try:
