@@ -199,6 +199,7 @@ def every_op_run(tmp_path_factory) -> dict:
     return {"proc": proc, "recipe": recipe, "model": model, "run_dir": run_dir}
 
 
+@pytest.mark.slow  # a run with an onnx2tf conversion: 62-75 s here on 2 shared cores
 def test_the_test_model_answers_each_photo_differently(every_op_run):
     import onnxruntime as ort
 
@@ -212,6 +213,7 @@ def test_the_test_model_answers_each_photo_differently(every_op_run):
     assert np.abs(out - out.mean(0)).max() > 0.1 and out.max(1).max() - out.max(1).min() > 0.2, out
 
 
+@pytest.mark.slow  # a run with an onnx2tf conversion: 62-75 s here on 2 shared cores
 def test_the_gate_failure_names_the_average_pool_onnx2tf_gets_wrong(every_op_run):
     """onnx2tf 1.29 divides the last pool by the whole window (49 in inception_v1, 25 here) where ONNX divides by
     the real values under it: every convolution is faithful, so only a comparison of every op finds it."""
@@ -231,6 +233,7 @@ def test_the_gate_failure_names_the_average_pool_onnx2tf_gets_wrong(every_op_run
     assert "weights" in rows["relu1"]["matched_by"]  # the conv, its ReLU fused: matched by weights as before
 
 
+@pytest.mark.slow  # a run with an onnx2tf conversion: 62-75 s here on 2 shared cores
 def test_debug_against_source_prints_the_first_divergent_op(every_op_run):
     proc = cli("debug", str(every_op_run["run_dir"]), "tflite-fp32", "--against", "source",
                "--recipe", str(every_op_run["recipe"]))
