@@ -1,10 +1,12 @@
 """Layer by layer: where an artifact's numbers leave the PyTorch model's (`phone-pipeline debug RUN_DIR ARTIFACT`).
 
 The artifact and the PyTorch model it must reproduce run on the same evaluation samples; each side's intermediate
-tensors are matched to module names (ONNX: the exporter's scope metadata; TFLite: the weights of each op, through the
-ONNX file onnx2tf converted; PT2E programs and the int8 .pte that reproduces one: the nodes' module stacks) and
-compared per module. Layout (NHWC) and int8 scales are undone before comparing. Tensors that match no module are
-left out and counted, never guessed.
+tensors are matched to module names (ONNX: the exporter's scope metadata; TFLite: the weights of each weighted op and
+the place in the graph of every other op, through the ONNX file onnx2tf converted; PT2E programs and the int8 .pte
+that reproduces one: the nodes' module stacks) and compared per module. `--against source` compares a TFLite file
+with that ONNX file op by op (pools, concats, reshapes, softmax, not only convolutions) and names the first op whose
+SQNR falls below the threshold. Layout (NHWC) and int8 scales are undone before comparing. Tensors that match no
+module are left out and counted, never guessed.
 
 For example::
 
@@ -28,6 +30,7 @@ from pipeline.artifacts.manifest import find_artifact, stage_data
 from pipeline.core.errors import UserError, artifact_failed, shown
 from pipeline.engine.recipes import recipe_of
 from pipeline.layers import metrics, torch_layers
+from pipeline.layers.tensor_pairs import UNCONFIRMED
 from pipeline.recipe.config import Config
 from pipeline.runtimes.batched import run_artifact  # the artifact's own output, batched as evaluate runs it
 
@@ -120,9 +123,8 @@ def _tflite_run(art: Artifact, arts: dict[str, Artifact], x: np.ndarray):
     for tensor, (value, pair) in found.items():
         if pair.layout == "channels-last":
             value = np.moveaxis(value, -1, 1)
-        how = f"{pair.how}: TFLite {pair.tflite_tensor} ({pair.tflite_op}) = ONNX {pair.onnx_node} of {source.name}"
-        if pair.layout == "channels-last" and value.ndim != 4:
-            how += ", channels last"
+        how = f"{pair.how}: TFLite {pair.tflite_tensor} = ONNX {pair.onnx_node} of {source.name} ({pair.tflite_op}"
+        how += ", channels last)" if pair.layout == "channels-last" and value.ndim != 4 else ")"
         layers[tensor] = (np.ascontiguousarray(value), how, pair.weight_difference)
     final = run_artifact(art, x, threads=1)
     notes = ["layers: LiteRT builtin kernels (the XNNPACK delegate keeps no intermediate tensors); output: LiteRT "
@@ -136,8 +138,13 @@ def _tflite_layers(art: Artifact, arts: dict[str, Artifact], x: np.ndarray) -> t
     from pipeline.layers import onnx_layers
 
     found, model, _, final, notes = _tflite_run(art, arts, x)
-    module_of = {t: m for m, t in onnx_layers.module_outputs(model).items()}  # a module's value is its last node's
-    return {module_of[t]: _without_none(entry) for t, entry in found.items() if t in module_of}, final, notes
+    module_of = {n.output[0]: onnx_layers.node_module(n) for n in model.graph.node if n.output}
+    last = set(onnx_layers.module_outputs(model).values())  # a module's value is its last node's
+    layers = {}
+    for t, entry in found.items():
+        if module_of.get(t) and (t in last or entry[-1] is not None):  # a weighted op: as before
+            layers[module_of[t]] = _without_none(entry)
+    return layers, final, notes
 
 
 def _without_none(entry: tuple) -> tuple:
@@ -288,7 +295,7 @@ def debug(run_dir: Path, name: str, samples: int = SAMPLES, min_sqnr_db: float |
             f"{r['layer']} {r['sqnr_db']:.1f} dB" for r in quantized["sensitivity"]["layers"][:5]))
     if art.format in ("pte", "pt2") and art.quantization == "ptq" and quantized.get("fallback", {}).get("float_layers"):
         notes.append(f"kept in float by quantize.fallback: {', '.join(quantized['fallback']['float_layers'])}")
-    first = next((r for r in rows if r["diverged"]), None)
+    first = next((r for r in rows if r["diverged"] and UNCONFIRMED not in r["matched_by"]), None)
     worst = min(rows, key=lambda r: r["sqnr_db"], default=None)
     result = {
         "schema": "phone-pipeline/debug/1",

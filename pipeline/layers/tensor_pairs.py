@@ -14,7 +14,9 @@ keep ONNX names (its -coion option). So pairs are read off the two graphs, from 
 - an op that continues a node's own computation (a pool then a multiplier, when the ONNX node has no consumer of
   that shape) takes the pair over: the ONNX value is the last tensor of the chain;
 - backward: a paired op's input that holds nothing yet is paired with the ONNX node's input in the same position, if
-  the shapes allow (this reaches past ops written as several TFLite ops, such as LRN).
+  the shapes allow (this reaches past ops written as several TFLite ops, such as LRN);
+- a forward pair that an op holding nothing reads is marked unconfirmed (it may be a step inside a node onnx2tf wrote
+  as several ops), and debug never names it as where the divergence begins.
 
 Nothing is paired by value, so a wrong op cannot hide behind a tensor that happens to match. Each pair says how it
 was found. For example::
@@ -51,6 +53,7 @@ KINDS = {
 LAYOUT_OPS = ("PAD", "PADV2", "TRANSPOSE", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "QUANTIZE", "DEQUANTIZE", "CAST")
 TRANSPARENT = ("Identity", "Dropout")  # ONNX nodes that pass their input on (onnxsim removes them before onnx2tf)
 ACTIVATIONS = ("Relu", "Clip")  # what LiteRT fuses into the op before it
+UNCONFIRMED = "unconfirmed"  # a forward pair read by an op that holds nothing: never named as where divergence begins
 ACTIVATION_OPS = ("RELU", "RELU6", "RELU_N1_TO_1", "MINIMUM", "MAXIMUM")
 
 
@@ -316,4 +319,17 @@ def pair_tensors(ops: list[dict], details: dict[int, dict], model: onnx.ModelPro
             p.backward(op)
         if (len(p.pairs), len(p.holds)) == before:
             break
-    return p.pairs
+    return {index: _confirmed(p, index, pair) for index, pair in p.pairs.items()}
+
+
+def _confirmed(p: _Pairing, index: int, pair: Pair) -> Pair:
+    """`pair`, marked unconfirmed when it was found forward and an op reading it holds no ONNX tensor: the tensor may
+    sit inside a node onnx2tf wrote as several ops, so its error would not be that node's."""
+    if pair.found_by != "forward":
+        return pair
+    strays = [op["op_name"] for op in p.tfl.readers.get(index, []) if not any(o in p.holds for o in op["outputs"])]
+    if not strays:
+        return pair
+    readers = ", ".join(sorted(set(strays)))
+    return replace(pair, how=f"{pair.how} ({UNCONFIRMED}: read by {readers}, which holds no ONNX tensor)",
+                   found_by="forward, unconfirmed")
