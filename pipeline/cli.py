@@ -357,7 +357,8 @@ def parser() -> argparse.ArgumentParser:
     dbg.add_argument("--min-sqnr", type=float, metavar="DB", help="SQNR under which a layer has diverged "
                      "(default by precision: fp32 60, fp16 35, int8 15)")
     dbg.add_argument("--against", choices=("torch", "source"), default="torch", help="torch: the PyTorch model "
-                     "(default); source: a TFLite file against the ONNX file it was converted from")
+                     "(default); source: a TFLite file against the ONNX file it was converted from, every op they "
+                     "share (convolutions, pools, concats, reshapes, softmax)")
     dbg.add_argument("--recipe", help=RUN_RECIPE_HELP)
     dbg.set_defaults(func=_cmd_debug)
     prof = sub.add_parser("profile", help="where an artifact's time goes, operator by operator: .pte with "

@@ -25,6 +25,15 @@ def _db(v: float) -> str:
     return "exact" if math.isinf(v) and v > 0 else f"{v:.1f}"
 
 
+def _drop(row: dict) -> str:
+    """How far the layer's SQNR falls below its inputs' (an exact input and a lossy op: 'from exact')."""
+    if "sqnr_drop_db" not in row:
+        return "-"
+    if math.isinf(row["sqnr_drop_db"]):
+        return "from exact"
+    return f"{row['sqnr_drop_db']:.1f}"
+
+
 def markdown(r: dict) -> str:
     art, out = r["artifact"], r["output"]
     lines = [f"# Layer by layer: {art['name']}", "",
@@ -42,14 +51,14 @@ def markdown(r: dict) -> str:
     lines += ["", f"Output: SQNR {_db(out['sqnr_db'])} dB, cosine {out['cosine']:.5f}, max abs error "
               f"{out['max_abs_error']:.3g}, top-1 agreement {out['top1_agreement']:.3f}.", ""]
     lines += [f"- {n}" for n in r["notes"]]
-    lines += ["", "| # | layer | kind | shape | SQNR dB | cosine | max abs err | rel err | matched by |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| # | layer | kind | shape | SQNR dB | drop dB | cosine | max abs err | rel err | matched by |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for i, row in enumerate(r["layers"]):
         mark = " **<-**" if row["layer"] == r["first_divergent_layer"] else ""
         weights = (f"; weights differ {row['weight_relative_difference']:.2g}"
                    if row.get("weight_relative_difference", 0) > 0.05 else "")
         lines.append(f"| {i} | `{row['layer']}`{mark} | {row['kind']} | {'x'.join(map(str, row['shape']))} | "
-                     f"{_db(row['sqnr_db'])} | {row['cosine']:.5f} | {row['max_abs_error']:.3g} | "
+                     f"{_db(row['sqnr_db'])} | {_drop(row)} | {row['cosine']:.5f} | {row['max_abs_error']:.3g} | "
                      f"{row['relative_error']:.3g} | {row['matched_by']}{weights} |")
     lines += ["", f"{len(r['layers'])} layers matched; {r['modules_without_a_tensor']} modules have no tensor of "
               f"their own in the artifact (fused, or not matched); {len(r['unmatched'])} tensors left out:"]

@@ -61,3 +61,12 @@ def run_with_intermediates(model: onnx.ModelProto, tensors: list[str], x: np.nda
         for name, value in zip(names, session.run(None, {feed: x[i : i + batch]}), strict=True):
             parts[name].append(np.asarray(value, dtype=np.float32))
     return {n: np.concatenate(v) for n, v in parts.items()}
+
+
+def tensor_shapes(model: onnx.ModelProto, x: np.ndarray) -> dict[str, tuple]:
+    """Every node output's shape when `model` runs on `x` (one NCHW sample): what `tensor_pairs` pairs by."""
+    names = [o for n in model.graph.node for o in n.output if o]
+    values = run_with_intermediates(model, names, x[:1], 1)
+    weights = {i.name for i in model.graph.initializer}
+    first = next(i.name for i in model.graph.input if i.name not in weights)
+    return {first: tuple(x[:1].shape)} | {name: tuple(v.shape) for name, v in values.items()}

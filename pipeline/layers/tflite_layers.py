@@ -1,10 +1,12 @@
-"""TFLite files from onnx2tf: every weighted op's output, matched to the ONNX node (and so the module) it came from.
+"""TFLite files from onnx2tf: every op's output that holds an ONNX tensor, matched to the ONNX node (and so the
+module) it came from; the weighted ops are matched here, by weights, and the rest from them (`tensor_pairs`).
 
 onnx2tf names TFLite tensors after TensorFlow ops (`model/tf.nn.convolution_3/convolution`), not after ONNX nodes,
 so names cannot link them. Weights can: each CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED op is matched to the ONNX
 Conv, Gemm or MatMul whose weights (moved to ONNX's layout, dequantized for int8) are the closest. An op whose weights
 match none (a weight edited in the file, say) falls back to the next unused ONNX node of the same weight shape, and
-the page says so with the weight difference. Other ops (adds, pooling) are not matched.
+the page says so with the weight difference. Other ops (adds, pooling, concat, softmax) are paired by their place in
+the graph and their shape, starting from these (see `tensor_pairs`).
 
 LiteRT runs with its builtin kernels here (the default XNNPACK delegate keeps no intermediate tensors); the debug
 page compares the final output of the XNNPACK run as well.
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+from pipeline.layers.tensor_pairs import Pair, fuses_activation, pair_tensors
 
 WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 ONNX_WEIGHTED = ("Conv", "Gemm", "MatMul")
@@ -149,8 +153,7 @@ def match_ops(interp, ops: list[dict], details: dict[int, dict], model: onnx.Mod
         last = best.index
         out = op["outputs"][0]
         module_tensor = best.node.output[0]
-        first_op = details[out]["name"].split(";")[0].lower()
-        if "relu" in first_op or "clip" in first_op:  # an activation fused into the op: its output is the act's
+        if fuses_activation(details[out]["name"]):  # an activation fused into the op: its output is the act's
             after = _activation_after(module_tensor, consumers)
             if len(after) != 1:
                 continue
@@ -160,10 +163,20 @@ def match_ops(interp, ops: list[dict], details: dict[int, dict], model: onnx.Mod
     return matches
 
 
-def run_with_intermediates(path: str, x: np.ndarray, batch: int, model: onnx.ModelProto):
+def weighted_pairs(matches: dict[int, OpMatch], ops: list[dict], details: dict[int, dict]) -> dict[int, Pair]:
+    """The weight matches as tensor pairs (the anchors `tensor_pairs.pair_tensors` starts from)."""
+    head = {op["outputs"][0]: op for op in ops if op["outputs"]}
+    return {index: Pair(m.tflite_tensor.split(";")[0], head[index]["op_name"], m.module_tensor, m.onnx_node,
+                        "channels-last", m.how, m.weight_difference, head[index]["index"], m.onnx_node)
+            for index, m in matches.items()}
+
+
+def run_with_intermediates(path: str, x: np.ndarray, batch: int, model: onnx.ModelProto,
+                           onnx_shapes: dict[str, tuple]) -> tuple[dict[str, tuple[np.ndarray, Pair]], np.ndarray]:
     """Run the TFLite file on prepared input `x` (artifact layout and type) in batches of `batch`.
 
-    Returns ({onnx tensor name: (float32 value in the artifact's layout, OpMatch)}, raw final outputs).
+    Returns ({onnx tensor name: (float32 value in the TFLite tensor's layout, Pair)}, raw final outputs): every
+    tensor `tensor_pairs.pair_tensors` pairs, given every ONNX tensor's shape (`onnx_layers.tensor_shapes`).
     """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -173,17 +186,18 @@ def run_with_intermediates(path: str, x: np.ndarray, batch: int, model: onnx.Mod
     details = {d["index"]: d for d in interp.get_tensor_details()}
     ops = interp._get_ops_details()  # the op list (LiteRT's own debugger reads it the same way)
     inp = interp.get_input_details()[0]["index"]
-    outp = interp.get_output_details()[0]["index"]
-    matches: dict[int, OpMatch] = {}
+    outputs = [d["index"] for d in interp.get_output_details()]
+    pairs: dict[int, Pair] = {}
     parts: dict[int, list[np.ndarray]] = {}
     finals = []
     for i in range(0, len(x), batch):
         interp.set_tensor(inp, np.ascontiguousarray(x[i : i + batch]))
         interp.invoke()
-        if not matches:  # weights are readable once the graph has run (fp16 weights are DEQUANTIZE outputs)
-            matches = match_ops(interp, ops, details, model)
-        for index in matches:
+        if not pairs:  # weights are readable once the graph has run (fp16 weights are DEQUANTIZE outputs)
+            weighted = weighted_pairs(match_ops(interp, ops, details, model), ops, details)
+            pairs = pair_tensors(ops, details, model, onnx_shapes, weighted, [inp], outputs)
+        for index in pairs:
             parts.setdefault(index, []).append(_dequantized(interp, details[index]))
-        finals.append(interp.get_tensor(outp))
-    found = {m.module_tensor: (np.concatenate(parts[idx]), m) for idx, m in matches.items()}
+        finals.append(interp.get_tensor(outputs[0]))
+    found = {p.onnx_tensor: (np.concatenate(parts[idx]), p) for idx, p in pairs.items()}
     return found, np.concatenate(finals)
