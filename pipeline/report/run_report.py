@@ -43,9 +43,15 @@ def build(manifest: dict) -> dict:
             "runtime": m.get("runtime") or b.get("runtime"),
             "layout": art["layout"],
             "input_shape": art["input_shape"],
-            "accuracy": m.get("accuracy"),
+            "inputs": art.get("inputs") or None,
+            "outputs": art.get("outputs") or None,
+            "accuracy": m.get("accuracy"),  # the task metric's value (evaluation.metric names it)
             "top1_agreement": m.get("top1_agreement"),
             "max_abs_diff": m.get("max_abs_diff"),
+            "sqnr_db": m.get("sqnr_db"),
+            "cosine": m.get("cosine"),
+            "output_fidelity": m.get("outputs"),
+            "against_fp32": m.get("against_fp32"),
             "mean_abs_diff": m.get("mean_abs_diff"),
             "accuracy_delta": m.get("accuracy_delta"),
             "reference": m.get("reference"),
@@ -79,6 +85,8 @@ def build(manifest: dict) -> dict:
         "tools": manifest["tools"],
         "model": _model(manifest),
         "evaluation": {"samples": stage_data(manifest, "evaluate").get("samples"),
+                       "metric": stage_data(manifest, "evaluate").get("metric"),
+                       "outputs": stage_data(manifest, "evaluate").get("outputs"),
                        "fp32_accuracy": stage_data(manifest, "evaluate").get("fp32_accuracy"),
                        "labelled": stage_data(manifest, "evaluate").get("labelled"),
                        "threads": stage_data(manifest, "evaluate").get("threads")},
@@ -175,26 +183,31 @@ def markdown(rep: dict) -> str:
         f"{_rounds_line(rep['benchmark'])}",
         "",
         *_warning_lines(rep.get("warnings") or []),
-        "| artifact | runtime | precision | size KB | accuracy | agreement | max abs diff | p50 ms | p90 ms "
-        "| p99 ms | cv | prepare ms | load ms | peak RSS MB | gate |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        f"| artifact | runtime | precision | size KB | {metric_name(rep)} | agreement | SQNR dB | max abs diff | "
+        "vs fp32 model | p50 ms | p90 ms | p99 ms | cv | prepare ms | load ms | peak RSS MB | gate |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for a in rep["artifacts"]:
         lat = a["latency_ms"] or {}
         lines.append(
             f"| {a['name']} | {a['runtime'] or '-'} | {a['precision']} | {a['size_bytes'] / 1024:.1f} | "
-            f"{_fmt(a['accuracy'], '.4f')} | {_fmt(a['top1_agreement'], '.4f')} | {_fmt(a['max_abs_diff'], '.2e')} | "
+            f"{_fmt(a['accuracy'], '.4f')} | {_fmt(a['top1_agreement'], '.4f')} | {_fmt(a.get('sqnr_db'), '.1f')} | "
+            f"{_fmt(a['max_abs_diff'], '.2e')} | {_against_fp32(a.get('against_fp32'))} | "
             f"{_fmt(lat.get('p50'), '.3f')} | {_fmt(lat.get('p90'), '.3f')} | {_fmt(lat.get('p99'), '.3f')} | "
             f"{_fmt(lat.get('cv'), '.2f')} | {_fmt(a.get('prepare_p50_ms'), '.3f')} | {_fmt(a['load_ms'], '.0f')} | "
             f"{_fmt(a['peak_rss_mb'], '.0f')} | {a['gate']} |")
-    lines += ["", "Agreement and max abs diff: against the artifact's reference (the PyTorch model it was made from; "
-              "for int8 .pte files the PyTorch quantized reference; for int8 TFLite files the float model onnx2tf "
-              "calibrated). p50/p90/p99/cv: the runtime's invoke alone, from the round with the median p50. "
+    lines += ["", "Agreement (top-1 of the first output, where it holds class scores), SQNR (the lowest over the "
+              "outputs) and max abs diff (the largest): against the artifact's reference (the PyTorch model it was "
+              "made from; for int8 .pte files the PyTorch quantized reference; for int8 TFLite files the float model "
+              "onnx2tf calibrated). vs fp32 model: top-1 agreement and SQNR against the fp32 PyTorch model of the "
+              "same architecture, which shows what int8 lost even where its reference lost it too. "
+              "p50/p90/p99/cv: the runtime's invoke alone, from the round with the median p50. "
               "Prepare: our own input layout change and int8 quantization plus output dequantization (p50), which "
               "an app pays once per frame on top. Peak RSS includes the runtime's own libraries (torch for "
               "ExecuTorch's Python bindings).", ""]
     lines += [f"Not timed: `{name}`, {why}." for name, why in rep["benchmark"].get("not_timed", {}).items()]
     lines += [""] if rep["benchmark"].get("not_timed") else []
+    lines += output_table(rep)
     lines += speedup_table(rep)
     lines += compression_table(rep)
     lines += report_devices.markdown(rep.get("on_device", []))
@@ -247,16 +260,46 @@ def speedup_table(rep: dict) -> list[str]:
     return lines + [""]
 
 
+def metric_name(rep: dict) -> str:
+    """The task metric's name as the report's columns say it ("accuracy" for top-1)."""
+    m = (rep["evaluation"].get("metric") or {}).get("name")
+    return "accuracy" if m in (None, "top1") else m
+
+
+def _against_fp32(a: dict | None) -> str:
+    if not a:
+        return "-"
+    agreement = f"{a['top1_agreement']:.4f}, " if "top1_agreement" in a else ""
+    return f"{agreement}{_fmt(a.get('sqnr_db'), '.1f')} dB ({a['source']})"
+
+
+def output_table(rep: dict) -> list[str]:
+    """Every output of every artifact against its reference, for models with more than one output."""
+    names = rep["evaluation"].get("outputs") or []
+    if len(names) < 2:
+        return []
+    lines = ["## Outputs", "", "Each output against the artifact's reference: SQNR dB / cosine / max abs error.", "",
+             "| artifact | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for a in rep["artifacts"]:
+        per = a.get("output_fidelity") or {}
+        cells = [f"{_fmt(per[n]['sqnr_db'], '.1f')} / {_fmt(per[n]['cosine'], '.5f')} / "
+                 f"{_fmt(per[n]['max_abs_error'], '.2e')}" if n in per else "-" for n in names]
+        lines.append(f"| {a['name']} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def compression_table(rep: dict) -> list[str]:
     """Parameters, MACs, size, accuracy, drop against the fp32 model and host p50 per artifact, and how each int8
     artifact was quantized."""
     rows = rep["artifacts"]
     if not any(r["pruned"] or r.get("lowrank") or r["quantization"] != "none" for r in rows):
         return []
-    lines = ["## Compression", "", f"Drop: accuracy points lost against the PyTorch fp32 model "
-             f"({_fmt(rep['evaluation'].get('fp32_accuracy'), '.4f')}).", "",
-             "| artifact | low-rank | pruned | quantization | params | MACs | size KB | accuracy | drop (points) | "
-             "p50 ms |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    metric = rep["evaluation"].get("metric") or {}
+    unit = metric.get("unit", "points")
+    lines = ["## Compression", "", f"Drop: {metric_name(rep)} lost against the PyTorch fp32 model "
+             f"({_fmt(rep['evaluation'].get('fp32_accuracy'), '.4f')}), in {unit}.", "",
+             f"| artifact | low-rank | pruned | quantization | params | MACs | size KB | {metric_name(rep)} | "
+             f"drop ({unit}) | p50 ms |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lat = r["latency_ms"] or {}
         lines.append(f"| {r['name']} | {'yes' if r.get('lowrank') else 'no'} | {'yes' if r['pruned'] else 'no'} | "
@@ -339,23 +382,27 @@ def plot(rep: dict, path: Path) -> None:
 
     labelled = bool(rep["evaluation"]["labelled"])
     key = "accuracy" if labelled else "top1_agreement"
+    metric = rep["evaluation"].get("metric") or {}
+    scale = 100 if not labelled or metric.get("name", "top1") in ("top1", "top5") else 1
     pts = [a for a in rep["artifacts"] if a["latency_ms"] and a[key] is not None]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     if pts:
         biggest = max(a["size_bytes"] for a in pts)
         markers = "osD^vP*Xh<>"
         for i, a in enumerate(pts):
-            ax.scatter(a["latency_ms"]["p50"], 100 * a[key], s=40 + 600 * a["size_bytes"] / biggest, alpha=0.55,
+            ax.scatter(a["latency_ms"]["p50"], scale * a[key], s=40 + 600 * a["size_bytes"] / biggest, alpha=0.55,
                        marker=markers[i % len(markers)],
                        label=f"{a['name']} ({a['runtime']}, {a['size_bytes'] / 1024:.0f} KB)")
-        ys = [100 * a[key] for a in pts]
+        ys = [scale * a[key] for a in pts]
         mid, half = (max(ys) + min(ys)) / 2, max((max(ys) - min(ys)) / 2 * 1.3, 0.5)
         ax.set_ylim(mid - half, mid + half)  # at least 1 point of range: tiny differences stay visibly tiny
         ax.set_xscale("log")
         ax.legend(fontsize=7, loc="best", markerscale=0.5)
     ax.set_xlabel(f"p50 latency, ms (batch 1, {rep['target']['name']})")
-    ax.set_ylabel("top-1 accuracy, %" if labelled else "top-1 agreement with PyTorch, %")
-    ax.set_title(f"{rep['recipe']['name']}: accuracy against latency (marker area ~ file size)", fontsize=9)
+    ax.set_ylabel((f"{metric_name(rep)}" + (", %" if scale == 100 else "")) if labelled
+                  else "top-1 agreement with PyTorch, %")
+    ax.set_title(f"{rep['recipe']['name']}: {metric_name(rep)} against latency (marker area ~ file size)",
+                 fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     atomic_write_bytes(path, figure.png(fig))
