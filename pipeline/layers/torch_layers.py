@@ -42,8 +42,9 @@ class ModuleOutputs:
         return bn if bn is not None and bn not in present else name
 
 
-def capture(model: nn.Module, x: torch.Tensor) -> ModuleOutputs:
-    """Run `model` on `x` once, recording every module that returns one tensor (names as in named_modules)."""
+def capture(model: nn.Module, x: torch.Tensor | list[torch.Tensor]) -> ModuleOutputs:
+    """Run `model` on `x` once (one input, or a list: one per input), recording every module that returns one tensor
+    (names as in named_modules)."""
     got = ModuleOutputs()
     producer: dict[int, str] = {}  # id of an output tensor -> the last module that returned it
     keep: list[torch.Tensor] = []  # keeps ids unique while the pass runs
@@ -64,7 +65,7 @@ def capture(model: nn.Module, x: torch.Tensor) -> ModuleOutputs:
     handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()]
     try:
         with torch.no_grad():
-            model.eval()(x)
+            model.eval()(*(x if isinstance(x, (list, tuple)) else [x]))
     finally:
         for h in handles:
             h.remove()

@@ -102,7 +102,7 @@ def _sensitivity(ctx: Context, model: torch.nn.Module, calib: list[torch.Tensor]
     return ranking
 
 
-def float_scopes(model: torch.nn.Module, example: torch.Tensor, layers: list[str]) -> list[str]:
+def float_scopes(model: torch.nn.Module, example: list[torch.Tensor], layers: list[str]) -> list[str]:
     """The module names exported ONNX nodes of `layers` carry: each layer and the BatchNorm folded into it."""
     from pipeline.layers.torch_layers import capture
 
@@ -224,7 +224,7 @@ def run(ctx: Context) -> StageOutput:
             extra = {**src.extra, "int8_via": method, "quantized_by": float_source}
             kept = summary.get("fallback", {}).get("float_layers") if method == "ptq" else None
             if kept:  # to_tflite keeps the same layers float in the int8 file
-                extra.update(float_layers=kept, float_scopes=float_scopes(model, calib[0][:1], kept))
+                extra.update(float_layers=kept, float_scopes=float_scopes(model, rows(calib, 0, 1), kept))
             arts.append(derived(src, name=name, path=str(path), format="torch", precision="fp32", layout=src.layout,
                                 quantization=method, role="intermediate", reference="", extra=extra))
     if ranking is not None:
