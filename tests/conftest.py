@@ -121,3 +121,19 @@ def one_line_refusal(proc: subprocess.CompletedProcess) -> str:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr[-2000:]
     return lines[0]
+
+
+@pytest.fixture(scope="module")
+def loopback():
+    """The adb loopback test device (a real adbd on this machine), brought up if it is down."""
+    from pipeline.devices.testbed import bring_up as testbed
+
+    return testbed.up("adb-loopback")
+
+
+@pytest.fixture(scope="module")
+def emulated():
+    """The emulated arm64 phone (qemu user mode behind a real adbd), brought up if it is down."""
+    from pipeline.devices.testbed import bring_up as testbed
+
+    return testbed.up("emulated-arm64")

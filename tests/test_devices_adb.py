@@ -15,16 +15,6 @@ from pipeline.devices.testbed import bring_up as testbed
 pytestmark = pytest.mark.devices
 
 
-@pytest.fixture(scope="module")
-def loopback() -> AdbDevice:
-    return testbed.up("adb-loopback")
-
-
-@pytest.fixture(scope="module")
-def emulated() -> AdbDevice:
-    return testbed.up("emulated-arm64")
-
-
 def test_push_run_pull_roundtrip_keeps_every_byte(loopback, tmp_path):
     payload = os.urandom(3 * 1024 * 1024 + 7)
     (tmp_path / "in.bin").write_bytes(payload)

@@ -8,7 +8,6 @@ import pytest
 
 from pipeline.core.errors import ToolError
 from pipeline.devices.run_model import run_model
-from pipeline.devices.testbed import bring_up as testbed
 from tests.multi_tensor_models import (
     CLASSES,
     EMBEDDING,
@@ -29,16 +28,6 @@ from tests.multi_tensor_models import (
 )
 
 pytestmark = pytest.mark.devices
-
-
-@pytest.fixture(scope="module")
-def emulated():
-    return testbed.up("emulated-arm64")
-
-
-@pytest.fixture(scope="module")
-def loopback():
-    return testbed.up("adb-loopback")
 
 
 @pytest.fixture(scope="module")

@@ -20,16 +20,6 @@ SAMPLES = np.random.default_rng(0).standard_normal((3, 3, 8, 8)).astype(np.float
 
 
 @pytest.fixture(scope="module")
-def emulated():
-    return testbed.up("emulated-arm64")
-
-
-@pytest.fixture(scope="module")
-def loopback():
-    return testbed.up("adb-loopback")
-
-
-@pytest.fixture(scope="module")
 def tiny_pte(tmp_path_factory) -> tuple[Path, np.ndarray]:
     """A small conv net lowered to XNNPACK, and its outputs from the host's ExecuTorch runtime."""
     import torch
