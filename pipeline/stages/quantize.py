@@ -20,6 +20,7 @@ from pipeline.compression.sensitivity import fallback, rank
 from pipeline.core.errors import ToolError
 from pipeline.core.progress import progress
 from pipeline.core.schema import Field, non_negative, positive
+from pipeline.data import calibration_photos
 from pipeline.models.checkpoint import load_model, save_state_dict
 from pipeline.models.recipe_model import skip_reason
 from pipeline.recipe.config import Config
@@ -27,7 +28,8 @@ from pipeline.runtimes.pt2_file import make_reproducible
 from pipeline.stages.contract import Context, Stage, StageOutput
 from pipeline.training.loop import Distillation, TrainSettings, predict_logits
 
-WEIGHTS = "per-channel symmetric int8 weights, per-tensor int8 activations (XNNPACKQuantizer)"
+WEIGHTS = ("per-channel symmetric int8 weights, per-tensor int8 activations (XNNPACKQuantizer), taken after a ReLU6 "
+           "that follows a convolution (conv_clamp)")
 
 
 def wanted(target: Config) -> dict[str, bool]:
@@ -169,6 +171,9 @@ def run(ctx: Context) -> StageOutput:
     model = load_model(src)
     spec = data.input_spec(ctx.recipe)
     calib = torch.from_numpy(data.to_tensor(data.calibration_images(ctx.recipe), spec))
+    calibrated = calibration_photos.describe(data.has_train(ctx.recipe), len(calib))
+    (ctx.log.info if data.has_train(ctx.recipe) or calibration_photos.installed() else ctx.log.warning)(
+        "int8: %s", calibrated)
     evals = data.eval_split(ctx.recipe)
     ex = torch.from_numpy(data.to_tensor(evals.images, spec))
     arts: list[Artifact] = []
@@ -197,7 +202,7 @@ def run(ctx: Context) -> StageOutput:
         _save_reference(converted, calib[:2], ref_path)
         arts.append(Artifact(name=ref_name, path=str(ref_path), format="pt2", precision="int8", layout="NCHW",
                              input_shape=src.input_shape, **common,
-                             extra={"quantized_by": f"{how}; {WEIGHTS}", "max_batch": MAX_BATCH,
+                             extra={"quantized_by": f"{how}; {WEIGHTS}; {calibrated}", "max_batch": MAX_BATCH,
                                     "source": src.name}))
         if want["tflite"]:
             name = artifact_name("torch", "fp32", src.pruned, method, suffix="float", lowrank=src.lowrank)
