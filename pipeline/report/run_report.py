@@ -13,6 +13,7 @@ from pipeline.artifacts.manifest import load as load_manifest
 from pipeline.core import figure
 from pipeline.core.errors import UserError
 from pipeline.report import devices_section as report_devices
+from pipeline.report import int8_payoff
 
 SCHEMA = "phone-pipeline/report/1"
 
@@ -87,6 +88,7 @@ def build(manifest: dict) -> dict:
                       "not_timed": bench.get("not_timed") or {}},
         "gates": {"enforced": not manifest["options"]["no_gates"], "violations": violations + device_violations},
         "artifacts": rows,
+        "int8_not_paying": int8_payoff.not_paying(rows),
         "pruning": _pruning(manifest),
         "decomposition": _decomposition(manifest),
         "on_device": report_devices.rows(manifest),
@@ -179,6 +181,7 @@ def markdown(rep: dict) -> str:
     lines += [f"Not timed: `{name}`, {why}." for name, why in rep["benchmark"].get("not_timed", {}).items()]
     lines += [""] if rep["benchmark"].get("not_timed") else []
     lines += speedup_table(rep)
+    lines += int8_payoff.markdown(int8_payoff.not_paying(rep["artifacts"]))
     lines += compression_table(rep)
     lines += report_devices.markdown(rep.get("on_device", []))
     if rep["gates"]["violations"]:
