@@ -202,7 +202,8 @@ def run(ctx: Context) -> StageOutput:
         _save_reference(converted, calib[:2], ref_path)
         arts.append(Artifact(name=ref_name, path=str(ref_path), format="pt2", precision="int8", layout="NCHW",
                              input_shape=src.input_shape, **common,
-                             extra={"quantized_by": f"{how}; {WEIGHTS}; {calibrated}", "max_batch": MAX_BATCH,
+                             extra={"quantized_by": f"{how}; {WEIGHTS}" + (f"; {calibrated}" if method == "ptq"
+                                                                            else ""), "max_batch": MAX_BATCH,
                                     "source": src.name}))
         if want["tflite"]:
             name = artifact_name("torch", "fp32", src.pruned, method, suffix="float", lowrank=src.lowrank)
