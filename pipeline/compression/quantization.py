@@ -23,22 +23,25 @@ MAX_BATCH = 1024
 WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
-def _quantizer(qat: bool, quantized: Callable[[torch.fx.Node], bool] | None = None):
+def _quantizer(qat: bool, quantized: Callable[[torch.fx.Node], bool] | None = None, fuse_clamp: bool = True):
     """The XNNPACK quantizer (per-channel symmetric weights), zero pads sharing their input's int8 parameters
     (pad_sharing: else every "same" pad runs in float between two converts); `quantized(node)` False leaves a node
-    in float."""
+    in float. `fuse_clamp`: conv + ReLU6 quantized after the clamp (conv_clamp), as TensorFlow's converter does."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
     )
     from torchao.quantization.pt2e.quantizer import ComposableQuantizer
 
+    from pipeline.compression.conv_clamp import ConvClampFusion
     from pipeline.compression.pad_sharing import ZeroPadSharing
 
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
+    config = get_symmetric_quantization_config(is_per_channel=True, is_qat=qat)
+    quantizer = XNNPACKQuantizer().set_global(config)
     if quantized is not None:  # set_module_name cannot take "no config"; a filter can
         quantizer.set_filter_function(quantized)
-    return ComposableQuantizer([quantizer, ZeroPadSharing()])  # pads after: they follow their consumers' choice
+    clamps = [ConvClampFusion(config, quantized)] if fuse_clamp else []  # before XNNPACK's: it skips what is taken
+    return ComposableQuantizer([*clamps, quantizer, ZeroPadSharing()])  # pads last: they follow their consumers
 
 
 def weighted_layers(model: nn.Module) -> list[str]:
@@ -83,13 +86,14 @@ def count(inputs: torch.Tensor | list[torch.Tensor]) -> int:
 
 def ptq(model: nn.Module, calibration: torch.Tensor | list[torch.Tensor], batch: int = 32,
         float_modules: tuple[str, ...] = (), graph: torch.fx.GraphModule | None = None,
-        only_modules: tuple[str, ...] = ()) -> torch.fx.GraphModule:
+        only_modules: tuple[str, ...] = (), fuse_clamp: bool = True) -> torch.fx.GraphModule:
     """Post-training quantization: observe `calibration` (model inputs: one tensor or one per input) and convert.
 
     `float_modules`: weighted layers (with the ops after them, see `layer_units`) kept in float (fallback);
     `only_modules`: quantize these layers alone (sensitivity);
     `graph`: the model already exported for quantization (reused across many quantizations of one model; it is
-    copied, not changed).
+    copied, not changed);
+    `fuse_clamp`: False quantizes a convolution's output before its ReLU6, as XNNPACK's quantizer alone does.
     """
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -110,7 +114,7 @@ def ptq(model: nn.Module, calibration: torch.Tensor | list[torch.Tensor], batch:
             unit = units.get(node.name)
             return unit not in keep and (not only or unit in only)
 
-    prepared = prepare_pt2e(graph, _quantizer(qat=False, quantized=quantized))
+    prepared = prepare_pt2e(graph, _quantizer(qat=False, quantized=quantized, fuse_clamp=fuse_clamp))
     with torch.no_grad():
         for i in range(0, count(calibration), batch):
             prepared(*rows(calibration, i, i + batch))

@@ -6,13 +6,14 @@ name: the input spec comes from the recipe's resolved [input] table (pipeline/re
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline.artifacts.preprocess import InputSpec, normalise_batch, resize_bilinear, to_channels
 from pipeline.artifacts.tensors import TensorSpec
-from pipeline.data import arrays, caveats, fashion_mnist, image_folder, mnist, photos, python_loader
+from pipeline.data import arrays, calibration_photos, caveats, fashion_mnist, image_folder, mnist, photos, python_loader
 from pipeline.data.source import DataSource, Split
 
 if TYPE_CHECKING:
@@ -119,12 +120,18 @@ def calibration_inputs(recipe: Config) -> list[np.ndarray]:
 
 
 def calibration_images(recipe: Config) -> np.ndarray:
-    """uint8 pictures from the training distribution for int8 calibration (a fixed, evenly spread subset)."""
+    """uint8 pictures from the training distribution for int8 calibration (a fixed, evenly spread subset); with no
+    training split, the photographs kept apart from the evaluation pictures (calibration_photos), else those."""
     n = recipe.data["data"]["calibration_samples"]
     if has_train(recipe):
         images = train_split(recipe).images
         step = max(1, len(images) // n)
         return np.asarray(images[::step][:n])
+    spec = input_spec(recipe)
+    apart = calibration_photos.load(spec.height, spec.width, spec.channels, n)  # None when not installed
+    if apart is not None:
+        return apart
+    logging.getLogger("pipeline.data").warning("int8: %s", calibration_photos.describe(False, n))
     return np.asarray(eval_split(recipe).images[:n])
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from pipeline.artifacts.preprocess import resize_bilinear, to_channels
 from pipeline.core.errors import UserError
+from pipeline.data import calibration_photos
 from pipeline.data.source import DataSource, Split, unchanged
 
 NAMES = ("chelsea", "coffee", "astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
@@ -37,4 +38,5 @@ def _split(table: dict, which: str, spec: dict) -> Split:
 # EfficientNet-Lite's preprocessing, (pixel - 127) / 128: the photos are for ImageNet models.
 SOURCE = DataSource("photos", unchanged, lambda table: {"height": 224, "width": 224, "channels": 3,
                                                         "mean": [127 / 255] * 3, "std": [128 / 255] * 3},
-                    lambda table: tuple(f"imagenet-{i}" for i in range(1000)), _split, has_train=False)
+                    lambda table: tuple(f"imagenet-{i}" for i in range(1000)), _split, has_train=False,
+                    fingerprint=lambda table: calibration_photos.fingerprint())  # int8 calibrates on those

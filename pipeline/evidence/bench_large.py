@@ -8,15 +8,16 @@ something). Variants: fp32, fp16 (TFLite only), int8 PTQ, and structured pruning
 what pruning alone costs.
 
 Every artifact is made by the pipeline's own code: `compression.pruning.prune`, `stages.to_onnx.export`,
-`converters.onnx2tf_adapter` (TFLite fp32/fp16 and full-integer int8, calibrated on the photos),
+`converters.onnx2tf_adapter` (TFLite fp32/fp16 and full-integer int8),
 `compression.quantization.ptq` + `converters.executorch_lowering.lower` (int8 .pte, XNNPACK), and timed by the
 benchmark stage's interleaved rounds of fresh processes (`measure.rounds.run_rounds`). It calls these functions
 instead of `phone-pipeline run` because a recipe refuses pruning on the unlabelled photos (the pipeline always
 fine-tunes a pruned model) and a geffnet model on photos has no weights to load. Built artifacts are kept under
 OUT/artifacts/ and reused on the next run (--rebuild makes them again).
 
-Quality column: top-1 agreement with the unpruned PyTorch fp32 model on the 14 photos, which are also the int8
-calibration set (in-sample); it is no accuracy.
+Quality column: top-1 agreement with the unpruned PyTorch fp32 model on the 14 photos; it is no accuracy. Both
+converters calibrate int8 on the photographs kept apart from them (pipeline/data/calibration_photos.py: 112 views of
+14 photographs), or on the photos themselves, with a warning, when that set is not installed.
 """
 
 from __future__ import annotations
@@ -104,6 +105,19 @@ def photos(size: int) -> np.ndarray:
     return normalise_batch(images, spec)
 
 
+def calibration(size: int) -> tuple[np.ndarray, str]:
+    """(int8 calibration pictures apart from the 14 photos, normalised like them; what they are)."""
+    from pipeline.artifacts.preprocess import InputSpec, normalise_batch
+    from pipeline.data import calibration_photos
+
+    images = calibration_photos.load(size, size, 3, 112)
+    if images is None:
+        log.warning("bench-large: %s", calibration_photos.describe(False, 14))
+        return photos(size), "the 14 evaluation photos"
+    spec = InputSpec(size, size, 3, (127 / 255,) * 3, (128 / 255,) * 3)
+    return normalise_batch(images, spec), f"{len(images)} calibration photographs apart from the photos"
+
+
 def _augmented(x: torch.Tensor, passes: int, seed: int = 0) -> list[torch.Tensor]:
     """Random crops (50-100% of the side, resized back) and flips of the photos: more views for BN statistics."""
     gen = torch.Generator().manual_seed(seed)
@@ -167,7 +181,7 @@ def _tflite(src: Artifact, out: Path, calib_nhwc: np.ndarray, keep: tuple[str, .
         dest = out / f"{name}.tflite"
         shutil.move(files[precision], dest)
         dtype, in_q, out_q = io_quantization(dest)
-        how = (f"onnx2tf full-integer PTQ (int8 in/out, per-channel weights), {len(calib_nhwc)} photos"
+        how = (f"onnx2tf full-integer PTQ (int8 in/out, per-channel weights), {len(calib_nhwc)} calibration pictures"
                if precision == "int8" else "onnx2tf")
         arts.append(finalize(derived(src, name=name, path=str(dest), format="tflite", precision=precision,
                                      layout="NHWC", input_shape=(n, h, w, c), input_dtype=dtype,
@@ -194,7 +208,7 @@ def _pte(model: torch.nn.Module, src: Artifact, out: Path, precision: str, how: 
 
 
 def build_variant(name: str, model: torch.nn.Module, ratio: float, out: Path, x: torch.Tensor, ref_top1: list[int],
-                  settings: Settings) -> dict:
+                  settings: Settings, calib_x: torch.Tensor | None = None) -> dict:
     """Artifacts of one variant (unpruned when ratio is 0), with MAC counts, build seconds and the PyTorch
     models' own agreement; written to out/variant.json."""
     from pipeline.compression.macs import count_macs, count_onnx_macs
@@ -204,6 +218,7 @@ def build_variant(name: str, model: torch.nn.Module, ratio: float, out: Path, x:
     out.mkdir(parents=True, exist_ok=True)
     pruned = ratio > 0
     seconds: dict[str, float] = {}
+    calib_x = x if calib_x is None else calib_x
     example = torch.zeros(1, 3, settings.size, settings.size)
 
     def timed(what: str, make):
@@ -233,16 +248,17 @@ def build_variant(name: str, model: torch.nn.Module, ratio: float, out: Path, x:
                     ("torch", "onnx", "onnxscript"))
     arts = [onnx] if "onnxruntime" in settings.runtimes else []
     if "litert" in settings.runtimes:
-        calib = np.ascontiguousarray(x.numpy().transpose(0, 2, 3, 1))
+        calib = np.ascontiguousarray(calib_x.numpy().transpose(0, 2, 3, 1))
         keep = ("fp32", "int8") if pruned else ("fp32", "fp16", "int8")
         arts += timed("onnx2tf", lambda: _tflite(onnx, out, calib, keep, ratio))
     if "executorch" in settings.runtimes:
         arts.append(timed("lower fp32", lambda: _pte(model, onnx, out, "fp32", "XNNPACK", ratio)))
-        reference = timed("ptq", lambda: ptq(model, x))
+        reference = timed("ptq", lambda: ptq(model, calib_x))
         info["torch_int8_agreement"] = float(np.mean(np.array(_top1(reference, x)) == ref_top1))
         arts.append(timed("lower int8", lambda: _pte(
             reference, onnx, out, "int8",
-            f"PT2E PTQ (XNNPACKQuantizer, per-channel weights), {len(x)} photos; XNNPACK", ratio)))
+            f"PT2E PTQ (XNNPACKQuantizer, per-channel weights, ReLU6 fused), {len(calib_x)} calibration "
+            "pictures; XNNPACK", ratio)))
     if "onnxruntime" not in settings.runtimes:
         onnx_path.unlink()
     record = {"settings": _variant_key(settings, ratio), "artifacts": [a.to_dict() for a in arts],
@@ -252,7 +268,11 @@ def build_variant(name: str, model: torch.nn.Module, ratio: float, out: Path, x:
 
 
 def _variant_key(settings: Settings, ratio: float) -> dict:
-    return {"size": settings.size, "ratio": ratio, "runtimes": sorted(settings.runtimes)}
+    from pipeline.data import calibration_photos
+
+    # int8 files made before ReLU6 was fused, or on other calibration pictures, are not reused
+    return {"size": settings.size, "ratio": ratio, "runtimes": sorted(settings.runtimes), "int8": "relu6-fused",
+            **calibration_photos.fingerprint()}
 
 
 def build_model(name: str, settings: Settings, x: torch.Tensor) -> tuple[list[Artifact], dict]:
@@ -275,7 +295,8 @@ def build_model(name: str, settings: Settings, x: torch.Tensor) -> tuple[list[Ar
                 ref_top1 = _top1(fp32, x)
             log.info("bench-large: building %s %s", name, out.name)
             shutil.rmtree(out, ignore_errors=True)
-            record = build_variant(name, fp32, ratio, out, x, ref_top1, settings)
+            record = build_variant(name, fp32, ratio, out, x, ref_top1, settings,
+                                   torch.from_numpy(calibration(settings.size)[0]))
         else:
             log.info("bench-large: %s %s: built before, reused (%s)", name, out.name, saved)
         variants[out.name] = {**record["info"], "build_seconds": record["seconds"]}

@@ -98,13 +98,14 @@ NOTES = [
     "## What the columns are, and what is not here",
     "",
     "- **top-1 agreement** is with the unpruned PyTorch fp32 model on the 14 bundled photos (scikit-image). There is "
-    "no labelled ImageNet data offline, so this is no accuracy, and the photos are also the int8 calibration set "
-    "(in-sample).",
+    "no labelled ImageNet data offline, so this is no accuracy. int8 is calibrated on 112 views of 14 other "
+    "photographs (pipeline/data/calibration_photos.py), not on the 14 photos (the log warns when it had to).",
     "- **Pruned** rows: Torch-Pruning structured pruning (L2 importance, widths rounded to 8, classifier kept) of "
     "that share of channels, **without fine-tuning** (no labelled data): their low agreement is what pruning alone "
     "costs; a real deployment would fine-tune.",
-    "- **int8**: TFLite int8 is onnx2tf's full-integer PTQ (int8 input and output, calibrated on the photos); the "
-    "int8 .pte is PT2E PTQ with the XNNPACK quantizer. The two are different quantizations of the same float model.",
+    "- **int8**: TFLite int8 is onnx2tf's full-integer PTQ (int8 input and output, calibrated on those photographs); "
+    "the int8 .pte is PT2E PTQ with the XNNPACK quantizer, ReLU6 fused into the convolution before it "
+    "(conv_clamp). The two are different quantizations of the same float model.",
     "- **fp16** is TFLite only: the pipeline makes no fp16 .pte or ONNX. **ONNX Runtime** runs the fp32 files only: "
     "the pipeline makes no int8 ONNX (a Q/DQ ONNX would need its own quantizer, and ORT's graph optimisations change "
     "Q/DQ numerics on some CPUs, ../shared/STACK.md).",

@@ -1,6 +1,6 @@
 """Where the int8 .pte of EfficientNet-Lite0 loses its time, and what the pad fix wins (`make evidence-et-int8`).
 
-Builds the fp32 and int8 (PT2E PTQ, the 14 bundled photos as calibration) ExecuTorch programs of the pretrained
+Builds the fp32 and int8 (PT2E PTQ, the recipe's calibration pictures) ExecuTorch programs of the pretrained
 EfficientNet-Lite0 at 224x224 with the pipeline's own functions, and candidates beside them:
 - int8-before: the quantizer and partitioner as they were (XNNPACKQuantizer alone, stock XnnpackPartitioner);
 - int8: the pipeline now (zero pads share their input's int8 parameters, the partitioner takes int8 pads);

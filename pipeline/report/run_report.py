@@ -13,6 +13,7 @@ from pipeline.artifacts.manifest import load as load_manifest
 from pipeline.core import figure
 from pipeline.core.errors import UserError
 from pipeline.report import devices_section as report_devices
+from pipeline.report import int8_payoff
 
 SCHEMA = "phone-pipeline/report/1"
 
@@ -96,6 +97,7 @@ def build(manifest: dict) -> dict:
         "gates": {"enforced": not manifest["options"]["no_gates"], "violations": violations + device_violations},
         "warnings": stage_warnings(manifest),
         "artifacts": rows,
+        "int8_not_paying": int8_payoff.not_paying(rows),
         "pruning": _pruning(manifest),
         "decomposition": _decomposition(manifest),
         "on_device": report_devices.rows(manifest),
@@ -209,6 +211,7 @@ def markdown(rep: dict) -> str:
     lines += [""] if rep["benchmark"].get("not_timed") else []
     lines += output_table(rep)
     lines += speedup_table(rep)
+    lines += int8_payoff.markdown(int8_payoff.not_paying(rep["artifacts"]))
     lines += compression_table(rep)
     lines += report_devices.markdown(rep.get("on_device", []))
     if rep["gates"]["violations"]:

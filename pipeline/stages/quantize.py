@@ -22,6 +22,7 @@ from pipeline.compression.sensitivity import fallback, rank
 from pipeline.core.errors import ToolError
 from pipeline.core.progress import progress
 from pipeline.core.schema import Field, non_negative, positive
+from pipeline.data import calibration_photos
 from pipeline.metrics import task
 from pipeline.models.checkpoint import load_model, save_state_dict
 from pipeline.models.recipe_model import skip_reason
@@ -31,7 +32,8 @@ from pipeline.stages.contract import Context, Stage, StageOutput
 from pipeline.training.loop import Distillation, TrainSettings, predict
 from pipeline.training.recipe_data import torch_inputs, train_settings
 
-WEIGHTS = "per-channel symmetric int8 weights, per-tensor int8 activations (XNNPACKQuantizer)"
+WEIGHTS = ("per-channel symmetric int8 weights, per-tensor int8 activations (XNNPACKQuantizer), taken after a ReLU6 "
+           "that follows a convolution (conv_clamp)")
 
 
 def wanted(target: Config) -> dict[str, bool]:
@@ -181,6 +183,9 @@ def run(ctx: Context) -> StageOutput:
     src = _source(ctx)
     model = load_model(src)
     calib = [torch.from_numpy(np.ascontiguousarray(x)) for x in data.calibration_inputs(ctx.recipe)]
+    calibrated = calibration_photos.describe(data.has_train(ctx.recipe), count(calib))
+    (ctx.log.info if data.has_train(ctx.recipe) or calibration_photos.installed() else ctx.log.warning)(
+        "int8: %s", calibrated)
     evals = data.eval_split(ctx.recipe)
     ex = torch_inputs(ctx.recipe, evals)
     arts: list[Artifact] = []
@@ -210,7 +215,8 @@ def run(ctx: Context) -> StageOutput:
         _save_reference(converted, rows(calib, 0, 2), ref_path)
         arts.append(Artifact(name=ref_name, path=str(ref_path), format="pt2", precision="int8", layout=src.layout,
                              input_shape=src.input_shape, inputs=src.inputs, outputs=src.outputs, **common,
-                             extra={"quantized_by": f"{how}; {WEIGHTS}", "max_batch": MAX_BATCH,
+                             extra={"quantized_by": f"{how}; {WEIGHTS}" + (f"; {calibrated}" if method == "ptq"
+                                                                            else ""), "max_batch": MAX_BATCH,
                                     "source": src.name}))
         if want["tflite"]:
             name = artifact_name("torch", "fp32", src.pruned, method, suffix="float", lowrank=src.lowrank)

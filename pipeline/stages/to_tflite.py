@@ -18,6 +18,7 @@ from pipeline.artifacts.artifact import Artifact, artifact_name, derived, finali
 from pipeline.artifacts.tensors import TensorSpec, inputs_of, outputs_of
 from pipeline.converters import onnx2tf_adapter
 from pipeline.core.errors import ToolError, UserError
+from pipeline.data import calibration_photos
 from pipeline.models.recipe_model import model_key
 from pipeline.recipe.config import Config
 from pipeline.runtimes.tflite_file import io_quantization, tensor_details
@@ -231,7 +232,7 @@ def _artifact(ctx: Context, src: Artifact, precision: str, files: dict[str, Path
         extra["onnx2tf_layouts"] = layouts
     if precision == "int8":
         extra["quantized_by"] = (f"onnx2tf full-integer quantization (per-channel weights, int8 input and output) "
-                                 f"calibrated on {calibration_images} training images, of "
+                                 f"{calibration_photos.describe(data.has_train(ctx.recipe), calibration_images)}, of "
                                  f"{src.extra.get('quantized_by', 'the float model')}; onnx2tf cannot carry "
                                  "PT2E ranges (make evidence-qdq)")
         if kept:
