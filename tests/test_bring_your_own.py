@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, cli, write_target
+from tests.conftest import ROOT, cli, evaluated_outputs, write_target
+from tests.networks import assert_outputs_differ_per_input, with_random_weights
 
 USER_MODELS = ROOT / "tests" / "user_models"
 ONNX_LIGHT = Path(sys.prefix) / "lib" / "python3.11" / "site-packages" / "onnx" / "backend" / "test" / "data" / "light"
@@ -34,6 +35,10 @@ def _stage(run: dict, name: str) -> dict:
 
 def _artifacts(run: dict) -> dict[str, dict]:
     return {a["name"]: a for s in run["manifest"]["stages"] for a in s["artifacts"]}
+
+
+def _logits(run: dict, name: str) -> np.ndarray:
+    return evaluated_outputs(run["run_dir"], name)
 
 
 @pytest.fixture(scope="module")
@@ -252,16 +257,34 @@ def _file_recipe(folder: Path, kind: str, path: Path) -> Path:
     return recipe
 
 
-def test_onnx_file_from_outside_is_converted_evaluated_and_benchmarked(tmp_path):
+@pytest.fixture(scope="module")
+def photos() -> np.ndarray:
+    """The 'photos' evaluation set as the pipeline feeds it to an imported ImageNet model: N x 3 x 224 x 224."""
+    from pipeline.data import photos as source
+
+    images, _ = source.load({"height": 224, "width": 224, "channels": 3})
+    return ((images.astype(np.float32) - 127) / 128).transpose(0, 3, 1, 2)  # (pixel - 127) / 128, as the source
+
+
+def _light_model(name: str, folder: Path, photos: np.ndarray) -> Path:
+    """An onnx-wheel model-zoo graph as shipped (opset 9, from outside), with weights that make outputs differ."""
+    return with_random_weights(ONNX_LIGHT / f"{name}.onnx", folder / f"{name}.onnx", photos, seed=0)
+
+
+def test_onnx_file_from_outside_is_converted_evaluated_and_benchmarked(tmp_path, photos):
     """light_squeezenet (opset 9, from the onnx wheel's backend test data): onnx2tf 1.29 turns its Softmax over the
-    [1, 1000, 1, 1] output into one over a size-1 axis (every output 1.0 instead of 0.001): the fp32 parity gate
+    [1, 1000, 1, 1] output into one over a size-1 axis (every output 1.0 instead of about 0.001): the fp32 parity gate
     must catch that silent conversion error, and with --no-gates the run still evaluates and benchmarks it."""
-    recipe = _file_recipe(tmp_path, "onnx", ONNX_LIGHT / "light_squeezenet.onnx")
+    recipe = _file_recipe(tmp_path, "onnx", _light_model("light_squeezenet", tmp_path, photos))
     target = write_target(tmp_path, runs=10, build='["onnx-fp32", "tflite-fp32"]')
     gated = cli("run", "--recipe", str(recipe), "--target", str(target), "--build-dir", str(tmp_path / "b"))
-    assert gated.returncode == 3 and "tflite-fp32: max_abs_diff 0.999 > 0.001" in gated.stderr, gated.stderr[-2000:]
+    # with the shipped weights (0.02 everywhere) every output was 0.001 for every photo, so the top-1 class agreed
+    assert gated.returncode == 3 and "tflite-fp32: top1_agreement 0.0000 < 0.999" in gated.stderr, gated.stderr[-2000:]
     run = _run(recipe, target, tmp_path / "b", "--no-gates")
     assert _stage(run, "to_onnx")["data"]["imported"].endswith("light_squeezenet.onnx")
+    assert_outputs_differ_per_input(_logits(run, "onnx-fp32"))  # the gate compared outputs that mean something
+    assert np.allclose(_logits(run, "tflite-fp32"), 1.0)  # the converter's error, as described above
+    assert _stage(run, "evaluate")["data"]["metrics"]["tflite-fp32"]["max_abs_diff"] > 0.9
     for skipped in ("train", "prune", "quantize", "to_executorch"):
         assert "needs a PyTorch model" in _stage(run, skipped)["data"]["skipped"]
     assert _artifacts(run)["tflite-fp32"]["reference"] == "onnx-fp32"
@@ -269,11 +292,12 @@ def test_onnx_file_from_outside_is_converted_evaluated_and_benchmarked(tmp_path)
 
 
 @pytest.mark.slow
-def test_onnx_resnet50_file_converts_with_parity_and_int8(tmp_path):
-    recipe = _file_recipe(tmp_path, "onnx", ONNX_LIGHT / "light_resnet50.onnx")
+def test_onnx_resnet50_file_converts_with_parity_and_int8(tmp_path, photos):
+    recipe = _file_recipe(tmp_path, "onnx", _light_model("light_resnet50", tmp_path, photos))
     target = write_target(tmp_path, runs=10, build='["onnx-fp32", "tflite-fp32", "tflite-fp16", "tflite-int8"]')
     run = _run(recipe, target, tmp_path / "b")
     metrics = _stage(run, "evaluate")["data"]["metrics"]
+    assert_outputs_differ_per_input(_logits(run, "onnx-fp32"))
     assert metrics["tflite-fp32"]["max_abs_diff"] < 1e-5 and "tflite-int8-ptq" in metrics
 
 
@@ -306,8 +330,9 @@ def test_tflite_file_from_outside_is_evaluated_and_benchmarked(tmp_path, mediapi
     assert run["manifest"]["recipe"]["settings"]["input"]["origin"]["height"] == "model file"
     assert _stage(run, "to_onnx")["data"]["skipped"].startswith("model.source = 'tflite'")
     assert _stage(run, "benchmark")["data"]["results"]["tflite-fp16"]["latency_ms"]["p50"] > 0
-    logits = np.load(next((run["run_dir"].parent.parent / "cache" / "evaluate").glob("*/logits_tflite-fp16.npy")))
-    assert logits.shape == (14, 896, 16) and np.isfinite(logits).all() and logits.std() > 0
+    logits = _logits(run, "tflite-fp16")
+    assert logits.shape == (14, 896, 16)
+    assert_outputs_differ_per_input(logits, classes=False)  # box regressions: every one moves with the photo
     released = cli("release", "--recipe", str(recipe), "--target", str(target), "--build-dir", str(tmp_path / "b"))
     assert released.returncode == 0, released.stderr[-2000:]
     verified = cli("verify", released.stdout.strip().splitlines()[-1])
