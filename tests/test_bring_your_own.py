@@ -43,7 +43,14 @@ def _logits(run: dict, name: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def user_model_run(tmp_path_factory) -> dict:
-    """The test user's ShuffleSplitNet (SE, channel split/concat, shuffle, view) with prune + PTQ + every artifact."""
+    """The test user's ShuffleSplitNet (SE, channel split/concat, shuffle, view) with prune + PTQ + every artifact.
+
+    Trained to a meaningful accuracy (87% on 2026-12-07): at 1 epoch on 3,000 pictures it reached 56%, and its int8
+    top-1 agreement (0.9667..0.9767 over 300 pictures) sat on the 0.97 gate, so `make test-all` failed by chance.
+    Its TFLite int8 file still flips 1 to 2.3% of the 300 pictures against its float source (0.9767..0.99 measured
+    on 2026-12-07, accuracy 1.0 point below it: the default int8 gates, 0.97 and 1.0 point, exactly): the int8
+    tolerances here leave room for that spread, and a broken int8 conversion (agreement far below 0.9) still fails.
+    """
     folder = tmp_path_factory.mktemp("user-model")
     recipe = folder / "shuffle.toml"
     recipe.write_text(f"""[recipe]
@@ -59,8 +66,8 @@ dataset = "fashion-mnist"
 eval_samples = 300
 calibration_samples = 32
 [train]
-epochs = 1
-max_train_samples = 3000
+epochs = 3
+max_train_samples = 12000
 batch_size = 64
 lr = 0.05
 [prune]
@@ -72,6 +79,9 @@ epochs = 0.5
 [quantize]
 methods = ["ptq"]
 max_accuracy_drop = 15.0
+[tolerances.int8]
+min_top1_agreement = 0.9
+max_accuracy_drop = 5.0
 """)
     return _run(recipe, write_target(folder, runs=10), folder / "build")
 
@@ -86,7 +96,7 @@ def test_user_model_file_reaches_every_artifact_with_parity(user_model_run):
     metrics = _stage(user_model_run, "evaluate")["data"]["metrics"]
     for name in ("onnx-fp32", "tflite-fp32", "pte-fp32", "tflite-pruned-fp32", "pte-pruned-fp32"):
         assert metrics[name]["top1_agreement"] >= 0.999 and metrics[name]["max_abs_diff"] < 1e-3, name
-    assert metrics["torch-fp32"]["accuracy"] > 0.5  # 1 epoch on 3,000 pictures; chance is 0.1
+    assert metrics["torch-fp32"]["accuracy"] > 0.8  # 3 epochs on 12,000 pictures; chance is 0.1
 
 
 @pytest.mark.slow  # a whole pipeline run (minutes on 2 cores): make test-all
