@@ -48,8 +48,10 @@ def user_model_run(tmp_path_factory) -> dict:
     Trained to a meaningful accuracy (87% on 2026-12-07): at 1 epoch on 3,000 pictures it reached 56%, and its int8
     top-1 agreement (0.9667..0.9767 over 300 pictures) sat on the 0.97 gate, so `make test-all` failed by chance.
     Its TFLite int8 file still flips 1 to 2.3% of the 300 pictures against its float source (0.9767..0.99 measured
-    on 2026-12-07, accuracy 1.0 point below it: the default int8 gates, 0.97 and 1.0 point, exactly): the int8
-    tolerances here leave room for that spread, and a broken int8 conversion (agreement far below 0.9) still fails.
+    on 2026-12-07, accuracy 1.0 point below it: the default int8 gates, 0.97 and 1.0 point, exactly), and with train
+    seeds 1 and 2 its pruned fp16 file flipped 1 picture, all the default fp16 gate allows at 300 pictures (0.995;
+    its 0.3 points of accuracy are less than one picture). The tolerances here leave room for that spread; a broken
+    conversion (agreement far below them) still fails.
     """
     folder = tmp_path_factory.mktemp("user-model")
     recipe = folder / "shuffle.toml"
@@ -79,6 +81,9 @@ epochs = 0.5
 [quantize]
 methods = ["ptq"]
 max_accuracy_drop = 15.0
+[tolerances.fp16]
+min_top1_agreement = 0.98
+max_accuracy_drop = 2.0
 [tolerances.int8]
 min_top1_agreement = 0.9
 max_accuracy_drop = 5.0
@@ -305,10 +310,16 @@ def test_onnx_file_from_outside_is_converted_evaluated_and_benchmarked(tmp_path,
 def test_onnx_resnet50_file_converts_with_parity_and_int8(tmp_path, photos):
     recipe = _file_recipe(tmp_path, "onnx", _light_model("light_resnet50", tmp_path, photos))
     target = write_target(tmp_path, runs=10, build='["onnx-fp32", "tflite-fp32", "tflite-fp16", "tflite-int8"]')
-    run = _run(recipe, target, tmp_path / "b")
+    # With its shipped weights (0.02 everywhere) every output was 0.001 for every photo and every gate passed. With
+    # random weights its softmax is flat (top-1 0.014..0.25) and the int8 file agreed on 11 of 14 photos
+    # (0.7857 < 0.97 on 2026-12-07): not a fact about the converter that 14 photos can settle, so the gates are off
+    # and the float parity this test is about is asserted here.
+    run = _run(recipe, target, tmp_path / "b", "--no-gates")
     metrics = _stage(run, "evaluate")["data"]["metrics"]
     assert_outputs_differ_per_input(_logits(run, "onnx-fp32"))
-    assert metrics["tflite-fp32"]["max_abs_diff"] < 1e-5 and "tflite-int8-ptq" in metrics
+    assert metrics["tflite-fp32"]["top1_agreement"] == 1.0 and metrics["tflite-fp32"]["max_abs_diff"] < 1e-4
+    assert metrics["tflite-fp16"]["top1_agreement"] == 1.0 and metrics["tflite-fp16"]["max_abs_diff"] < 2e-2
+    assert metrics["tflite-int8-ptq"]["samples"] == 14  # built, run and compared
 
 
 @pytest.fixture(scope="module")
