@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,6 +113,13 @@ def e2e(workspace: Path, tiny_recipe: Path, test_target: Path) -> dict:
         "manifest": json.loads((run_dir / "manifest.json").read_text()),
         "report": json.loads((run_dir / "report.json").read_text()),
     }
+
+
+def evaluated_outputs(run_dir: Path, artifact: str) -> np.ndarray:
+    """What `artifact` output on the evaluation set in the run of `run_dir` (the evaluate stage's cached arrays)."""
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    key = next(s["key"] for s in manifest["stages"] if s["name"] == "evaluate")
+    return np.load(run_dir.parent.parent / "cache" / "evaluate" / key / f"logits_{artifact}.npy")
 
 
 def one_line_refusal(proc: subprocess.CompletedProcess) -> str:

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, cli, write_target
+from tests.conftest import ROOT, cli, evaluated_outputs, write_target
+from tests.networks import assert_outputs_differ_per_input, with_random_weights
 
 USER_MODELS = ROOT / "tests" / "user_models"
 ONNX_LIGHT = Path(sys.prefix) / "lib" / "python3.11" / "site-packages" / "onnx" / "backend" / "test" / "data" / "light"
@@ -36,9 +37,22 @@ def _artifacts(run: dict) -> dict[str, dict]:
     return {a["name"]: a for s in run["manifest"]["stages"] for a in s["artifacts"]}
 
 
+def _logits(run: dict, name: str) -> np.ndarray:
+    return evaluated_outputs(run["run_dir"], name)
+
+
 @pytest.fixture(scope="module")
 def user_model_run(tmp_path_factory) -> dict:
-    """The test user's ShuffleSplitNet (SE, channel split/concat, shuffle, view) with prune + PTQ + every artifact."""
+    """The test user's ShuffleSplitNet (SE, channel split/concat, shuffle, view) with prune + PTQ + every artifact.
+
+    Trained to a meaningful accuracy (87% on 2026-12-07): at 1 epoch on 3,000 pictures it reached 56%, and its int8
+    top-1 agreement (0.9667..0.9767 over 300 pictures) sat on the 0.97 gate, so `make test-all` failed by chance.
+    Its TFLite int8 file still flips 1 to 2.3% of the 300 pictures against its float source (0.9767..0.99 measured
+    on 2026-12-07, accuracy 1.0 point below it: the default int8 gates, 0.97 and 1.0 point, exactly), and with train
+    seeds 1 and 2 its pruned fp16 file flipped 1 picture, all the default fp16 gate allows at 300 pictures (0.995;
+    its 0.3 points of accuracy are less than one picture). The tolerances here leave room for that spread; a broken
+    conversion (agreement far below them) still fails.
+    """
     folder = tmp_path_factory.mktemp("user-model")
     recipe = folder / "shuffle.toml"
     recipe.write_text(f"""[recipe]
@@ -54,8 +68,8 @@ dataset = "fashion-mnist"
 eval_samples = 300
 calibration_samples = 32
 [train]
-epochs = 1
-max_train_samples = 3000
+epochs = 3
+max_train_samples = 12000
 batch_size = 64
 lr = 0.05
 [prune]
@@ -67,6 +81,12 @@ epochs = 0.5
 [quantize]
 methods = ["ptq"]
 max_accuracy_drop = 15.0
+[tolerances.fp16]
+min_top1_agreement = 0.98
+max_accuracy_drop = 2.0
+[tolerances.int8]
+min_top1_agreement = 0.9
+max_accuracy_drop = 5.0
 """)
     return _run(recipe, write_target(folder, runs=10), folder / "build")
 
@@ -81,7 +101,7 @@ def test_user_model_file_reaches_every_artifact_with_parity(user_model_run):
     metrics = _stage(user_model_run, "evaluate")["data"]["metrics"]
     for name in ("onnx-fp32", "tflite-fp32", "pte-fp32", "tflite-pruned-fp32", "pte-pruned-fp32"):
         assert metrics[name]["top1_agreement"] >= 0.999 and metrics[name]["max_abs_diff"] < 1e-3, name
-    assert metrics["torch-fp32"]["accuracy"] > 0.5  # 1 epoch on 3,000 pictures; chance is 0.1
+    assert metrics["torch-fp32"]["accuracy"] > 0.8  # 3 epochs on 12,000 pictures; chance is 0.1
 
 
 @pytest.mark.slow  # a whole pipeline run (minutes on 2 cores): make test-all
@@ -252,16 +272,34 @@ def _file_recipe(folder: Path, kind: str, path: Path) -> Path:
     return recipe
 
 
-def test_onnx_file_from_outside_is_converted_evaluated_and_benchmarked(tmp_path):
+@pytest.fixture(scope="module")
+def photos() -> np.ndarray:
+    """The 'photos' evaluation set as the pipeline feeds it to an imported ImageNet model: N x 3 x 224 x 224."""
+    from pipeline.data import photos as source
+
+    images, _ = source.load({"height": 224, "width": 224, "channels": 3})
+    return ((images.astype(np.float32) - 127) / 128).transpose(0, 3, 1, 2)  # (pixel - 127) / 128, as the source
+
+
+def _light_model(name: str, folder: Path, photos: np.ndarray) -> Path:
+    """An onnx-wheel model-zoo graph as shipped (opset 9, from outside), with weights that make outputs differ."""
+    return with_random_weights(ONNX_LIGHT / f"{name}.onnx", folder / f"{name}.onnx", photos, seed=0)
+
+
+def test_onnx_file_from_outside_is_converted_evaluated_and_benchmarked(tmp_path, photos):
     """light_squeezenet (opset 9, from the onnx wheel's backend test data): onnx2tf 1.29 turns its Softmax over the
-    [1, 1000, 1, 1] output into one over a size-1 axis (every output 1.0 instead of 0.001): the fp32 parity gate
+    [1, 1000, 1, 1] output into one over a size-1 axis (every output 1.0 instead of about 0.001): the fp32 parity gate
     must catch that silent conversion error, and with --no-gates the run still evaluates and benchmarks it."""
-    recipe = _file_recipe(tmp_path, "onnx", ONNX_LIGHT / "light_squeezenet.onnx")
+    recipe = _file_recipe(tmp_path, "onnx", _light_model("light_squeezenet", tmp_path, photos))
     target = write_target(tmp_path, runs=10, build='["onnx-fp32", "tflite-fp32"]')
     gated = cli("run", "--recipe", str(recipe), "--target", str(target), "--build-dir", str(tmp_path / "b"))
-    assert gated.returncode == 3 and "tflite-fp32: max_abs_diff 0.999 > 0.001" in gated.stderr, gated.stderr[-2000:]
+    # with the shipped weights (0.02 everywhere) every output was 0.001 for every photo, so the top-1 class agreed
+    assert gated.returncode == 3 and "tflite-fp32: top1_agreement 0.0000 < 0.999" in gated.stderr, gated.stderr[-2000:]
     run = _run(recipe, target, tmp_path / "b", "--no-gates")
     assert _stage(run, "to_onnx")["data"]["imported"].endswith("light_squeezenet.onnx")
+    assert_outputs_differ_per_input(_logits(run, "onnx-fp32"))  # the gate compared outputs that mean something
+    assert np.allclose(_logits(run, "tflite-fp32"), 1.0)  # the converter's error, as described above
+    assert _stage(run, "evaluate")["data"]["metrics"]["tflite-fp32"]["max_abs_diff"] > 0.9
     for skipped in ("train", "prune", "quantize", "to_executorch"):
         assert "needs a PyTorch model" in _stage(run, skipped)["data"]["skipped"]
     assert _artifacts(run)["tflite-fp32"]["reference"] == "onnx-fp32"
@@ -269,12 +307,19 @@ def test_onnx_file_from_outside_is_converted_evaluated_and_benchmarked(tmp_path)
 
 
 @pytest.mark.slow
-def test_onnx_resnet50_file_converts_with_parity_and_int8(tmp_path):
-    recipe = _file_recipe(tmp_path, "onnx", ONNX_LIGHT / "light_resnet50.onnx")
+def test_onnx_resnet50_file_converts_with_parity_and_int8(tmp_path, photos):
+    recipe = _file_recipe(tmp_path, "onnx", _light_model("light_resnet50", tmp_path, photos))
     target = write_target(tmp_path, runs=10, build='["onnx-fp32", "tflite-fp32", "tflite-fp16", "tflite-int8"]')
-    run = _run(recipe, target, tmp_path / "b")
+    # With its shipped weights (0.02 everywhere) every output was 0.001 for every photo and every gate passed. With
+    # random weights its softmax is flat (top-1 0.014..0.25) and the int8 file agreed on 11 of 14 photos
+    # (0.7857 < 0.97 on 2026-12-07): not a fact about the converter that 14 photos can settle, so the gates are off
+    # and the float parity this test is about is asserted here.
+    run = _run(recipe, target, tmp_path / "b", "--no-gates")
     metrics = _stage(run, "evaluate")["data"]["metrics"]
-    assert metrics["tflite-fp32"]["max_abs_diff"] < 1e-5 and "tflite-int8-ptq" in metrics
+    assert_outputs_differ_per_input(_logits(run, "onnx-fp32"))
+    assert metrics["tflite-fp32"]["top1_agreement"] == 1.0 and metrics["tflite-fp32"]["max_abs_diff"] < 1e-4
+    assert metrics["tflite-fp16"]["top1_agreement"] == 1.0 and metrics["tflite-fp16"]["max_abs_diff"] < 2e-2
+    assert metrics["tflite-int8-ptq"]["samples"] == 14  # built, run and compared
 
 
 @pytest.fixture(scope="module")
@@ -306,8 +351,9 @@ def test_tflite_file_from_outside_is_evaluated_and_benchmarked(tmp_path, mediapi
     assert run["manifest"]["recipe"]["settings"]["input"]["origin"]["height"] == "model file"
     assert _stage(run, "to_onnx")["data"]["skipped"].startswith("model.source = 'tflite'")
     assert _stage(run, "benchmark")["data"]["results"]["tflite-fp16"]["latency_ms"]["p50"] > 0
-    logits = np.load(next((run["run_dir"].parent.parent / "cache" / "evaluate").glob("*/logits_tflite-fp16.npy")))
-    assert logits.shape == (14, 896, 16) and np.isfinite(logits).all() and logits.std() > 0
+    logits = _logits(run, "tflite-fp16")
+    assert logits.shape == (14, 896, 16)
+    assert_outputs_differ_per_input(logits, classes=False)  # box regressions: every one moves with the photo
     released = cli("release", "--recipe", str(recipe), "--target", str(target), "--build-dir", str(tmp_path / "b"))
     assert released.returncode == 0, released.stderr[-2000:]
     verified = cli("verify", released.stdout.strip().splitlines()[-1])

@@ -7,6 +7,7 @@ import torch.nn as nn
 
 from pipeline.compression.lowrank import LowRankError, LowRankSettings, decompose, rebuild
 from pipeline.compression.macs import count_macs
+from tests.networks import assert_outputs_differ_per_input, varied_inputs
 
 
 class ConvNet(nn.Module):
@@ -30,13 +31,14 @@ class ConvNet(nn.Module):
 
 def _model_and_input():
     torch.manual_seed(0)
-    return ConvNet().eval(), torch.randn(4, 3, 16, 16)
+    return ConvNet().eval(), varied_inputs(4, (3, 16, 16))
 
 
 def test_full_rank_factorisation_keeps_outputs_of_convolutions_and_linear_layers():
     model, x = _model_and_input()
     with torch.no_grad():
         before = model(x)
+    assert_outputs_differ_per_input(before.numpy(), classes=False)  # random: one top-1 class for all four
     # energy 1.0 keeps every singular value; a negative min_saving lets layers through that full rank makes larger
     s = LowRankSettings(energy=1.0, min_saving=-10.0, min_macs=0, ignore=("classifier",))
     factored, report = decompose(model, x, s)

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from pipeline.artifacts.artifact import Artifact, sha256_file
+from tests.networks import assert_outputs_differ_per_input, varied_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPE = (1, 3, 224, 224)  # the photos recipe's input: the CLI feeds one of its evaluation pictures
@@ -166,6 +167,7 @@ def _lowered_matches(reference: torch.fx.GraphModule, calib: torch.Tensor, path:
     with torch.no_grad():
         ref = reference(calib)
         got = torch.cat([method.execute([calib[i : i + 1]])[0] for i in range(len(calib))])
+    assert_outputs_differ_per_input(ref.numpy())
     step = 2 * float(ref.abs().max()) / 255
     assert float((got - ref).abs().max()) <= 2 * step
 
@@ -174,7 +176,7 @@ def test_int8_zero_pads_run_in_int8_and_match_the_quantized_reference(tmp_path):
     from pipeline.compression.quantization import ptq
 
     torch.set_num_threads(1)
-    model, calib = _SamePadded().eval(), torch.randn(8, 3, 32, 32)
+    model, calib = _SamePadded().eval(), varied_inputs(8, (3, 32, 32))
     path = tmp_path / "padded.pte"
     _lowered_matches(ptq(model, calib), calib, path)
     kernels = {k["kernel"]: k["count"] for k in _profile_at(path, calib[:1])["kernels"]}
@@ -187,7 +189,7 @@ def test_a_padded_layer_kept_in_float_lowers_and_matches_the_quantized_reference
     from pipeline.compression.quantization import ptq
 
     torch.set_num_threads(1)
-    model, calib = _SamePadded().eval(), torch.randn(8, 3, 32, 32)
+    model, calib = _SamePadded().eval(), varied_inputs(8, (3, 32, 32))
     # failed to lower before ("Weight and Input should both be quantized"): XNNPACK tagged the float pad int8
     path = tmp_path / "fallback.pte"
     _lowered_matches(ptq(model, calib, float_modules=("dw.1",)), calib, path)
