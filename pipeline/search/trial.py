@@ -81,14 +81,18 @@ def measurements(run_dir: Path, cand: Candidate) -> dict[str, Any]:
     if lat is None or base is None:
         raise ValueError(f"{cand.artifact}: no measured latency for it or for {cand.baseline}")
     fp32 = report["evaluation"]["fp32_accuracy"]
+    # the task metric, turned so that higher is better (an error metric such as mse is negated), in points for
+    # fractions (top1, top5) and the metric's units otherwise
+    metric = report["evaluation"].get("metric") or {"name": "top1", "higher_is_better": True}
+    scale = (100 if metric["name"] in ("top1", "top5") else 1) * (1 if metric["higher_is_better"] else -1)
     p50, base_p50 = lat["latency_ms"]["p50"], base["latency_ms"]["p50"]
     speed = row.get("speedup") if where.startswith("host") and cand.artifact != cand.baseline else None
     return {
         "artifact": cand.artifact,
         "baseline": cand.baseline,
-        "accuracy": 100 * row["accuracy"],
-        "fp32_accuracy": 100 * fp32,
-        "accuracy_drop": round(100 * (fp32 - row["accuracy"]), 4),
+        "accuracy": scale * row["accuracy"],
+        "fp32_accuracy": scale * fp32,
+        "accuracy_drop": round(scale * (fp32 - row["accuracy"]), 4),
         "p50_ms": p50,
         "baseline_p50_ms": base_p50,
         "speedup": base_p50 / p50,
