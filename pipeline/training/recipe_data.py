@@ -11,8 +11,13 @@ from pipeline.training.loop import TrainSettings
 
 
 def torch_inputs(recipe: Config, split: data.Split) -> list[torch.Tensor]:
-    """A split's model inputs as tensors (sharing the arrays' memory where it can)."""
-    return [torch.from_numpy(np.ascontiguousarray(x)) for x in data.model_inputs(recipe, split)]
+    """A split's model inputs as tensors (sharing the arrays' memory where it can; a read-only memory-mapped array is
+    read into memory once, as training indexes every sample anyway)."""
+    return [torch.from_numpy(_writable(np.ascontiguousarray(x))) for x in data.model_inputs(recipe, split)]
+
+
+def _writable(x: np.ndarray) -> np.ndarray:
+    return x if x.flags.writeable else np.array(x)
 
 
 def train_settings(recipe: Config, table: dict) -> TrainSettings:
