@@ -4,8 +4,11 @@ The same stages, cache, gates and reports as `phone-pipeline run` (one pipeline,
 it assembled to `<build_dir>/api/recipes/<name>.toml` and runs that file, so every run from Python can be repeated
 from the shell. A module defined in a notebook cell travels as a cloudpickle file named after a fingerprint of its
 code and weights (pipeline/api/modules.py): running the same cell again does no work, and changing a weight, the
-class's code or a setting re-runs what depends on it. Every refusal is a `PipelineError` carrying the line the CLI
-prints, never `SystemExit`.
+class's code or a setting re-runs what depends on it. Data that are not pictures come as `Arrays(...)` (numpy arrays
+in files or in memory) or `Dataset(train, val)` (iterables of (inputs, target) pairs): arrays in memory are written
+once into the build's array cache under a hash of their contents (pipeline/api/data_sources.py), and a metric
+function travels as a module does (pipeline/api/metrics.py). Every refusal is a `PipelineError` carrying the line
+the CLI prints, never `SystemExit`.
 
 Example (a notebook or a script; nothing here needs an `if __name__ == "__main__"` guard)::
 
