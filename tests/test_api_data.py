@@ -261,3 +261,20 @@ def test_a_metric_that_is_neither_a_name_nor_a_function_is_refused(tmp_path):
     with pytest.raises(PipelineError, match="give a built-in's name") as info:
         plan(kws.build(width=8), "fashion-mnist", metric=3, build_dir=tmp_path / "build")
     assert info.value.key == "evaluate.metric"
+
+
+def test_a_metric_function_is_stored_by_its_code_and_closure_and_loads_from_the_recipes_entry(tmp_path):
+    from pipeline.api.metrics import evaluate_table
+    from pipeline.core.user_code import entry_spec, resolve
+
+    def make(weight: float):
+        def weighted(outputs, targets):
+            return weight * float((outputs.argmax(1) == targets).mean())
+        return weighted
+
+    first = evaluate_table(make(1.0), False, tmp_path)
+    assert first["higher_is_better"] is False and first["metric"].endswith("-weighted.py:weighted")
+    assert evaluate_table(make(1.0), None, tmp_path)["metric"] == first["metric"]  # another object, the same code
+    assert evaluate_table(make(0.5), None, tmp_path)["metric"] != first["metric"]  # another closure value
+    loaded = resolve(entry_spec(first["metric"], tmp_path / "r.toml", "evaluate.metric"))
+    assert loaded(np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([1, 1])) == 0.5
