@@ -20,7 +20,7 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 # Only names that no sub-package has: `pipeline.search`, `.release`, `.debug` and `.profile` are packages, and an
 # attribute of the same name would change meaning once they are imported.
-_API = ("run", "Run", "Search", "ArtifactResult", "ImageFolder", "PipelineError")
+_API = ("run", "Run", "Search", "ArtifactResult", "ImageFolder", "Arrays", "Dataset", "PipelineError")
 
 
 def __getattr__(name: str):

@@ -4,8 +4,11 @@ The same stages, cache, gates and reports as `phone-pipeline run` (one pipeline,
 it assembled to `<build_dir>/api/recipes/<name>.toml` and runs that file, so every run from Python can be repeated
 from the shell. A module defined in a notebook cell travels as a cloudpickle file named after a fingerprint of its
 code and weights (pipeline/api/modules.py): running the same cell again does no work, and changing a weight, the
-class's code or a setting re-runs what depends on it. Every refusal is a `PipelineError` carrying the line the CLI
-prints, never `SystemExit`.
+class's code or a setting re-runs what depends on it. Data that are not pictures come as `Arrays(...)` (numpy arrays
+in files or in memory) or `Dataset(train, val)` (iterables of (inputs, target) pairs): arrays in memory are written
+once into the build's array cache under a hash of their contents (pipeline/api/data_sources.py), and a metric
+function travels as a module does (pipeline/api/metrics.py). Every refusal is a `PipelineError` carrying the line
+the CLI prints, never `SystemExit`.
 
 Example (a notebook or a script; nothing here needs an `if __name__ == "__main__"` guard)::
 
@@ -27,44 +30,53 @@ import copy
 import logging
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.api.data_sources import ImageFolder, data_table
+from pipeline.api.data_sources import Arrays, Dataset, ImageFolder, data_table
 from pipeline.api.results import ArtifactResult, Run, Search
 from pipeline.core.errors import PipelineError, UserError
 
 __all__ = ["run", "plan", "search", "release", "debug", "profile", "Run", "Search", "ArtifactResult",
-           "ImageFolder", "PipelineError"]
+           "ImageFolder", "Arrays", "Dataset", "PipelineError"]
 
 DEFAULT_RECIPE = "fashion-mnist-mobilenetv2"  # the compression settings a module gets when no recipe is given
-_PATH_KEYS = (("model", "path"), ("weights", "path"), ("data", "path"))
+_PATH_KEYS = (("model", "path"), ("weights", "path"), ("data", "path"), ("data", "train"), ("data", "val"))
+_SHARED_DATA_KEYS = ("eval_samples", "calibration_samples")  # [data] keys every dataset takes
 
 
 def run(model: Any = None, data: Any = None, target: str = "host", recipe: str | Path | dict | None = None, *,
+        metric: str | Callable | None = None, higher_is_better: bool | None = None,
         build_dir: str | Path = "build", gates: bool = True, threads: int | None = None, force: bool = False,
         from_stage: str | None = None, only: tuple[str, ...] = (), **settings: dict) -> Run:
     """Train (or load), compress, convert, validate and benchmark `model` on `target`; returns the finished Run.
 
     `model`: an `nn.Module` (trained by the recipe's [train] unless `weights={"source": "pretrained"}`, which keeps
     its weights), a recipe's [model] table as a dict, the path of an .onnx or .tflite file, or None for the recipe's
-    own model. `data`: a bundled data set's name, `ImageFolder(path)`, a [data] table, or None for the recipe's own
-    (a module without a recipe: Fashion-MNIST). `recipe`: a recipe name or file, or a recipe as a dict;
+    own model. `data`: a bundled data set's name, `ImageFolder(path)`, `Arrays(...)` (numpy arrays in files or in
+    memory), `Dataset(train, val)` (iterables of (inputs, target) pairs), a [data] table, or None for the recipe's
+    own (a module without a recipe: Fashion-MNIST). `recipe`: a recipe name or file, or a recipe as a dict;
     without one, a module gets the default recipe's settings (pruning 2x, PTQ and QAT) and a file gets none.
+    `metric`: what "accuracy" means in gates and reports: "top1", "top5", "mse", "mae", "auto" (top1 for class ids,
+    mse for values), "file.py:function", or a function `fn(outputs, targets) -> float` called once on the whole
+    evaluation set (outputs: the first output's array, or {output name: array} for a model with several);
+    `higher_is_better` says which way a function's number is better (default True). A function travels to the
+    stages as a cloudpickle file, as a module does (pipeline/api/metrics.py).
     `settings`: recipe tables to change, e.g. `prune={"macs_factor": 3.0}, quantize={"methods": ["ptq"]}`.
     A failed gate raises PipelineError (exit_code 3) after the report is written; `gates=False` finishes anyway.
     `force`, `from_stage` and `only` are the CLI's --force, --from and --only.
 
-    >>> from pipeline.api import run
+    >>> from pipeline.api import run, Arrays
     >>> result = run("model.onnx", "photos")   # doctest: +SKIP
+    >>> result = run(net, Arrays({"mfcc": x, "frames": f}, labels=y), metric="top1")   # doctest: +SKIP
     """
     with _refusals(), _console_log():
         from pipeline.engine import runner
         from pipeline.recipe.targets import load_target
 
         build = Path(build_dir)
-        loaded = _recipe(model, data, recipe, settings, build)
+        loaded = _recipe(model, data, recipe, _with_metric(settings, metric, higher_is_better, build), build)
         target_config = load_target(target)
         opts = runner.RunOptions(build_dir=build, no_gates=not gates, threads=threads, force=force,
                                  from_stage=from_stage, only=tuple(only), explain=_explainer())
@@ -72,6 +84,7 @@ def run(model: Any = None, data: Any = None, target: str = "host", recipe: str |
 
 
 def plan(model: Any = None, data: Any = None, target: str = "host", recipe: str | Path | dict | None = None, *,
+         metric: str | Callable | None = None, higher_is_better: bool | None = None,
          build_dir: str | Path = "build", force: bool = False, from_stage: str | None = None,
          only: tuple[str, ...] = (), **settings: dict) -> str:
     """What `run` with these arguments would do, stage by stage (each key, and cached, run, background or rebuilt,
@@ -85,15 +98,17 @@ def plan(model: Any = None, data: Any = None, target: str = "host", recipe: str 
         from pipeline.recipe.targets import load_target
 
         build = Path(build_dir)
-        loaded = _recipe(model, data, recipe, settings, build)
+        loaded = _recipe(model, data, recipe, _with_metric(settings, metric, higher_is_better, build), build)
         opts = runner.RunOptions(build_dir=build, force=force, from_stage=from_stage, only=tuple(only))
         return runner.dry_run(loaded, load_target(target), opts).describe()
 
 
 def search(model: Any = None, data: Any = None, target: str = "host", recipe: str | Path | dict | None = None,
-           *, build_dir: str | Path = "build", trials: int | None = None, workers: int = 1,
+           *, metric: str | Callable | None = None, higher_is_better: bool | None = None,
+           build_dir: str | Path = "build", trials: int | None = None, workers: int = 1,
            **settings: dict) -> Search:
-    """The best compression settings for `model` under the recipe's [search] budget, measured on `target`.
+    """The best compression settings for `model` under the recipe's [search] budget, measured on `target`
+    (`data`, `metric` and `settings` as `run` takes them).
 
     >>> from pipeline.api import search
     >>> found = search(net, "fashion-mnist", trials=6)   # doctest: +SKIP
@@ -104,7 +119,7 @@ def search(model: Any = None, data: Any = None, target: str = "host", recipe: st
         from pipeline.search import SearchOptions, run_search
 
         build = Path(build_dir)
-        loaded = _recipe(model, data, recipe, settings, build)
+        loaded = _recipe(model, data, recipe, _with_metric(settings, metric, higher_is_better, build), build)
         opts = SearchOptions(build_dir=build, workers=workers, trials=trials)
         target_config = load_target(target)
         return Search(run_search(loaded, target_config, opts), loaded.path, target_config.path)
@@ -241,7 +256,10 @@ def _recipe(model: Any, data: Any, recipe: str | Path | dict | None, settings: d
     if model is not None:
         raw["model"], model_name = _model_table(model, build)
     if data is not None or "data" not in raw:
-        raw["data"] = {**raw.get("data", {}), **data_table(data if data is not None else "fashion-mnist")}
+        base = raw.get("data", {})
+        if data is not None and not isinstance(data, dict):  # another data source: only the keys every one takes
+            base = {k: v for k, v in base.items() if k in _SHARED_DATA_KEYS}
+        raw["data"] = {**base, **data_table(data if data is not None else "fashion-mnist", build)}
     for table, values in settings.items():
         if not isinstance(values, dict):
             raise PipelineError(f"{table}={values!r}: a recipe setting is a table, e.g. {table}={{...}}", key=table)
@@ -253,6 +271,18 @@ def _recipe(model: Any, data: Any, recipe: str | Path | dict | None, settings: d
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, text)
     return load_recipe(str(path))
+
+
+def _with_metric(settings: dict, metric: Any, higher_is_better: bool | None, build: Path) -> dict:
+    """`settings` with the metric arguments in their [evaluate] table (a function stored as pipeline/api/metrics.py
+    says)."""
+    from pipeline.api.metrics import evaluate_table
+
+    table = evaluate_table(metric, higher_is_better, build)
+    if not table:
+        return settings
+    given = settings.get("evaluate", {})
+    return {**settings, "evaluate": {**given, **table} if isinstance(given, dict) else given}
 
 
 def _base(model: Any, recipe: str | Path | dict | None) -> tuple[dict, str | None]:

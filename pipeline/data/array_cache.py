@@ -73,9 +73,10 @@ def _entries_root() -> Path:
     return _scratch
 
 
-def entry(key: str, make: Callable[[Path], None]) -> Path:
-    """The folder of entry `key`, made once by `make(folder)` into a temporary folder that is then renamed."""
-    root = _entries_root()
+def entry(key: str, make: Callable[[Path], None], root: Path | None = None) -> Path:
+    """The folder of entry `key`, made once by `make(folder)` into a temporary folder that is then renamed (under
+    `root` when given: a caller that writes before a run has set the root, such as the Python API)."""
+    root = root or _entries_root()
     final = root / key
     if (final / ".done").is_file():
         return final

@@ -78,7 +78,8 @@ class ArrayRef:
         return mapped(self)[0]
 
 
-def _refuse_dtype(label: str, dtype: np.dtype) -> None:
+def refuse_dtype(label: str, dtype: np.dtype) -> None:
+    """DataError naming `label` for a dtype no array file may hold (objects, records, non-native byte order)."""
     if dtype.hasobject:
         raise DataError(label, "holds Python objects (dtype object), which are never unpickled; save plain numeric "
                         "arrays (np.save of a float or integer array)")
@@ -104,7 +105,7 @@ def read_header(f: BinaryIO, label: str) -> tuple[tuple[int, ...], bool, np.dtyp
     except Exception as exc:  # a damaged header: numpy's parser raises whatever its tokenizer or ast does
         first = (str(exc).splitlines() or [""])[0][:160]
         raise DataError(label, f"is not a readable .npy array ({first}); save it with numpy.save") from None
-    _refuse_dtype(label, dtype)
+    refuse_dtype(label, dtype)
     if len(shape) == 0:
         raise DataError(label, "is a single number; an array needs one row per sample (N first)")
     return tuple(int(s) for s in shape), bool(fortran), dtype, f.tell() - start

@@ -36,7 +36,8 @@ KEYS = ("entry", "inputs")
 _FOLDERS: dict[str, Path] = {}  # per process: cache key -> folder of the gathered arrays
 
 
-def _names(count: int, given: list[str], where: str) -> list[str]:
+def input_names(count: int, given: list[str], where: str) -> list[str]:
+    """`given` when it names every input, else input (one) or input_0, input_1 ..."""
     if given:
         if len(given) != count:
             raise DataError(where, f"gives {count} input(s) per sample but data.inputs names {len(given)}")
@@ -62,8 +63,9 @@ def _sample(item: object, where: str, i: int) -> tuple[list[np.ndarray], np.ndar
     return arrays[:-1], arrays[-1]
 
 
-def _gather(samples: object, where: str) -> list[np.ndarray]:
-    """Samples -> one array per input and the targets last, each with N first (bounded, shapes agreed)."""
+def gather(samples: object, where: str) -> list[np.ndarray]:
+    """Samples -> one array per input and the targets last, each with N first (bounded, shapes agreed); also the
+    Python API's `Dataset(train, val)`."""
     try:
         iterator = iter(samples)  # type: ignore[call-overload]
     except TypeError:
@@ -128,7 +130,7 @@ def _folder(table: dict) -> Path:
         return _FOLDERS[key]
     train, val = _call(table["entry_spec"])
     where = f"data.entry {table['entry_spec']['entry_text']}"
-    splits = {"train": _gather(train, f"{where} (train)"), "test": _gather(val, f"{where} (val)")}
+    splits = {"train": gather(train, f"{where} (train)"), "test": gather(val, f"{where} (val)")}
 
     def make(folder: Path) -> None:
         for which, columns in splits.items():
@@ -146,7 +148,7 @@ def _sets(table: dict) -> dict[str, ArraySet]:
     for which in ("train", "test"):
         files = sorted(folder.glob(f"{which}-*.npy"), key=lambda p: int(p.stem.split("-")[1]))
         refs = [npy_file(p, f"{where} ({'val' if which == 'test' else which})") for p in files]
-        names = _names(len(refs) - 1, list(table.get("inputs") or []), where)
+        names = input_names(len(refs) - 1, list(table.get("inputs") or []), where)
         out[which] = ArraySet(refs[0].label, dict(zip(names, refs[:-1], strict=True)), refs[-1])
     return out
 
