@@ -40,9 +40,11 @@ def outputs_file(record: dict, k: int = 0) -> str:
 
 def tensor_lists(record: dict, recorded: list[np.ndarray]) -> tuple[list[dict], list[dict]]:
     """The artifact's `inputs` and `outputs` entries: every tensor with name, shape, dtype, layout (image tensors)
-    and int8 quantization; each output with the file of its recorded outputs (its shape from them where the
-    artifact, made before tensors were recorded, did not say)."""
+    and int8 quantization, for a TFLite file its tensor index where the pipeline recorded it (TensorFlow's integer
+    quantization renames outputs, so names alone do not find them); each output with the file of its recorded
+    outputs (its shape from them where the artifact, made before tensors were recorded, did not say)."""
     art = to_artifact(record, Path(record["path"]))
+    indices = art.extra.get("tflite_tensor_indices") or {}  # which of the file's tensors is which (onnx2tf renames)
     ins = [s.to_dict() for s in inputs_of(art)]
     outs = []
     for k, (spec, y) in enumerate(zip(outputs_of(art), recorded, strict=True)):
@@ -50,6 +52,9 @@ def tensor_lists(record: dict, recorded: list[np.ndarray]) -> tuple[list[dict], 
         if not d["shape"]:
             d["shape"] = [1, *y.shape[1:]]
         outs.append({**d, "sample_outputs": outputs_file(record, k)})
+    for key, entries in (("inputs", ins), ("outputs", outs)) if indices else ():
+        for d, index in zip(entries, indices[key], strict=True):
+            d["tflite_index"] = int(index)
     return ins, outs
 
 

@@ -186,8 +186,12 @@ def _tensors(doc: _Doc, a: dict, key: str, path: str) -> list[dict]:
             doc.one_of(t, "layout", at, TENSOR_LAYOUTS)
         if "quantization" in t or dtype == "int8":
             _quantization(doc, t, "quantization", at, required=False)
+        if "tflite_index" in t and not 0 <= doc.get(t, "tflite_index", at, int) < 1 << 31:
+            raise doc.fail(f"{at}.tflite_index", f"expected a tensor index, got {t['tflite_index']}")
         if key == "outputs":
             doc.relative_file(t, "sample_outputs", at)
+    if 0 < sum("tflite_index" in t for t in items) < len(items):
+        raise doc.fail(where, "tflite_index on some tensors but not all")
     if key == "outputs" and items[0]["sample_outputs"] != a["sample_outputs"]:
         raise doc.fail(f"{where}[0].sample_outputs", f"expected the artifact's sample_outputs "
                        f"{json_repr(a['sample_outputs'])}, got {json_repr(items[0]['sample_outputs'])}")

@@ -158,13 +158,17 @@ def check_contents(root: Path, label: str) -> Contents:
 
 
 def _artifact(root: Path, entry: dict) -> Artifact:
-    """The runtime-facing artifact of a metadata entry: its tensor lists where the bundle has them."""
+    """The runtime-facing artifact of a metadata entry: its tensor lists and TFLite tensor indices where the bundle
+    has them."""
     def specs(key: str) -> tuple[TensorSpec, ...]:
         return tuple(TensorSpec.from_dict(t) for t in entry.get(key, ()))
 
+    indices = {k: [t["tflite_index"] for t in entry.get(k, ()) if "tflite_index" in t] for k in ("inputs", "outputs")}
+    extra = {"tflite_tensor_indices": indices} if all(indices.values()) else {}
     return Artifact(entry["name"], str(root / entry["file"]), entry["format"], entry["precision"], entry["layout"],
                     tuple(entry["input_shape"]), entry["input_dtype"], entry["input_quantization"],
-                    entry["output_quantization"], entry["sha256"], inputs=specs("inputs"), outputs=specs("outputs"))
+                    entry["output_quantization"], entry["sha256"], inputs=specs("inputs"), outputs=specs("outputs"),
+                    extra=extra)
 
 
 def _compare(label: str, where: str, t: dict, got: np.ndarray, want: np.ndarray) -> OutputCheck:
