@@ -296,22 +296,50 @@ def mediapipe_tflite() -> Path:
 
 
 def test_tflite_file_from_outside_is_evaluated_and_benchmarked(tmp_path, mediapipe_tflite):
+    """mediapipe's face detector (float16 weights, two outputs: box regressors and scores per anchor) imported as a
+    file: each output measured against the file's own fp32 on real photos, benchmarked, released with every tensor
+    in its metadata, verified output by output, and refused by the Android app in one line."""
     recipe = _file_recipe(tmp_path, "tflite", mediapipe_tflite)
-    target = write_target(tmp_path, runs=10, build='["tflite-fp32", "tflite-fp16"]')
+    target = write_target(tmp_path, runs=10, build='["tflite-fp16"]')
     run = _run(recipe, target, tmp_path / "b")
     arts = _artifacts(run)
-    assert set(arts) == {"tflite-fp16"}  # float16 weights, float32 input: what mediapipe ships
+    assert set(arts) == {"tflite-fp16", "tflite-fp32"}  # float16 weights, float32 input: what mediapipe ships
     a = arts["tflite-fp16"]
-    assert a["layout"] == "NHWC" and a["input_shape"] == [1, 128, 128, 3]
+    assert a["layout"] == "NHWC" and a["input_shape"] == [1, 128, 128, 3] and a["reference"] == "tflite-fp32"
+    assert [(o["name"], o["shape"]) for o in a["outputs"]] == [("regressors", [1, 896, 16]),
+                                                              ("classificators", [1, 896, 1])]
+    assert arts["tflite-fp32"]["role"] == "intermediate"  # the reference, not built for this target
     assert run["manifest"]["recipe"]["settings"]["input"]["origin"]["height"] == "model file"
     assert _stage(run, "to_onnx")["data"]["skipped"].startswith("model.source = 'tflite'")
+    metrics = _stage(run, "evaluate")["data"]["metrics"]
+    assert set(metrics) == {"tflite-fp16"} and metrics["tflite-fp16"]["reference"] == "tflite-fp32"
+    assert set(metrics["tflite-fp16"]["outputs"]) == {"regressors", "classificators"}  # every output compared
+    assert all(o["max_abs_error"] <= 1e-3 * o["reference_max_abs"] for o in metrics["tflite-fp16"]["outputs"].values())
     assert _stage(run, "benchmark")["data"]["results"]["tflite-fp16"]["latency_ms"]["p50"] > 0
-    logits = np.load(next((run["run_dir"].parent.parent / "cache" / "evaluate").glob("*/logits_tflite-fp16.npy")))
-    assert logits.shape == (14, 896, 16) and np.isfinite(logits).all() and logits.std() > 0
+    outputs = np.load(next((run["run_dir"].parent.parent / "cache" / "evaluate").glob("*/outputs_tflite-fp16.npz")))
+    for y in (outputs["arr_0"], outputs["arr_1"]):  # the fidelity above compares outputs that differ per photo
+        assert len(y) == 14 and np.isfinite(y).all() and np.ptp(y.reshape(14, -1), axis=0).max() > 1.0
     released = cli("release", "--recipe", str(recipe), "--target", str(target), "--build-dir", str(tmp_path / "b"))
     assert released.returncode == 0, released.stderr[-2000:]
-    verified = cli("verify", released.stdout.strip().splitlines()[-1])
-    assert verified.returncode == 0 and "tflite-fp16 (litert): 14 samples reproduce" in verified.stdout
+    bundle = Path(released.stdout.strip().splitlines()[-1])
+    verified = cli("verify", str(bundle))
+    assert verified.returncode == 0, verified.stderr[-2000:]
+    assert ("tflite-fp16 (litert): 14 samples reproduce the recorded outputs (2 outputs; regressors: max abs diff"
+            in verified.stdout and "; classificators: max abs diff" in verified.stdout)
+    _android_refuses(bundle.parent / bundle.name.removesuffix(".tar.gz") / "metadata.json", tmp_path,
+                     "cannot show tflite-file: it returns 2 outputs (regressors, classificators); this app shows "
+                     "picture classifiers")
+
+
+def _android_refuses(metadata: Path, tmp_path: Path, line: str) -> None:
+    """The Android app's own bundle reader (its plain-Java core, on the host JVM) refuses the bundle with `line`."""
+    from pipeline.android import host_jvm
+
+    classes = host_jvm.compile_core(tmp_path / "classes")
+    cp = ":".join([str(classes), *map(str, host_jvm.junit_classpath())])
+    proc = subprocess.run(["java", "-cp", cp, host_jvm.PREPROCESS_CLI, str(metadata), "tflite-fp16", "none.png",
+                           str(tmp_path / "out.bin")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and f"UnsupportedModelException: {line}" in proc.stderr.splitlines()[0], proc.stderr
 
 
 @pytest.mark.slow
