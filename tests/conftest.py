@@ -121,3 +121,16 @@ def one_line_refusal(proc: subprocess.CompletedProcess) -> str:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr[-2000:]
     return lines[0]
+
+
+def android_refusal(metadata: Path, tmp_path: Path) -> str:
+    """The first line the Android app's own bundle reader (its plain-Java core on the host JVM, through
+    PreprocessCli) prints for `metadata`; it must fail."""
+    from pipeline.android import host_jvm
+
+    classes = host_jvm.compile_core(tmp_path / "classes")
+    cp = ":".join([str(classes), *map(str, host_jvm.junit_classpath())])
+    proc = subprocess.run(["java", "-cp", cp, host_jvm.PREPROCESS_CLI, str(metadata), "any", "none.png",
+                           str(tmp_path / "out.bin")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0, proc.stdout
+    return proc.stderr.splitlines()[0]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli
+from conftest import android_refusal, cli
 from multi_tensor_models import SERIES, VECTORS, lower_to_pte, two_input_model
 
 from pipeline.artifacts.artifact import Artifact, sha256_file
@@ -95,6 +95,12 @@ def test_verify_runs_both_inputs_and_checks_both_outputs(good: Path) -> None:
         y = np.load(good / rel)
         assert np.ptp(y, axis=0).min() > 1e-3, f"{rel}: the outputs do not differ per input"
     assert "2 outputs; scores: max abs diff" in verdict.summary()[1]
+
+
+def test_the_android_app_refuses_the_bundle_in_one_line_naming_its_inputs(good: Path, tmp_path: Path) -> None:
+    assert android_refusal(good / "metadata.json", tmp_path).endswith(
+        "UnsupportedModelException: cannot show two: it takes 2 inputs (series, vector); this app shows picture "
+        "classifiers (one picture in, one list of class scores out)")
 
 
 def test_an_output_that_no_longer_matches_is_named(good: Path, tmp_path: Path) -> None:
