@@ -111,10 +111,10 @@ def metadata(manifest: dict, report: dict, chosen: list[dict], candidates: list[
     }
     if inputs.picture is not None:
         doc["input"] = inputs.picture.to_dict()
-    doc["labels"] = list(labels) if classifier else []
+    doc["labels"] = list(labels)  # for a model of several outputs, the class names of its class scores
     if classifier:
         doc["output"] = {"kind": "logits", "classes": len(labels)}
-    samples = inputs.samples if classifier else [{**s, "label": None} for s in inputs.samples]
+    samples = inputs.samples if labels else [{**s, "label": None} for s in inputs.samples]
     doc.update({
         "artifacts": [artifact_entry(r, recorded[r["name"]]) for r in chosen],
         "samples": samples,

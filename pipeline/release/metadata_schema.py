@@ -302,6 +302,6 @@ def validate_metadata(root: Any, label: str = "metadata.json") -> dict:
         if spec is not None:
             doc.relative_file(s, "file", f"samples[{i}]")
         label = doc.get(s, "label", f"samples[{i}]", (int, type(None)))
-        if label is not None and not 0 <= label < max(classes, len(labels)):
-            raise doc.fail(f"samples[{i}].label", f"expected a class index in [0, {classes}), got {label}")
+        if label is not None and not 0 <= label < len(labels):
+            raise doc.fail(f"samples[{i}].label", f"expected a class index in [0, {len(labels)}), got {label}")
     return root
