@@ -147,3 +147,37 @@ def test_a_sample_input_of_another_dtype_is_refused_from_its_header(good: Path, 
 def test_hostile_tensor_lists_are_refused_naming_the_key(good: Path, tmp_path: Path, edit, message: str) -> None:
     with pytest.raises(UserError, match=message):
         verify(_edited(good, tmp_path, edit))
+
+
+@pytest.mark.slow
+def test_the_keyword_spotting_example_releases_and_verifies_both_inputs_and_outputs(tmp_path: Path) -> None:
+    """docs/examples/keyword_spotting (the user's loader, two inputs, two outputs), shortened training, every
+    artifact kind: released with its samples as .npy, verified output by output, refused by the app in one line."""
+    from conftest import ROOT, write_target
+
+    example = ROOT / "docs" / "examples" / "keyword_spotting"
+    recipe = tmp_path / "kws.toml"
+    text = (example / "kws-python.toml").read_text()
+    text = text.replace('"kws_model.py:', f'"{example}/kws_model.py:').replace('"fsdd.py:', f'"{example}/fsdd.py:')
+    text = text.replace("epochs = 30", "epochs = 3").replace("epochs = 10", "epochs = 1").replace("epochs = 3\n",
+                                                                                                 "epochs = 1\n")
+    recipe.write_text(text)
+    target = write_target(tmp_path, runs=10, build='["tflite-fp32", "tflite-int8", "pte-fp32", "pte-int8"]')
+    released = cli("release", "--recipe", str(recipe), "--target", str(target), "--build-dir", str(tmp_path / "b"))
+    assert released.returncode == 0, released.stderr[-3000:]
+    bundle = Path(released.stdout.strip().splitlines()[-1])
+    verified = cli("verify", str(bundle))
+    assert verified.returncode == 0, verified.stderr[-3000:]
+    root = bundle.parent / bundle.name.removesuffix(".tar.gz")
+    meta = _meta(root)
+    assert [t["name"] for t in meta["sample_inputs"]] == ["mfcc", "frames"] and meta["model"]["task"] == "tensors"
+    for a in meta["artifacts"]:
+        assert [t["name"] for t in a["inputs"]] == ["mfcc", "frames"]
+        assert [t["name"] for t in a["outputs"]] == ["scores", "embedding"]
+        assert f"{a['name']} ({a['runtime']}): 16 samples reproduce the recorded outputs (2 outputs; scores: " \
+            in verified.stdout
+        for t in a["outputs"]:  # what verify compared differs per input
+            assert np.ptp(np.load(root / t["sample_outputs"]), axis=0).max() > 1e-3, t["name"]
+    assert android_refusal(root / "metadata.json", tmp_path).endswith("it takes 2 inputs (mfcc, frames); this app "
+                                                                       "shows picture classifiers (one picture in, "
+                                                                       "one list of class scores out)")
