@@ -145,3 +145,16 @@ def emulated():
     from pipeline.devices.testbed import bring_up as testbed
 
     return testbed.up("emulated-arm64")
+
+
+def android_refusal(metadata: Path, tmp_path: Path) -> str:
+    """The first line the Android app's own bundle reader (its plain-Java core on the host JVM, through
+    PreprocessCli) prints for `metadata`; it must fail."""
+    from pipeline.android import host_jvm
+
+    classes = host_jvm.compile_core(tmp_path / "classes")
+    cp = ":".join([str(classes), *map(str, host_jvm.junit_classpath())])
+    proc = subprocess.run(["java", "-cp", cp, host_jvm.PREPROCESS_CLI, str(metadata), "any", "none.png",
+                           str(tmp_path / "out.bin")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0, proc.stdout
+    return proc.stderr.splitlines()[0]

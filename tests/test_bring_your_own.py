@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, cli, evaluated_outputs, write_target
+from tests.conftest import ROOT, android_refusal, cli, evaluated_outputs, write_target
 from tests.networks import assert_outputs_differ_per_input, with_random_weights
 
 USER_MODELS = ROOT / "tests" / "user_models"
@@ -341,23 +341,40 @@ def mediapipe_tflite() -> Path:
 
 
 def test_tflite_file_from_outside_is_evaluated_and_benchmarked(tmp_path, mediapipe_tflite):
+    """mediapipe's face detector (float16 weights, two outputs: box regressors and scores per anchor) imported as a
+    file: each output measured against the file's own fp32 on real photos, benchmarked, released with every tensor
+    in its metadata, verified output by output, and refused by the Android app in one line."""
     recipe = _file_recipe(tmp_path, "tflite", mediapipe_tflite)
-    target = write_target(tmp_path, runs=10, build='["tflite-fp32", "tflite-fp16"]')
+    target = write_target(tmp_path, runs=10, build='["tflite-fp16"]')
     run = _run(recipe, target, tmp_path / "b")
     arts = _artifacts(run)
-    assert set(arts) == {"tflite-fp16"}  # float16 weights, float32 input: what mediapipe ships
+    assert set(arts) == {"tflite-fp16", "tflite-fp32"}  # float16 weights, float32 input: what mediapipe ships
     a = arts["tflite-fp16"]
-    assert a["layout"] == "NHWC" and a["input_shape"] == [1, 128, 128, 3]
+    assert a["layout"] == "NHWC" and a["input_shape"] == [1, 128, 128, 3] and a["reference"] == "tflite-fp32"
+    assert [(o["name"], o["shape"]) for o in a["outputs"]] == [("regressors", [1, 896, 16]),
+                                                              ("classificators", [1, 896, 1])]
+    assert arts["tflite-fp32"]["role"] == "intermediate"  # the reference, not built for this target
     assert run["manifest"]["recipe"]["settings"]["input"]["origin"]["height"] == "model file"
     assert _stage(run, "to_onnx")["data"]["skipped"].startswith("model.source = 'tflite'")
+    metrics = _stage(run, "evaluate")["data"]["metrics"]
+    assert set(metrics) == {"tflite-fp16"} and metrics["tflite-fp16"]["reference"] == "tflite-fp32"
+    assert set(metrics["tflite-fp16"]["outputs"]) == {"regressors", "classificators"}  # every output compared
+    assert all(o["max_abs_error"] <= 1e-3 * o["reference_max_abs"] for o in metrics["tflite-fp16"]["outputs"].values())
     assert _stage(run, "benchmark")["data"]["results"]["tflite-fp16"]["latency_ms"]["p50"] > 0
-    logits = _logits(run, "tflite-fp16")
-    assert logits.shape == (14, 896, 16)
-    assert_outputs_differ_per_input(logits, classes=False)  # box regressions: every one moves with the photo
+    outputs = np.load(next((run["run_dir"].parent.parent / "cache" / "evaluate").glob("*/outputs_tflite-fp16.npz")))
+    for y in (outputs["arr_0"], outputs["arr_1"]):  # the fidelity above compares outputs that differ per photo
+        assert len(y) == 14 and np.isfinite(y).all() and np.ptp(y.reshape(14, -1), axis=0).max() > 1.0
     released = cli("release", "--recipe", str(recipe), "--target", str(target), "--build-dir", str(tmp_path / "b"))
     assert released.returncode == 0, released.stderr[-2000:]
-    verified = cli("verify", released.stdout.strip().splitlines()[-1])
-    assert verified.returncode == 0 and "tflite-fp16 (litert): 14 samples reproduce" in verified.stdout
+    bundle = Path(released.stdout.strip().splitlines()[-1])
+    verified = cli("verify", str(bundle))
+    assert verified.returncode == 0, verified.stderr[-2000:]
+    assert ("tflite-fp16 (litert): 14 samples reproduce the recorded outputs (2 outputs; regressors: max abs diff"
+            in verified.stdout and "; classificators: max abs diff" in verified.stdout)
+    refusal = android_refusal(bundle.parent / bundle.name.removesuffix(".tar.gz") / "metadata.json", tmp_path)
+    assert refusal.endswith("UnsupportedModelException: cannot show tflite-file: it returns 2 outputs (regressors, "
+                            "classificators); this app shows picture classifiers (one picture in, one list of class "
+                            "scores out)")
 
 
 @pytest.mark.slow

@@ -163,7 +163,7 @@ def test_verify_refuses_outputs_the_artifact_no_longer_reproduces(released: dict
     want[3, 2] += 0.5
     np.save(root / entry["sample_outputs"], want)
     checksums.write(root)
-    assert f"{entry['file']}: outputs differ from the recorded ones" in _refusal(root)
+    assert f"{entry['file']}: output {entry['outputs'][0]['name']!r} differs from the recorded one" in _refusal(root)
 
 
 def _evil_archive(released: dict, path: Path, member: tarfile.TarInfo, payload: bytes = b"") -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from pipeline.release.metadata import artifact_entry, to_artifact
 from pipeline.release.select import choose
 
@@ -78,8 +80,15 @@ def test_extra_keys_of_later_stages_are_carried_into_the_metadata_entry() -> Non
               "output_quantization": {"scale": 0.1, "zero_point": 5}, "sha256": "a" * 64, "size_bytes": 10,
               "tools": {}, "extra": {"source": "/abs/cache/model.onnx", "calibration": 64},
               "quantization": "qat", "pruned": True, "params": 45482, "macs": 3151394, "calibration_images": 64}
-    entry = artifact_entry(record)
+    entry = artifact_entry(record, [np.zeros((16, 10), np.float32)])
     assert entry["file"] == "models/tflite-int8.tflite"
+    # a record of before the tensor lists: its one input and output from the legacy fields, the output's shape from
+    # the recorded outputs
+    assert entry["inputs"] == [{"name": "input", "shape": [1, 28, 28, 1], "dtype": "int8", "layout": "NHWC",
+                                "quantization": {"scale": 0.02, "zero_point": -3}}]
+    assert entry["outputs"] == [{"name": "output", "shape": [1, 10], "dtype": "int8",
+                                 "quantization": {"scale": 0.1, "zero_point": 5},
+                                 "sample_outputs": "samples/outputs/tflite-int8.npy"}]
     assert entry["quantization"] == "qat" and entry["pruned"] is True and entry["macs"] == 3151394
     assert entry["calibration_images"] == 64  # a key the pipeline does not know yet is carried over as it is
     assert entry["details"] == {"calibration": 64}  # absolute paths stay out of bundles

@@ -11,10 +11,12 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.artifacts.artifact import atomic_write_bytes, sha256_file
 from pipeline.core import work_folders
 from pipeline.core.errors import UserError
-from pipeline.data import eval_split, input_spec, label_names
+from pipeline.data import eval_split, input_spec, input_tensors, is_pictures, label_names, model_inputs
 from pipeline.recipe.config import Config
 from pipeline.release import archive, checksums, samples
 from pipeline.release import metadata as meta_doc
@@ -51,16 +53,46 @@ def _copy_models(root: Path, chosen: list[dict]) -> None:
             raise UserError(f"release: {rec['path']}: sha256 differs from the manifest's; rerun the pipeline")
 
 
-def _record_outputs(root: Path, chosen: list[dict], entries: list[dict], recipe: Config) -> None:
-    x = samples.inputs(root, entries, input_spec(recipe))
+def _sample_label(labels: np.ndarray | None, i: int) -> int | None:
+    """A sample's class id for the metadata; None for unlabelled data and for targets that are not one class id."""
+    if labels is None or labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        return None
+    return int(labels[i])
+
+
+def _write_inputs(root: Path, recipe: Config) -> meta_doc.Inputs:
+    """The first samples.COUNT evaluation samples into the bundle: PNGs for a picture model, else one .npy per input."""
+    split = eval_split(recipe, samples=samples.COUNT)
+    if is_pictures(recipe):
+        entries = samples.write_pictures(root, split.images[: samples.COUNT],
+                                         None if split.labels is None else split.labels[: samples.COUNT])
+        return meta_doc.Inputs(input_spec(recipe), entries, [])
+    xs = [np.asarray(x[: samples.COUNT]) for x in model_inputs(recipe, split)]
+    arrays = samples.write_arrays(root, xs, [t.name for t in input_tensors(recipe)])
+    return meta_doc.Inputs(None, [{"label": _sample_label(split.labels, i)} for i in range(len(xs[0]))], arrays)
+
+
+def _read_inputs(root: Path, inputs: meta_doc.Inputs) -> list[np.ndarray]:
+    """The sample inputs read back from the bundle's own files, as verify will read them."""
+    if inputs.picture is not None:
+        return [samples.inputs(root, inputs.samples, inputs.picture)]
+    return [np.load(root / a["file"], allow_pickle=False) for a in inputs.arrays]
+
+
+def _record_outputs(root: Path, chosen: list[dict], xs: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
+    """Each artifact's every output on the samples, written one file per output; returns them by artifact name."""
     (root / samples.OUTPUTS_DIR).mkdir(parents=True)
+    recorded = {}
     for rec in chosen:
         art = meta_doc.to_artifact(rec, root / meta_doc.bundle_file(rec))
         try:
-            y = samples.outputs(art, x)
+            ys = samples.outputs(art, xs)
         except samples.ArtifactRunError as exc:
             raise UserError(f"release: {rec['path']}: the {rec['format']} runtime cannot run it ({exc})") from None
-        (root / meta_doc.outputs_file(rec)).write_bytes(samples.npy_bytes(y))
+        for k, y in enumerate(ys):
+            (root / meta_doc.outputs_file(rec, k)).write_bytes(samples.npy_bytes(y))
+        recorded[rec["name"]] = ys
+    return recorded
 
 
 def _fix_modes(root: Path) -> None:
@@ -77,13 +109,10 @@ def _write_tree(root: Path, run_dir: Path, recipe: Config, ship: str | None) -> 
     if not chosen:
         raise UserError(f"release: {run_dir}: no tflite or pte artifact passed its gate with a measured latency")
     _copy_models(root, chosen)
-    split = eval_split(recipe, samples=samples.COUNT)
-    entries = samples.write_pictures(root, split.images[: samples.COUNT],
-                                     None if split.labels is None else split.labels[: samples.COUNT])
-    _record_outputs(root, chosen, entries, recipe)
+    inputs = _write_inputs(root, recipe)
+    recorded = _record_outputs(root, chosen, _read_inputs(root, inputs))
     where = meta_doc.measured_on(manifest, report, candidates)
-    meta = meta_doc.metadata(manifest, report, chosen, candidates, input_spec(recipe), label_names(recipe), entries,
-                             where)
+    meta = meta_doc.metadata(manifest, report, chosen, candidates, inputs, label_names(recipe), recorded, where)
     validate_metadata(json.loads(_json_bytes(meta)))
     (root / "metadata.json").write_bytes(_json_bytes(meta))
     (root / "VERSIONS.json").write_bytes(_json_bytes(meta_doc.versions(manifest, chosen), sort_keys=True))

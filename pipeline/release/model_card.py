@@ -48,6 +48,26 @@ def _device_table(report: dict, shipped: set[str]) -> list[str]:
     return lines
 
 
+def _what_it_does(meta: dict) -> str:
+    if meta["model"]["task"] == "image-classification":
+        return (f"Image classification into {meta['output']['classes']} classes from a "
+                f"{meta['input']['height']}x{meta['input']['width']} "
+                f"{'grey' if meta['input']['channels'] == 1 else 'RGB'} picture; outputs are logits.")
+    a = meta["artifacts"][0]
+    return f"A model of {len(a['inputs'])} input(s) and {len(a['outputs'])} output(s), listed per file below."
+
+
+def _tensors(a: dict) -> str:
+    """An artifact's tensors in words: `inputs mfcc [1, 13, 40] float32; outputs scores [1, 10] float32`."""
+    def one(t: dict) -> str:
+        q = t.get("quantization")
+        layout = f" {t['layout']}" if t.get("layout") else ""
+        quant = f" (scale {q['scale']:.4g}, zero point {q['zero_point']})" if q else ""
+        return f"{t['name']} {t['shape']} {t['dtype']}{layout}{quant}"
+
+    return f"inputs {', '.join(map(one, a['inputs']))}; outputs {', '.join(map(one, a['outputs']))}"
+
+
 def model_card(manifest: dict, report: dict, meta: dict) -> str:
     """The card's Markdown text, from the run's manifest and report and the bundle's metadata."""
     sel = meta["selection"]
@@ -55,12 +75,9 @@ def model_card(manifest: dict, report: dict, meta: dict) -> str:
     bench = report["benchmark"]["settings"] or {}
     on_host = meta["release"]["device_kind"] == "host"
     lines = [f"# {meta['model']['name']} {meta['model']['version']} for {meta['release']['target']}", "",
-             f"Image classification into {meta['output']['classes']} classes from a "
-             f"{meta['input']['height']}x{meta['input']['width']} "
-             f"{'grey' if meta['input']['channels'] == 1 else 'RGB'} picture; outputs are logits.", "",
-             "## Files", ""]
-    lines += [f"- `{a['file']}`: {a['format']} {a['precision']}, {a['layout']} input {a['input_shape']} "
-              f"{a['input_dtype']}, runs on {a['runtime']}" for a in meta["artifacts"]]
+             _what_it_does(meta), "", "## Files", ""]
+    lines += [f"- `{a['file']}`: {a['format']} {a['precision']}, {_tensors(a)}, runs on {a['runtime']}"
+              for a in meta["artifacts"]]
     lines += ["", "## Data", ""] + _data_lines(manifest, report)
     lines += ["", "## Metrics per artifact", "",
               f"Latency: batch 1, {bench.get('warmup', '-')} warm-up + {bench.get('runs', '-')} timed runs, "

@@ -1,8 +1,10 @@
-"""The bundle's sample pictures and each artifact's recorded outputs on them, which `verify` reproduces.
+"""The bundle's sample inputs and each artifact's recorded outputs on them (one file per output), which `verify`
+reproduces.
 
-Inputs are the PNG files themselves, read back and put through the reference preprocessing
-(pipeline/artifacts/preprocess.py), so release and verify feed each runtime exactly what an app following the
-reference would.
+A picture model's inputs are PNG files (samples/NNNN.png); any other model's are .npy files, one per input
+(samples/inputs/K.npy, samples first, in the dtype the model takes). Both are read back from the bundle's files
+(pictures through the reference preprocessing, pipeline/artifacts/preprocess.py), so release and verify feed each
+runtime exactly what an app following the reference would.
 """
 
 from __future__ import annotations
@@ -84,12 +86,26 @@ def inputs(root: Path, samples: list[dict], spec: InputSpec) -> np.ndarray:
 
 
 MAX_OUTPUTS_PER_SAMPLE = 1 << 22  # a detector's boxes or a segmenter's mask, not a memory bomb
+INPUTS_DIR = "samples/inputs"
+# The dtypes a sample input file may hold: what the runtimes feed (pipeline/runtimes/__init__.py to_tensor_input)
+INPUT_DTYPES = ("float32", "float16", "int8", "uint8", "int16", "int32", "int64", "bool")
 
 
-def read_outputs(path: Path, rel: str, shape: tuple[int, int]) -> np.ndarray:
-    """Recorded outputs (float32, one row per sample: samples x classes for a classifier, any bounded per-sample
-    shape for detectors and segmenters) from a .npy file whose header is checked before anything is allocated: a
-    file declaring 10^12 rows is refused from its first bytes."""
+def write_arrays(root: Path, arrays: list[np.ndarray], names: list[str]) -> list[dict]:
+    """samples/inputs/K.npy, one file per model input (samples first, the model's dtype); returns the metadata's
+    `sample_inputs` entries."""
+    (root / INPUTS_DIR).mkdir(parents=True, exist_ok=True)
+    entries = []
+    for k, (array, name) in enumerate(zip(arrays, names, strict=True)):
+        rel = f"{INPUTS_DIR}/{k}.npy"
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+        (root / rel).write_bytes(buf.getvalue())
+        entries.append({"name": name, "file": rel, "shape": list(array.shape[1:]), "dtype": str(array.dtype)})
+    return entries
+
+
+def _npy_header(path: Path, rel: str, what: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
     fmt = np.lib.format
     try:
         with path.open("rb") as f:
@@ -98,17 +114,33 @@ def read_outputs(path: Path, rel: str, shape: tuple[int, int]) -> np.ndarray:
                 raise SampleError(f"{shown(rel)}: .npy format {version[0]}.{version[1]}; expected 1.0 or 2.0")
             header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
             declared, fortran, dtype = header(f)
-            data_bytes = path.stat().st_size - f.tell()
+            return declared, fortran, dtype, path.stat().st_size - f.tell()
     except (OSError, ValueError) as exc:
-        raise SampleError(f"{shown(rel)}: unreadable recorded outputs ({exc})") from None
+        raise SampleError(f"{shown(rel)}: unreadable {what} ({exc})") from None
+
+
+def read_array(path: Path, rel: str, rows: int, dtype: str, shape: list[int] | None = None,
+               what: str = "recorded outputs") -> np.ndarray:
+    """A .npy of `rows` samples of `dtype` (and, if given, per-sample `shape`), its header checked before anything
+    is allocated: a file declaring 10^12 rows is refused from its first bytes."""
+    declared, fortran, got_dtype, data_bytes = _npy_header(path, rel, what)
     per_sample = int(np.prod(declared[1:], dtype=np.int64)) if len(declared) > 1 else 0
-    if (len(declared) < 2 or declared[0] != shape[0] or not 0 < per_sample <= MAX_OUTPUTS_PER_SAMPLE
-            or dtype != np.dtype("<f4") or fortran):
-        raise SampleError(f"{shown(rel)}: declares {dtype} {list(declared)}{' (Fortran order)' if fortran else ''}; "
-                          f"expected float32 {list(shape)} (one row per sample, one column per class)")
-    if data_bytes != shape[0] * per_sample * 4:
-        raise SampleError(f"{shown(rel)}: {data_bytes:,} data bytes, the header declares {shape[0] * per_sample * 4:,}")
+    want = np.dtype(dtype).newbyteorder("<") if np.dtype(dtype).itemsize > 1 else np.dtype(dtype)
+    if (len(declared) < 2 or declared[0] != rows or not 0 < per_sample <= MAX_OUTPUTS_PER_SAMPLE
+            or got_dtype != want or fortran or (shape is not None and list(declared[1:]) != list(shape))):
+        per = "" if shape is None else f" x {list(shape)}"
+        raise SampleError(f"{shown(rel)}: declares {got_dtype} {list(declared)}{' (Fortran order)' if fortran else ''}"
+                          f"; expected {dtype} with {rows} rows{per} (one row per sample)")
+    if data_bytes != rows * per_sample * want.itemsize:
+        raise SampleError(f"{shown(rel)}: {data_bytes:,} data bytes, the header declares "
+                          f"{rows * per_sample * want.itemsize:,}")
     return np.load(path, allow_pickle=False)
+
+
+def read_outputs(path: Path, rel: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Recorded outputs of one output tensor (float32, one row per sample, any bounded per-sample shape) from a .npy
+    whose header is checked first; `shape` is (samples, ...) and only its first entry is binding."""
+    return read_array(path, rel, shape[0], "float32")
 
 
 RUN_TIMEOUT_S = 600
@@ -118,16 +150,20 @@ class ArtifactRunError(Exception):
     """The artifact's runtime failed or died on it; the message is the child's exit and its last words."""
 
 
-def outputs(artifact: Artifact, x: np.ndarray) -> np.ndarray:
-    """float32 N x classes: `artifact` run in its own runtime (one thread), one sample at a time, in a child process
-    (pipeline/release/outputs_worker.py), so a runtime that aborts on a bad file cannot take the caller with it.
+def outputs(artifact: Artifact, xs: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
+    """Every output of `artifact` as float32, samples first, in the model's output order: the artifact run in its own
+    runtime (one thread) on `xs` (reference-form inputs, one array per input), one sample at a time, in a child
+    process (pipeline/release/outputs_worker.py), so a runtime that aborts on a bad file cannot take the caller with it.
 
     Raises ArtifactRunError when the runtime cannot run the file.
     """
+    xs = [xs] if isinstance(xs, np.ndarray) else list(xs)
     with work_folders.temporary("pipeline-outputs.") as tmp:
-        x_path, y_path = tmp / "x.npy", tmp / "y.npy"
-        np.save(x_path, np.ascontiguousarray(x, dtype=np.float32), allow_pickle=False)
-        args = {"artifact": artifact.to_dict(), "input": str(x_path), "output": str(y_path)}
+        paths = [str(tmp / f"x{k}.npy") for k in range(len(xs))]
+        for path, x in zip(paths, xs, strict=True):
+            np.save(path, np.ascontiguousarray(x), allow_pickle=False)
+        y_path = tmp / "y.npz"
+        args = {"artifact": artifact.to_dict(), "inputs": paths, "output": str(y_path)}
         try:
             proc = run(python_module("pipeline.release.outputs_worker", json.dumps(args)),
                        what=f"{artifact.format} runtime", timeout=RUN_TIMEOUT_S, check=False)
@@ -135,7 +171,8 @@ def outputs(artifact: Artifact, x: np.ndarray) -> np.ndarray:
             raise ArtifactRunError(str(exc)) from None
         if proc.returncode != 0:
             raise ArtifactRunError(f"{exit_description(proc.returncode)}: {last_line(proc.stderr)}")
-        return np.load(y_path, allow_pickle=False)
+        with np.load(y_path, allow_pickle=False) as ys:
+            return [ys[f"arr_{k}"] for k in range(len(ys.files))]
 
 
 def allowed_difference(want: np.ndarray, output_quantization: dict | None) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -132,8 +133,10 @@ def _tflite_precision(path: Path) -> str:
     return "fp32"
 
 
-def import_file(ctx: Context) -> Artifact:
-    """The user's TFLite file as the run's artifact, with its input layout and quantization read from the file."""
+def import_file(ctx: Context) -> list[Artifact]:
+    """The user's TFLite file as the run's artifact, with its tensors, layout and quantization read from the file; a
+    float16-weight file comes with its own fp32 (the weights widened, exact; pipeline/converters/tflite_fp32.py) as
+    the reference its every output is measured against, an artifact of the run if the target builds tflite-fp32."""
     spec = ctx.recipe.data["model_spec"]
     src = Path(spec["path"])
     where = f"{ctx.recipe.path.name}: model.path: {src}"
@@ -149,19 +152,40 @@ def import_file(ctx: Context) -> Artifact:
     if len(file_in) != 1:
         raise UserError(f"{where}: it takes {len(file_in)} inputs; a TFLite file from outside is fed pictures, one "
                         "input (convert a multi-input model from its PyTorch or ONNX source)")
+    ins = (TensorSpec(file_in[0]["name"], tuple(spec["input_shape"]), dtype, spec["layout"], in_q),)
+    outs = tuple(TensorSpec(r["name"], tuple(r["shape"]), r["dtype"], "", r["quantization"]) for r in file_out)
+    base = Artifact(name="", path="", format="tflite", precision=precision, layout=spec["layout"],
+                    input_shape=tuple(spec["input_shape"]), input_dtype=dtype, input_quantization=in_q,
+                    output_quantization=out_q, inputs=ins, outputs=outs,
+                    extra={"imported_from": str(src), "input": data.input_spec(ctx.recipe).to_dict(),
+                           "labels": list(data.label_names(ctx.recipe)),
+                           "model": {k: v for k, v in spec.items() if k != "recipe"}})
+    arts = []
+    if precision == "fp16":
+        arts.append(_own_fp32(ctx, src, base))
     name = artifact_name("tflite", precision)
     dest = ctx.out_dir / f"{name}.tflite"
     shutil.copyfile(src, dest)
-    ins = (TensorSpec(file_in[0]["name"], tuple(spec["input_shape"]), dtype, spec["layout"], in_q),)
-    outs = tuple(TensorSpec(r["name"], tuple(r["shape"]), r["dtype"], "", r["quantization"]) for r in file_out)
-    art = Artifact(name=name, path=str(dest), format="tflite", precision=precision, layout=spec["layout"],
-                   input_shape=tuple(spec["input_shape"]), input_dtype=dtype, input_quantization=in_q,
-                   output_quantization=out_q, inputs=ins, outputs=outs,
-                   extra={"imported_from": str(src), "input": data.input_spec(ctx.recipe).to_dict(),
-                          "labels": list(data.label_names(ctx.recipe)),
-                          "model": {k: v for k, v in spec.items() if k != "recipe"}})
     ctx.log.info("imported %s as %s", src, name)
-    return finalize(art, ("ai-edge-litert",))
+    arts.append(finalize(replace(base, name=name, path=str(dest), reference=arts[0].name if arts else ""),
+                         ("ai-edge-litert",)))
+    return arts
+
+
+def _own_fp32(ctx: Context, src: Path, base: Artifact) -> Artifact:
+    """The float16-weight file with its weights widened to float32: the reference of its outputs, shipped and
+    measured only if the target builds tflite-fp32."""
+    from pipeline.converters.tflite_fp32 import widen_fp16_weights
+
+    name = artifact_name("tflite", "fp32")
+    dest = ctx.out_dir / f"{name}.tflite"
+    widened = widen_fp16_weights(src, dest)
+    ctx.log.info("%s: %d float16 weights widened to float32 as %s, the reference of its outputs", src.name, widened,
+                 name)
+    role = "model" if "fp32" in wanted(ctx.target) else "intermediate"
+    extra = {**base.extra, "widened": f"{widened} float16 weights of the imported file stored as float32 (exact)"}
+    return finalize(replace(base, name=name, path=str(dest), precision="fp32", role=role, extra=extra),
+                    ("ai-edge-litert", "tensorflow-cpu"))
 
 
 def _keep_float(src: Artifact, work: Path, files: dict[str, Path]) -> list[str]:
@@ -251,8 +275,9 @@ def _artifact(ctx: Context, src: Artifact, precision: str, files: dict[str, Path
 
 def run(ctx: Context) -> StageOutput:
     if ctx.recipe.data["model_spec"]["source"] == "tflite":
-        art = import_file(ctx)
-        return StageOutput((art,), {"imported": art.extra["imported_from"], "converted": []})
+        arts = import_file(ctx)
+        return StageOutput(tuple(arts), {"imported": arts[0].extra["imported_from"],
+                                         "converted": [a.name for a in arts if a.precision != arts[-1].precision]})
     precisions = wanted(ctx.target)
     jobs = [(src, _outputs(src, precisions)) for src in ctx.upstream_artifacts() if src.format == "onnx"]
     jobs = [(src, p) for src, p in jobs if p]

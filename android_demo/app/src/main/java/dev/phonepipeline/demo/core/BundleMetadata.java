@@ -11,7 +11,8 @@ import java.util.Set;
  *
  * <p>Example: {@code BundleMetadata.parse(text).artifacts.get(0).layout}. Malformed input throws
  * BundleFormatException with one line that names the key, e.g.
- * {@code metadata.json: input.channels: expected 1 (grey) or 3 (RGB), got 2}.
+ * {@code metadata.json: input.channels: expected 1 (grey) or 3 (RGB), got 2}. A well-formed bundle of a model the
+ * app cannot show (see ShownModels) throws UnsupportedModelException, whose one line says why.
  */
 public final class BundleMetadata {
     public static final String SCHEMA = "phone-pipeline/bundle/1";
@@ -51,6 +52,7 @@ public final class BundleMetadata {
         if (!SCHEMA.equals(schema.value)) {
             throw schema.error("expected \"" + SCHEMA + "\", got " + quoted(schema.value));
         }
+        ShownModels.check(root);
         JsonNode model = root.field("model");
         String name = model.field("name").text();
         String version = model.field("version").text();
