@@ -27,18 +27,19 @@ class Echo(Session):
     def __init__(self, artifact: Artifact, threads: int = 1):
         self.artifact = artifact
 
-    def invoke(self, prepared: np.ndarray) -> np.ndarray:
+    def invoke(self, prepared: list[np.ndarray]) -> list[np.ndarray]:
         return prepared
 
 
 def test_prepare_gives_the_artifact_layout_and_type_and_run_is_the_three_steps():
     s = Echo(Artifact(**INT8_NHWC))
     x = np.arange(32, dtype=np.float32).reshape(1, 2, 4, 4) / 4
-    prepared = s.prepare(x)
+    [prepared] = s.prepare(x)
     assert prepared.dtype == np.int8 and prepared.shape == (1, 4, 4, 2) and prepared.flags.c_contiguous
     assert prepared[0, 1, 2, 1] == np.rint(x[0, 1, 1, 2] / 0.5) + 3
-    np.testing.assert_array_equal(s.run(x), s.to_logits(s.invoke(prepared)))
-    assert s.to_logits(np.array([3], dtype=np.int8)).tolist() == [1.0]  # (3 - (-1)) * 0.25
+    np.testing.assert_array_equal(s.run(x), s.to_logits(s.invoke([prepared])))
+    np.testing.assert_array_equal(s.run_all([x])[0], s.run(x))
+    assert s.to_logits([np.array([3], dtype=np.int8)]).tolist() == [1.0]  # (3 - (-1)) * 0.25
 
 
 class SlowPrepare(Echo):

@@ -19,8 +19,10 @@ from pipeline.layers.metrics import compare
 
 
 def is_class_scores(ref: np.ndarray) -> bool:
-    """An output of shape [batch, classes] with at least two classes: top-1 agreement means something for it."""
-    return ref.ndim == 2 and ref.shape[1] >= 2
+    """An output of [batch, classes] (or [batch, classes, 1, 1], as convolutional heads give) with at least two
+    classes: top-1 agreement means something for it."""
+    sizes = [d for d in ref.shape[1:] if d != 1]
+    return ref.ndim >= 2 and len(sizes) == 1 and sizes[0] >= 2
 
 
 def output_fidelity(got: np.ndarray, ref: np.ndarray) -> dict:
@@ -34,7 +36,8 @@ def output_fidelity(got: np.ndarray, ref: np.ndarray) -> dict:
     m["mean_abs_error"] = float(diff.mean()) if diff.size else 0.0
     m["reference_max_abs"] = float(np.abs(ref).max()) if ref.size else 0.0
     if is_class_scores(ref):
-        m["top1_agreement"] = float((got.argmax(1) == ref.argmax(1)).mean())
+        flat_got, flat_ref = got.reshape(len(got), -1), ref.reshape(len(ref), -1)
+        m["top1_agreement"] = float((flat_got.argmax(1) == flat_ref.argmax(1)).mean())
     return m
 
 
