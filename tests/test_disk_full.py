@@ -82,7 +82,7 @@ def test_onnx2tf_filling_the_disk_names_its_folder(tmp_path, monkeypatch):
         raise err
 
     monkeypatch.setattr(onnx2tf_adapter, "run", child_ran_out_of_space)
-    monkeypatch.setattr(onnx2tf_adapter, "input_name", lambda path: "input")
+    monkeypatch.setattr(onnx2tf_adapter, "input_names", lambda path: ["input"])
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"onnx")
     with pytest.raises(ToolError, match=rf"^to_tflite: onnx2tf: no space left on the disk of {tmp_path / 'w'} \("):

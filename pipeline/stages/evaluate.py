@@ -105,13 +105,18 @@ def violations(art: Artifact, metrics: dict, recipe: dict) -> list[str]:
     """
     name, found = art.name, []
     tol = recipe["tolerances"].get(art.precision)
-    what = metrics.get("metric", "accuracy")
+    metric = metrics.get("metric", "top1")
+    what = "accuracy" if metric == "top1" else metric
+
+    def amount(value: float) -> str:  # percentage points for fractions, the metric's own units otherwise
+        return f"{value:.2f} points" if metric in ("top1", "top5") else f"{value:.4g}"
+
     if tol is not None and art.reference:
         if "top1_agreement" in metrics and metrics["top1_agreement"] < tol["min_top1_agreement"]:
             found.append(f"{name}: top1_agreement {metrics['top1_agreement']:.4f} < "
                          f"{tol['min_top1_agreement']} (tolerances.{art.precision}.min_top1_agreement)")
         if "accuracy_delta" in metrics and metrics["accuracy_delta"] > tol["max_accuracy_drop"]:
-            found.append(f"{name}: {what} {metrics['accuracy_delta']:.4g} worse than its reference "
+            found.append(f"{name}: {what} {amount(metrics['accuracy_delta'])} below its reference "
                          f"{art.reference} > {tol['max_accuracy_drop']} (tolerances.{art.precision}.max_accuracy_drop)")
         if metrics["max_abs_diff"] > tol["max_abs_diff"]:
             found.append(f"{name}: max_abs_diff {metrics['max_abs_diff']:.3g} > {tol['max_abs_diff']:g} "
@@ -132,7 +137,7 @@ def violations(art: Artifact, metrics: dict, recipe: dict) -> list[str]:
     for applies, key in ((art.precision == "int8", "quantize"), (art.pruned and float_model, "prune"),
                          (art.lowrank and not art.pruned and float_model, "decompose")):
         if applies and drop is not None and drop > recipe[key]["max_accuracy_drop"]:
-            found.append(f"{name}: {what} drop {drop:.4g} against the fp32 model > "
+            found.append(f"{name}: {what} drop {amount(drop)} against the fp32 model > "
                          f"{recipe[key]['max_accuracy_drop']} ({key}.max_accuracy_drop)")
     return found
 
