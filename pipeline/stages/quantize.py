@@ -80,10 +80,10 @@ def qat_settings(recipe: Config) -> TrainSettings:
                                    "seed": base["seed"] + 2, "max_train_samples": base["max_train_samples"]})
 
 
-def _save_reference(converted: torch.nn.Module, example_batch: list[torch.Tensor], path) -> None:
+def _save_reference(converted: torch.nn.Module, example_batch: torch.Tensor | list[torch.Tensor], path) -> None:
+    examples = rows(example_batch, 0, MAX_BATCH)  # one tensor or one per input
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    program = torch.export.export(converted, tuple(example_batch),
-                                  dynamic_shapes=tuple({0: batch} for _ in example_batch))
+    program = torch.export.export(converted, tuple(examples), dynamic_shapes=tuple({0: batch} for _ in examples))
     for module in program.graph_module.modules():  # provenance records hold id()s of graphs: differ every run
         if isinstance(module, torch.fx.GraphModule):
             for node in module.graph.nodes:

@@ -66,7 +66,8 @@ def check_fits_data(model: torch.nn.Module, recipe: Config, batch: list[torch.Te
         raise UserError(f"{where}: {what}: {exc}") from None
     except Exception as exc:  # any layer may reject the shape
         given = "input" if len(batch) == 1 else f"{len(batch)} inputs"
-        raise UserError(f"{where}: {what} cannot take the dataset's {given} {shapes} (set by [input] and the data): "
+        by = "[input]" if data.is_pictures(recipe) else "the data's arrays"
+        raise UserError(f"{where}: {what} cannot take the dataset's {given} {shapes} (set by {by}): "
                         f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:160]}") from None
     first = outs[0]
     gives = "outputs" if len(outs) == 1 else f"a first output {names[0]!r}"
