@@ -93,3 +93,17 @@ def test_a_damaged_second_output_and_a_low_agreement_with_fp32_fail_the_gates():
     assert not any("'scores'" in v for v in found)
     clean = compare([SCORES, embedding], [SCORES, embedding], LABELS, ["scores", "embedding"])
     assert violations(artifact("tflite-fp32", "fp32"), clean, recipe) == []
+
+
+def test_an_output_onnx2tf_moved_channels_last_is_moved_back_whatever_its_rank():
+    from pipeline.artifacts.tensors import TensorSpec
+    from pipeline.runtimes import from_tensor_output
+
+    series = RNG.standard_normal((2, 16, 40)).astype(np.float32)  # the model's (N, C, T)
+    back = from_tensor_output(np.ascontiguousarray(series.transpose(0, 2, 1)), TensorSpec("map", (1, 40, 16),
+                                                                                          layout="NWC"))
+    np.testing.assert_array_equal(back, series)
+    image = RNG.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    back = from_tensor_output(np.ascontiguousarray(image.transpose(0, 2, 3, 1)), TensorSpec("m", (1, 5, 6, 3),
+                                                                                            layout="NHWC"))
+    np.testing.assert_array_equal(back, image)

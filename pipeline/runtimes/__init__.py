@@ -26,6 +26,7 @@ from pipeline.artifacts.artifact import Artifact
 from pipeline.artifacts.preprocess import quantize_int8
 from pipeline.artifacts.tensors import TensorSpec, inputs_of, outputs_of
 
+CHANNELS_LAST = ("NWC", "NHWC", "NDHWC")  # layouts of a file's tensor whose channels come last
 RUNTIME_OF_FORMAT = {"torch": "torch", "pt2": "torch", "onnx": "onnxruntime", "tflite": "litert", "pte": "executorch"}
 # Runtimes that live in torch's process: torch's or ExecuTorch's process-wide thread pools, `import torch` to start
 TORCH_LINKED = ("torch", "executorch")
@@ -66,7 +67,9 @@ def from_tensor_output(y: np.ndarray, spec: TensorSpec) -> np.ndarray:
         y = ((y.astype(np.float32) - q["zero_point"]) * np.float32(q["scale"])).astype(np.float32)
     else:
         y = y.astype(np.float32, copy=False)
-    return y.transpose(0, 3, 1, 2) if spec.layout == "NHWC" and y.ndim == 4 else y
+    if spec.layout in CHANNELS_LAST and y.ndim == len(spec.layout):  # onnx2tf moved the channels last: back
+        return np.moveaxis(y, -1, 1)
+    return y
 
 
 def from_artifact_outputs(ys: Sequence[np.ndarray], artifact: Artifact) -> list[np.ndarray]:
