@@ -151,23 +151,11 @@ def layer_sqnr(model: torch.nn.Module, converted: torch.fx.GraphModule, x: torch
     """module name -> SQNR (dB) of its int8 output against fp32 on `x`, in the order the modules ran."""
     import torchao.quantization.pt2e  # noqa: F401  registers the quantized_decomposed ops
 
-    from pipeline.layers.pt2_layers import module_nodes
+    from pipeline.layers.pt2_layers import record_modules
     from pipeline.layers.torch_layers import capture
 
     flow = capture(model, x)
-    wanted = module_nodes(converted.graph)
-    by_node = {node: name for name, node in wanted.items()}
-    values: dict[str, np.ndarray] = {}
-
-    class Recorder(torch.fx.Interpreter):
-        def run_node(self, n: torch.fx.Node):
-            result = super().run_node(n)
-            if n in by_node and isinstance(result, torch.Tensor):
-                values[by_node[n]] = result.detach().float().numpy().copy()
-            return result
-
-    with torch.no_grad():
-        Recorder(converted).run(x)
+    values, _ = record_modules(converted, x)
     out = {}
     for name, ref in flow.outputs.items():
         key = flow.canonical(name, set(values))

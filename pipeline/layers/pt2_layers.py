@@ -47,12 +47,8 @@ def module_nodes(graph: torch.fx.Graph) -> dict[str, torch.fx.Node]:
     return out
 
 
-def run_with_intermediates(path: str, x: torch.Tensor) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """({module name: its output}, final output) of the saved program on `x` (float32 NCHW)."""
-    import torchao.quantization.pt2e  # noqa: F401  registers the quantized_decomposed ops the program calls
-
-    program = torch.export.load(path)
-    module = program.module()
+def record_modules(module: torch.fx.GraphModule, x: torch.Tensor) -> tuple[dict[str, np.ndarray], object]:
+    """({module name: the int8 graph's output of that module}, the graph's return value) on `x`."""
     wanted = module_nodes(module.graph)
     by_node = {node: name for name, node in wanted.items()}
     values: dict[str, np.ndarray] = {}
@@ -66,6 +62,15 @@ def run_with_intermediates(path: str, x: torch.Tensor) -> tuple[dict[str, np.nda
 
     with torch.no_grad():
         final = Recorder(module).run(x)
+    return values, final
+
+
+def run_with_intermediates(path: str, x: torch.Tensor) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """({module name: its output}, final output) of the saved program on `x` (float32 NCHW)."""
+    import torchao.quantization.pt2e  # noqa: F401  registers the quantized_decomposed ops the program calls
+
+    program = torch.export.load(path)
+    values, final = record_modules(program.module(), x)
     if isinstance(final, (tuple, list)):
         final = final[0]
     return values, final.detach().float().numpy()
