@@ -79,7 +79,7 @@ bench-large: setup          ## EfficientNet-Lite0 + MobileNetV2 at 224x224, fp32
 bench-arrays: setup         ## peak memory and time of checking, splitting and slicing a 2 GB array set (dataset = "arrays"; SIZE_MB=...): build/experiments/bench_arrays.json
 	$(PY) -m pipeline.evidence.bench_arrays build/experiments/bench_arrays.json $(or $(SIZE_MB),2048)
 
-.PHONY: evidence-qdq evidence-geffnet evidence-fallback evidence-et-int8 evidence-int8-fidelity
+.PHONY: evidence-qdq evidence-geffnet evidence-fallback evidence-et-int8 evidence-int8-fidelity evidence-hostile
 evidence-qdq: setup         ## measure whether QAT ranges survive Q/DQ ONNX -> onnx2tf (run `make demo` first)
 	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.evidence.qdq_through_onnx2tf build/runs/$(RECIPE)__$(TARGET)
 
@@ -91,6 +91,9 @@ evidence-et-int8: setup     ## where the int8 .pte of EfficientNet-Lite0 spends 
 
 evidence-int8-fidelity: setup ## why PT2E int8 EfficientNet-Lite0 agreed less with fp32: candidates one at a time, per-layer SQNR (about 30 min)
 	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.evidence.int8_fidelity build/experiments/int8_fidelity.json --layers
+
+evidence-hostile: setup     ## issue 23's hostile inputs through the real CLI: exit, line, time, peak memory, leftovers: build/evidence/hostile_cases.md (about 3 min; root mounts small tmpfs disks)
+	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.evidence.hostile_cases build/evidence
 
 evidence-geffnet: setup     ## pass table: geffnet architectures through ONNX/TFLite/.pte parity and pruning (about 15 min)
 	$(PY) -m pipeline.evidence.geffnet_table build/experiments/geffnet_table.json
