@@ -3,6 +3,7 @@ not an internal error (issue 23, cause 9). The disk is a small tmpfs mounted for
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -88,3 +89,26 @@ def test_onnx2tf_filling_the_disk_names_its_folder(tmp_path, monkeypatch):
     with pytest.raises(ToolError, match=rf"^to_tflite: onnx2tf: no space left on the disk of {tmp_path / 'w'} \("):
         onnx2tf_adapter.convert(onnx, tmp_path / "w", None, int8=False)
 
+
+
+def test_a_release_says_how_much_room_its_bundle_needs_before_it_writes_a_byte(tiny_disk, tmp_path):
+    # issue 23, cause 9 asks for the folder and the space needed; the 1 MB model is written twice (folder, .tar.gz)
+    from pipeline.core.errors import UserError
+    from pipeline.release import bundle
+
+    model = tmp_path / "tflite-fp32.tflite"
+    model.write_bytes(os.urandom(1 << 20))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    row = {"name": "tflite-fp32", "format": "tflite", "precision": "fp32", "size_bytes": 1 << 20, "gate": "pass",
+           "latency_ms": {"p50": 1.0}}
+    (run_dir / "report.json").write_text(json.dumps({"recipe": {"name": "r", "version": "1"},
+                                                     "target": {"name": "t"}, "artifacts": [row]}))
+    record = {"name": "tflite-fp32", "format": "tflite", "precision": "fp32", "path": str(model), "sha256": ""}
+    (run_dir / "manifest.json").write_text(json.dumps({"stages": [{"name": "to_tflite", "artifacts": [record]}]}))
+    out = tiny_disk / "release"
+    with pytest.raises(UserError) as err:
+        bundle.build(run_dir, None, out)
+    assert str(err.value).startswith(f"release: the bundle needs at least 2.1 MB on the disk of {out} (0."), err.value
+    assert str(err.value).endswith(" MB free); free space there or give --out on a disk with room"), err.value
+    assert list(out.iterdir()) == []

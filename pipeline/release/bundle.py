@@ -15,7 +15,7 @@ import numpy as np
 
 from pipeline.artifacts.artifact import atomic_write_bytes, sha256_file
 from pipeline.core import work_folders
-from pipeline.core.errors import UserError
+from pipeline.core.errors import UserError, free_space, shown
 from pipeline.data import eval_split, input_spec, input_tensors, is_pictures, label_names, model_inputs
 from pipeline.recipe.config import Config
 from pipeline.release import archive, checksums, samples
@@ -42,6 +42,16 @@ def bundle_name(report: dict) -> str:
 
 def _json_bytes(obj: object, sort_keys: bool = False) -> bytes:
     return (json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n").encode()
+
+
+def _check_room(out_dir: Path, chosen: list[dict]) -> None:
+    """Refuse, before a byte is written, a bundle whose models cannot fit on the disk of `out_dir`: they are written
+    twice (the folder and the .tar.gz). One line naming the folder, the room needed and the room free."""
+    need = 2 * sum(Path(rec["path"]).stat().st_size for rec in chosen)
+    folder, free = free_space(out_dir)
+    if free < need:
+        raise UserError(f"release: the bundle needs at least {need / 1e6:.1f} MB on the disk of {shown(folder)} "
+                        f"({free / 1e6:.1f} MB free); free space there or give --out on a disk with room")
 
 
 def _copy_models(root: Path, chosen: list[dict]) -> None:
@@ -108,6 +118,7 @@ def _write_tree(root: Path, run_dir: Path, recipe: Config, ship: str | None) -> 
     chosen = [records[c.name] for c in candidates if c.chosen]
     if not chosen:
         raise UserError(f"release: {run_dir}: no tflite or pte artifact passed its gate with a measured latency")
+    _check_room(root.parent.parent, chosen)  # root is OUT/.NAME.PID.x/NAME
     _copy_models(root, chosen)
     inputs = _write_inputs(root, recipe)
     recorded = _record_outputs(root, chosen, _read_inputs(root, inputs))
