@@ -92,7 +92,7 @@ evidence-et-int8: setup     ## where the int8 .pte of EfficientNet-Lite0 spends 
 evidence-int8-fidelity: setup ## why PT2E int8 EfficientNet-Lite0 agreed less with fp32: candidates one at a time, per-layer SQNR (about 30 min)
 	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.evidence.int8_fidelity build/experiments/int8_fidelity.json --layers
 
-evidence-hostile: setup     ## issue 23's hostile inputs through the real CLI: exit, line, time, peak memory, leftovers: build/evidence/hostile_cases.md (about 3 min; root mounts small tmpfs disks)
+evidence-hostile: setup     ## issue 23's hostile inputs through the real CLI: exit, line, time, peak memory, leftovers: build/evidence/hostile_cases.md (about 4 min; as root it mounts small tmpfs disks for the disk-full cases)
 	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.evidence.hostile_cases build/evidence
 
 evidence-geffnet: setup     ## pass table: geffnet architectures through ONNX/TFLite/.pte parity and pruning (about 15 min)
