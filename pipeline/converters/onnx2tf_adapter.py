@@ -60,9 +60,13 @@ def convert(onnx_path: Path, work_dir: Path, calibration_nhwc: np.ndarray | list
     except ToolError as exc:
         if "No space left on device" not in getattr(exc, "detail", ""):
             raise
-        folder, free = free_space(work_dir)  # the child's disk filled: where, and how much is left; not a bug
+        # the child's disk filled: where, how much is left, and what it had written by then (how much onnx2tf
+        # writes in all is not known before it runs, so the need is given as more than what it managed); not a bug
+        folder, free = free_space(work_dir)
+        written = sum(f.stat().st_size for f in work_dir.rglob("*") if f.is_file() and not f.is_symlink())
         raise ToolError(f"to_tflite: onnx2tf: no space left on the disk of {shown(folder)} ({free / 1e6:.1f} MB "
-                        "free); free space there or give --build-dir on a disk with room") from None
+                        f"free; it needs more than the {written / 1e6:.1f} MB it had written); free space there or "
+                        "give --build-dir on a disk with room") from None
     out = {}
     for precision, suffix in VARIANTS.items():
         if precision == "int8" and not int8:
