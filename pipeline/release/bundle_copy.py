@@ -105,8 +105,10 @@ def copy_verified(bundle: Path, dest: Path, label: str) -> Path:
 
 
 def _copy_into(bundle: Path, dest: Path, label: str) -> Path:
+    made = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]  # removed again if the copy fails
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = work_folders.make(f".{dest.name}.", dest.parent)
+    copied = False
     try:
         source = archive.safe_extract(bundle, work / "extracted", label) if bundle.is_file() else bundle
         staged = work / "staged"
@@ -119,6 +121,12 @@ def _copy_into(bundle: Path, dest: Path, label: str) -> Path:
         elif dest.exists():
             os.replace(dest, work / "previous")  # removed with `work` below
         os.replace(staged, dest)
+        copied = True
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        for folder in made if not copied else ():  # deepest first; a refused bundle leaves no new empty folder
+            try:
+                folder.rmdir()
+            except OSError:
+                break
     return dest
