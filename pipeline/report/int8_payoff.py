@@ -91,11 +91,15 @@ def costliest_op(rec: dict | None, float_rec: dict | None, command: str) -> dict
     if not ops:
         return {"op": None, "command": command, "why": "the profile recorded no operator events"}
     top = max(ops, key=lambda e: e["p50_ms"])
-    out = {"op": top["name"], "kernel": top["kernel"], "category": top["category"], "layer": None,
+    out = {"op": top["name"], "kernel": top["kernel"], "category": top["category"],
            "share": top["share"], "p50_ms": top["p50_ms"], "execute_p50_ms": p["execute_p50_ms"],
            "runtime": p["runtime"], "threads": p["threads"], "runs": p["runs"], "warmup": p["warmup"],
-           "float": _same_op(top["name"], float_rec), "command": command}
+           "float": _same_op(top["name"], float_rec), "float_profiled": _timed(float_rec), "command": command}
     return out
+
+
+def _timed(rec: dict | None) -> bool:
+    return ((rec or {}).get("profile") or {}).get("runtime") == "executorch"
 
 
 def _same_op(event: str, float_rec: dict | None) -> dict | None:
@@ -144,8 +148,12 @@ def _op_text(c: dict | None, float_source: str) -> str:
                  if c.get("op_count") is not None else "")
         return f" Costliest op: not named, {c['why']}{extra}.{see}"
     fl = c["float"]
-    same = (f"; the same op in `{float_source}`: `{fl['op']}` {fl['share']:.1%}, {fl['p50_ms']:.3f} ms" if fl
-            else f"; no op of that kind in `{float_source}`'s profile")
+    if fl:
+        same = f"; the same op in `{float_source}`: `{fl['op']}` {fl['share']:.1%}, {fl['p50_ms']:.3f} ms"
+    elif c.get("float_profiled"):
+        same = f"; no op of that kind in `{float_source}`'s profile"
+    else:
+        same = f"; `{float_source}` has no per-operator profile in this run"
     return (f" Costliest op: `{c['op']}` ({c['category']}), {c['share']:.1%} of the invoke, {c['p50_ms']:.3f} ms "
             f"of {c['execute_p50_ms']:.3f} ms{same} ({c['runtime']}, {c['threads']} thread(s), {c['runs']} runs "
             f"after {c['warmup']} warm-up).{see}")

@@ -9,7 +9,10 @@ rebuilt report (`phone-pipeline report RUN_DIR`) reads the same numbers without 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from pipeline import data
 from pipeline.artifacts.artifact import Artifact
@@ -32,36 +35,37 @@ def settings(recipe: Config, target: Config) -> dict:
 
 def run(ctx: Context) -> StageOutput:
     manifest = dict(ctx.manifest or {})
-    profiled = profile_not_paying(ctx.recipe, manifest, ctx.out_dir, ctx.log)
+    arts = {n: Artifact.from_dict(a) for n, a in artifacts(manifest).items()}
+    profiled = profile_not_paying(report.build(manifest)["artifacts"], arts, ctx.out_dir,
+                                  lambda art: _input(ctx.recipe, art))
+    for name, why in profiled.items():
+        ctx.log.info("%s: profiled per operator (%s)", name, why)
     path = report.write(ctx.out_dir, manifest)
-    return StageOutput((), {"report": str(path), "profiled": profiled})
+    return StageOutput((), {"report": str(path), "profiled": sorted(profiled)})
 
 
-def profile_not_paying(recipe: Config, manifest: dict, run_dir: Path, log=None) -> list[str]:
-    """Profile each int8 artifact that does not pay and its float source, unless a page of the same file is in
-    `run_dir/profile`; a failure becomes a page saying why. Returns the names profiled now."""
-    rows = report.build(manifest)["artifacts"]
+def profile_not_paying(rows: list[dict], arts: dict[str, Artifact], run_dir: Path,
+                       input_of: Callable[[Artifact], np.ndarray | None]) -> dict[str, str]:
+    """Profile each int8 artifact of the report `rows` that does not pay, and its float source, unless a page of
+    the same file is in `run_dir/profile` already; a failure becomes a page saying why. Returns {name profiled now:
+    "done" or the failure}. `input_of(artifact)` gives the reference-layout input a .pte runs on."""
     by_name = {r["name"]: r for r in rows}
-    arts = artifacts(manifest)
-    done = []
+    done: dict[str, str] = {}
     for f in int8_payoff.not_paying(rows):
         for name in (f["artifact"], f["float_source"]):
             row = by_name[name]
             if row["format"] not in FORMATS or name in done or int8_payoff.page_of(run_dir, row) is not None:
                 continue
-            art = Artifact.from_dict(arts[name])
             try:
-                rec = record(art, _input(recipe, art), PROFILE_RUNS, PROFILE_THREADS)
+                rec = record(arts[name], input_of(arts[name]), PROFILE_RUNS, PROFILE_THREADS)
             except Exception as exc:  # the report says it, the run goes on: profiling is a diagnosis, not a gate
-                rec = failed(art, f"{type(exc).__name__}: {shown(exc)}")
+                rec = failed(arts[name], f"{type(exc).__name__}: {shown(exc)}")
             profile_page.write(run_dir / "profile", rec)
-            done.append(name)
-            if log is not None:
-                log.info("profiled %s per operator (%s)", name, rec.get("error") or "int8 does not pay")
+            done[name] = rec.get("error") or "done"
     return done
 
 
-def _input(recipe: Config, art: Artifact):
+def _input(recipe: Config, art: Artifact) -> np.ndarray | None:
     from pipeline.runtimes import batch_size
 
     if art.format != "pte":
