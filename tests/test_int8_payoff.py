@@ -127,6 +127,7 @@ def test_an_int8_pte_that_does_not_pay_names_the_costliest_op_of_its_real_profil
     ops = [e for e in events if e["name"] != OVERHEAD]
     assert c["op"] == max(ops, key=lambda e: e["p50_ms"])["name"]  # the op that costs most, as the page has it
     assert 0.0 < c["share"] < 1.0 and c["p50_ms"] > 0
+    assert c["overhead_share"] == pytest.approx(next(e["share"] for e in events if e["name"] == OVERHEAD))
     assert (c["runtime"], c["threads"], c["runs"]) == ("executorch", 1, 10)
     float_kinds = {op_kind(e["name"]): e["name"] for e in pages["pte-fp32"]["profile"]["events"]}
     assert (c["float"] or {}).get("op") == float_kinds.get(op_kind(c["op"]))

@@ -94,6 +94,7 @@ def costliest_op(rec: dict | None, float_rec: dict | None, command: str) -> dict
     out = {"op": top["name"], "kernel": top["kernel"], "category": top["category"],
            "share": top["share"], "p50_ms": top["p50_ms"], "execute_p50_ms": p["execute_p50_ms"],
            "runtime": p["runtime"], "threads": p["threads"], "runs": p["runs"], "warmup": p["warmup"],
+           "overhead_share": sum(e["share"] for e in p["events"] if e["name"] == OVERHEAD),
            "float": _same_op(top["name"], float_rec), "float_profiled": _timed(float_rec), "command": command}
     return out
 
@@ -155,7 +156,8 @@ def _op_text(c: dict | None, float_source: str) -> str:
     else:
         same = f"; `{float_source}` has no per-operator profile in this run"
     return (f" Costliest op: `{c['op']}` ({c['category']}), {c['share']:.1%} of the invoke, {c['p50_ms']:.3f} ms "
-            f"of {c['execute_p50_ms']:.3f} ms{same} ({c['runtime']}, {c['threads']} thread(s), {c['runs']} runs "
+            f"of {c['execute_p50_ms']:.3f} ms (runtime and delegate overhead outside the ops: "
+            f"{c['overhead_share']:.1%}){same} ({c['runtime']}, {c['threads']} thread(s), {c['runs']} runs "
             f"after {c['warmup']} warm-up).{see}")
 
 
