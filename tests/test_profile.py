@@ -42,7 +42,7 @@ def programs(tmp_path_factory) -> dict[str, Path]:
 
 
 def _profile(path: Path) -> dict:
-    from pipeline.profile.executorch_ops import profile_program
+    from pipeline.measure.executorch_ops import profile_program
 
     return profile_program(path, torch.randn(*SHAPE), runs=3, threads=1, warmup=1)
 
@@ -123,7 +123,7 @@ def test_tflite_op_table_shows_integer_and_float_ops_without_timing(tmp_path):
     import numpy as np
     import tensorflow as tf
 
-    from pipeline.profile.litert_ops import op_table
+    from pipeline.measure.litert_ops import op_table
 
     model = tf.keras.Sequential([tf.keras.Input((8, 8, 3), batch_size=1), tf.keras.layers.Conv2D(4, 3),
                                  tf.keras.layers.ReLU(), tf.keras.layers.GlobalAveragePooling2D(),
@@ -198,6 +198,6 @@ def test_a_padded_layer_kept_in_float_lowers_and_matches_the_quantized_reference
 
 
 def _profile_at(path: Path, x: torch.Tensor) -> dict:
-    from pipeline.profile.executorch_ops import profile_program
+    from pipeline.measure.executorch_ops import profile_program
 
     return profile_program(path, x, runs=2, threads=1, warmup=1)

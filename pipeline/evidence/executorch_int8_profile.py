@@ -9,7 +9,7 @@ EfficientNet-Lite0 at 224x224 with the pipeline's own functions, and candidates 
 - int8-per-op-mode: the same, lowered with XnnpackPartitioner(per_op_mode=True) (one delegate call per operator);
 - int8-5x5-depthwise-float: the same with the nine 5x5 depthwise layers kept in float (the pipeline's fallback),
   as their int8 kernel is slower than the fp32 one here.
-Each program is profiled per operator (ETDump + Inspector, `pipeline.profile.executorch_ops`) and timed in this
+Each program is profiled per operator (ETDump + Inspector, `pipeline.measure.executorch_ops`) and timed in this
 process, one thread, in alternating rounds (every program once per round, 30 invokes each, p50; the figure is the
 median over rounds). Numerics: each int8 program against its own PT2E reference on the photos. With --tflite,
 onnx2tf's int8 TFLite file is converted too (minutes), timed in the same rounds (LiteRT, XNNPACK, one thread) and
@@ -184,7 +184,7 @@ def depthwise_table(work: Path) -> list[dict]:
 
     from pipeline.compression.quantization import ptq
     from pipeline.converters.executorch_lowering import lower
-    from pipeline.profile.executorch_ops import profile_program
+    from pipeline.measure.executorch_ops import profile_program
 
     rows = []
     for size, channels, kernel, stride in DEPTHWISE:
@@ -278,8 +278,8 @@ def _tflite(work: Path, model: torch.nn.Module, photos: torch.Tensor) -> Path:
 
 def measure(work: Path, rounds: int, profile_runs: int, with_tflite: bool) -> dict:
     from pipeline.compression.macs import count_macs
+    from pipeline.measure.executorch_ops import profile_program
     from pipeline.models.efficientnet_lite import efficientnet_lite0
-    from pipeline.profile.executorch_ops import profile_program
     from pipeline.runtimes.executorch_session import set_threads
 
     torch.set_num_threads(1)
@@ -301,7 +301,7 @@ def measure(work: Path, rounds: int, profile_runs: int, with_tflite: bool) -> di
               "how": f"one thread (torch and XNNPACK); {rounds} alternating rounds of 30 invokes per program, p50 "
                      f"per round, median of rounds; profiles: ETDump, {profile_runs} runs after 2 warm-up runs"}
     if tflite is not None:
-        from pipeline.profile.litert_ops import op_table
+        from pipeline.measure.litert_ops import op_table
 
         result["tflite_int8_ops"] = op_table(tflite)
     result["depthwise"] = depthwise_table(work)

@@ -4,7 +4,8 @@ A .pte runs in ExecuTorch with its event tracer on (ETDump, read by the devtools
 event with its p50 time and share, summed per kernel (e.g. "Convolution (NHWC, QC8) IGEMM" against "... F32 ...")
 and per category (int8 or float compute, quantize/dequantize converts, layout copies, operators left outside the
 delegate). A .tflite file gets LiteRT's op table (op, count, tensor types), without times: LiteRT's Python API has
-none per operator.
+none per operator. The measuring lives in pipeline/measure (operator_profile.py and the two runtimes' files), where
+the run's report stage also uses it for int8 artifacts that do not pay.
 
 For example::
 
@@ -14,17 +15,13 @@ For example::
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-
-import torch
 
 from pipeline import data
 from pipeline.artifacts.manifest import find_artifact
 from pipeline.core.errors import UserError, artifact_failed, shown
 from pipeline.engine.recipes import recipe_of
-
-FORMATS = ("pte", "tflite")
+from pipeline.measure.operator_profile import FORMATS, record
 
 
 def profile(run_dir: Path, name: str, runs: int = 20, threads: int = 1,
@@ -32,32 +29,21 @@ def profile(run_dir: Path, name: str, runs: int = 20, threads: int = 1,
     """Profile artifact `name` of a run folder on one of its evaluation inputs; returns the page's path and the
     profile it shows. A .pte's input comes from the recipe's data: `recipe` (`--recipe`), or the bundled recipe the
     manifest names (`engine.recipes.recipe_of`)."""
-    from pipeline.profile import page
+    from pipeline.measure import profile_page
     from pipeline.runtimes import batch_size
 
-    start = time.perf_counter()
     manifest, _, art = find_artifact(run_dir, name, companions=False)
     if art.format not in FORMATS:
         raise UserError(f"{shown(art.name)}: a {art.format} artifact cannot be profiled per operator; profile supports "
                         f"{' and '.join(f'.{f}' for f in FORMATS)} artifacts")
-    torch.set_num_threads(threads)
+    x = None
+    if art.format == "pte":
+        config = recipe_of(manifest, run_dir, recipe)
+        x = data.to_tensor(data.eval_split(config, batch_size(art)).images, data.input_spec(config))
     try:
-        if art.format == "pte":
-            from pipeline.profile.executorch_ops import profile_program
-            from pipeline.runtimes import to_artifact_input
-
-            config = recipe_of(manifest, run_dir, recipe)
-            x = data.to_tensor(data.eval_split(config, batch_size(art)).images, data.input_spec(config))
-            result = profile_program(Path(art.path), torch.from_numpy(to_artifact_input(x, art)), runs, threads)
-        else:
-            from pipeline.profile.litert_ops import op_table
-
-            result = op_table(Path(art.path))
+        rec = record(art, x, runs, threads)
     except UserError:
         raise
     except Exception as exc:  # a damaged or foreign file in the run folder; our own bugs show the same way here
         raise artifact_failed(art.path, art.name, "be profiled", exc) from None
-    record = {"schema": "phone-pipeline/profile/1",
-              "artifact": {k: getattr(art, k) for k in ("name", "format", "precision", "path", "sha256")},
-              "profile": result, "seconds": round(time.perf_counter() - start, 2)}
-    return page.write(run_dir / "profile", record), result
+    return profile_page.write(run_dir / "profile", rec), rec["profile"]

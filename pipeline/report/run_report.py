@@ -211,7 +211,8 @@ def markdown(rep: dict) -> str:
     lines += [""] if rep["benchmark"].get("not_timed") else []
     lines += output_table(rep)
     lines += speedup_table(rep)
-    lines += int8_payoff.markdown(int8_payoff.not_paying(rep["artifacts"]))
+    found = rep["int8_not_paying"] if "int8_not_paying" in rep else int8_payoff.not_paying(rep["artifacts"])
+    lines += int8_payoff.markdown(found)
     lines += compression_table(rep)
     lines += report_devices.markdown(rep.get("on_device", []))
     if rep["gates"]["violations"]:
@@ -460,6 +461,7 @@ def write(run_dir: Path, manifest: dict | None = None) -> Path:
     else:
         rep = build(manifest)
     attach_debug(rep, run_dir)
+    int8_payoff.attach_costliest_ops(rep["int8_not_paying"], rep["artifacts"], run_dir)
     atomic_write_json(run_dir / "report.json", rep)
     atomic_write_bytes(run_dir / "report.md", markdown(rep).encode())
     plot(rep, run_dir / "report.png")

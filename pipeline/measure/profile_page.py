@@ -1,4 +1,5 @@
-"""The profile page of one artifact: profile/<artifact>.json (every number) and .md (the tables)."""
+"""The profile page of one artifact: profile/<artifact>.json (every number) and .md (the tables, or why there are
+none: a record from measure/operator_profile.py `failed`)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ def _litert(r: dict) -> list[str]:
 
 def markdown(r: dict) -> str:
     art = r["artifact"]
+    if r.get("profile") is None:
+        why = f"{art['format']} {art['precision']} `{art['path']}` could not be profiled: {r['error']}."
+        return "\n".join([f"# Per-operator profile: {art['name']}", "", why, ""])
     lines = [f"# Per-operator profile: {art['name']}", "",
              f"{art['format']} {art['precision']} `{art['path']}` in {r['profile']['runtime']}.", ""]
     lines += _executorch(r) if r["profile"]["runtime"] == "executorch" else _litert(r)
