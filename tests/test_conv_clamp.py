@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
-from pipeline.compression.quantization import export_for_quantization, ptq
+from pipeline.compression.quantization import _quantizer, export_for_quantization, ptq, qat
 from pipeline.layers.metrics import compare
+from pipeline.training.loop import TrainSettings
 from tests.networks import calibrate_batchnorm
 
 
@@ -91,6 +94,36 @@ def test_the_fused_int8_program_lowers_whole_and_reproduces_its_reference(photos
     assert compare(got, ref)["sqnr_db"] > 30
     assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.9
 
+
+
+def _fake_quantized_after(prepared: torch.fx.GraphModule, op: str) -> list[bool]:
+    """For each node calling `op` in a QAT graph: is its output fake-quantized right away?"""
+    return [any(u.op == "call_module" and str(u.target).startswith("activation_post_process") for u in n.users)
+            for n in prepared.graph.nodes if n.op == "call_function" and op in str(n.target)]
+
+
+def test_qat_fake_quantizes_after_the_relu6_not_between_batchnorm_and_clamp(photos_and_model):
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
+
+    x, model = photos_and_model
+
+    # QAT keeps BatchNorm between conv and clamp; XNNPACK's conv_bn pattern alone fake-quantizes the BatchNorm's
+    # output and the clamp shares that range (negatives included)
+    prepared = prepare_qat_pt2e(export_for_quantization(copy.deepcopy(model), x[:2]), _quantizer(qat=True))
+    assert _fake_quantized_after(prepared, "batch_norm") == [False, False]
+    assert _fake_quantized_after(prepared, "hardtanh") == [True, True]  # the only activation fake-quant of each block
+
+
+def test_qat_int8_program_quantizes_once_after_the_relu6_and_lowers_whole(photos_and_model):
+    from pipeline.converters.executorch_lowering import lower
+
+    x, model = photos_and_model
+    labels = torch.arange(len(x)) % 10
+    converted, _ = qat(model, x, labels, TrainSettings(epochs=1, batch_size=8, lr=0.01, flip=False))
+    assert _quantized_after(converted, "conv2d") == [False, False]  # BatchNorm folded, the clamp follows in float
+    assert _quantized_after(converted, "hardtanh") == [True, True]
+    _, summary = lower(converted, x[:1])
+    assert summary["non_delegated_ops"] == 0, summary["not_delegated"]
 
 @pytest.mark.slow  # two PT2E quantizations of a 4.65M-parameter model: minutes here
 def test_efficientnet_lite0_int8_keeps_the_fp32_labels_of_the_photos_once_relu6_is_fused():

@@ -129,12 +129,14 @@ def qat(
     labels: torch.Tensor,
     settings: TrainSettings,
     distill: Distillation | None = None,
+    fuse_clamp: bool = True,
 ) -> tuple[torch.fx.GraphModule, nn.Module]:
     """Quantization-aware training; returns (converted int8 reference, plain float module with the QAT-tuned weights).
 
     The float module is what onnx2tf gets for TFLite: a Q/DQ ONNX file of the PT2E program loses its accuracy in
     onnx2tf (measured by pipeline/evidence/qdq_through_onnx2tf.py), so TFLite int8 comes from onnx2tf's own
     calibration of these QAT-tuned weights.
+    `fuse_clamp`: as in `ptq` (conv -> BatchNorm -> ReLU6 fake-quantized once, after the clamp).
     """
     from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
     from torchao.quantization.pt2e.fake_quantize import disable_observer
@@ -142,7 +144,7 @@ def qat(
 
     plain = copy.deepcopy(model).eval()  # torch.export shares parameters: train a copy, keep `model` untouched
     graph = export_for_quantization(plain, rows(images, 0, 2))
-    prepared = prepare_qat_pt2e(graph, _quantizer(qat=True))
+    prepared = prepare_qat_pt2e(graph, _quantizer(qat=True, fuse_clamp=fuse_clamp))
     train(prepared, images, labels, settings, distill=distill, desc="qat",
           modes=(move_exported_model_to_train, move_exported_model_to_eval))
     prepared.apply(disable_observer)  # evaluation batches must not move the learned ranges
