@@ -3,8 +3,8 @@ instruction address, and the dump's total.
 
 The format (valgrind's "Callgrind Format Specification"): `ob=`/`fn=` lines name the object and function the cost
 lines after them belong to, names are compressed as `(id) name` on first use and `(id)` after; a cost line is
-`address Ir`, the address absolute (hex) or relative to the previous one (`+n`, `-n` in decimal, `*`); a `calls=` line makes the
-next cost line the inclusive cost of a call, which is not the caller's own.
+`address Ir`, the address absolute (hex) or relative to the previous one (`+n`, `-n` in decimal, `*`); a `calls=`
+line makes the next cost line the inclusive cost of a call, which is not the caller's own.
 
     dump = read_dump(Path("callgrind.out.3"))
     dump.total, dump.by_function[("/lib/libfoo.so", "foo_kernel")], dump.by_address[("/lib/libfoo.so", 0x7f0012)]

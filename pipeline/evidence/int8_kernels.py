@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.artifacts.artifact import atomic_write_bytes, atomic_write_json
@@ -48,11 +49,9 @@ PERF_SECONDS = 3.0  # of invokes sampled per program: 12k samples at 4 kHz
 # the C++ function one Python invoke enters once, and the shared object that holds each wheel's XNNPACK
 INVOKE_FUNCTION = {"litert": "tflite::Subgraph::Invoke()", "executorch": "executorch::runtime::Method::execute()"}
 XNNPACK_OBJECT = {"litert": "libpywrap_litert_common.so", "executorch": "libexecutorch_backend_xnnpack.so"}
-_KERNEL_ISA = re.compile(r"__(avx512vnni\w*|avx512skx\w*|avx512f\w*|avx256\w*|avxvnni\w*|avx2\w*|fma3\w*|avx\w*|"
-                         r"sse\w*)$")
 
 
-def _invoker(runtime: str, model: Path):
+def _invoker(runtime: str, model: Path) -> Callable[[], object]:
     """A no-argument callable that runs the program once on a fixed input, one thread."""
     import numpy as np
 
@@ -133,7 +132,8 @@ def _isa_class(instruction: str) -> str:
 
 def isa_mix(weights: Counter, obj: str, base: int) -> dict:
     """Share of weighted executed instructions at runtime addresses `weights` in `obj` per class (vpdpbusd, zmm,
-    ymm, xmm, scalar), and the top mnemonics; addresses are disassembled in runs of nearby code."""
+    ymm, xmm, scalar), the share that moves vector registers to or from the stack (spills: compiler-dependent), and
+    the top mnemonics; addresses are disassembled in runs of nearby code."""
     addresses = sorted(a - base for a in weights)
     code: dict[int, str] = {}
     start = prev = addresses[0] if addresses else 0
@@ -142,13 +142,15 @@ def isa_mix(weights: Counter, obj: str, base: int) -> dict:
             code.update(_disassemble(obj, start, prev + 16))
             start = a if a is not None else 0
         prev = a if a is not None else prev
-    classes, mnemonics = Counter(), Counter()
+    classes, mnemonics, spills = Counter(), Counter(), 0
     for address, weight in weights.items():
         instruction = code.get(address - base, "?")
         classes[_isa_class(instruction)] += weight
         mnemonics[instruction.split()[0]] += weight
+        spills += weight if "mm" in instruction and "(%rsp)" in instruction else 0
     total = sum(classes.values()) or 1
     return {"shares": {c: round(classes[c] / total, 4) for c in ("vpdpbusd", "zmm", "ymm", "xmm", "scalar")},
+            "vector_stack_share": round(spills / total, 4),
             "top_mnemonics": [[m, round(w / total, 4)] for m, w in mnemonics.most_common(8)]}
 
 
@@ -191,13 +193,15 @@ def callgrind(runtime: str, model: Path, work: Path, warmup: int = 3, runs: int 
     dumps = [read_dump(p) for p in parts[warmup:warmup + runs]]
     last, bases = dumps[-1], _bases(maps.read_text())
     obj = _object_path(bases, runtime)
-    by_object = Counter()
-    for (o, _), ir in last.by_function.items():
+    by_object, by_function = Counter(), Counter()
+    for (o, fn), ir in last.by_function.items():
         by_object[Path(o).name] += ir
+        # callgrind names code without a symbol by a block's address: name it by its function's start, as perf does
+        by_function[(o, _function_at(obj, int(fn, 16)) if o == obj and fn.startswith("0x") else fn)] += ir
     # callgrind writes addresses relative to the object's load address already: objdump's addresses
     weights = Counter({a: ir for (o, a), ir in last.by_address.items() if o == obj})
     return {"ir_per_invoke": [d.total for d in dumps],
-            "top_functions": [[fn, Path(o).name, ir] for (o, fn), ir in last.by_function.most_common(5)],
+            "top_functions": [[fn, Path(o).name, ir] for (o, fn), ir in by_function.most_common(5)],
             "top_objects": [[o, ir] for o, ir in by_object.most_common(5)],
             "xnnpack_object_ir": by_object[Path(obj).name], "hot_code": isa_mix(weights, obj, 0)}
 
@@ -229,12 +233,6 @@ def perf(runtime: str, model: Path, work: Path, warmup: int = 20, runs: int = 10
             "hot_code": isa_mix(addresses, obj, bases[obj]) if addresses else {}}
 
 
-def kernel_isa(name: str) -> str:
-    """The ISA suffix of an XNNPACK microkernel symbol ('avx512vnni_prfm'), or '' for other names."""
-    match = _KERNEL_ISA.search(name.split("(")[0])
-    return match.group(1) if match and name.startswith("xnn_") else ""
-
-
 def _programs(layer: ConvLayer, work: Path) -> dict[tuple[str, str], Path]:
     from pipeline.evidence.single_layer import calibration, executorch_programs, litert_models
 
@@ -251,9 +249,14 @@ def _programs(layer: ConvLayer, work: Path) -> dict[tuple[str, str], Path]:
 
 
 def measure(work: Path, layers: tuple[ConvLayer, ...] = LAYERS, runtimes: tuple[str, ...] = RUNTIMES,
-            with_perf: bool = True) -> dict:
-    """Every layer x runtime x precision under callgrind (and perf): see the module docstring."""
+            with_perf: bool = True, save: Callable[[dict], None] | None = None) -> dict:
+    """Every layer x runtime x precision under callgrind (and perf): see the module docstring. `save` gets the
+    result so far after every row (a long run keeps what it measured)."""
     rows = []
+    result = {"rows": rows, "cpu_flags": _cpu_flags(), "versions": _versions(), "compilers": _compilers(),
+              "how": "one thread; callgrind: Ir of each of 3 invokes after 3 warm-up invokes, collected inside "
+                     f"{' / '.join(INVOKE_FUNCTION.values())} only (valgrind's CPU: no AVX-512); perf: cpu-clock "
+                     f"samples at 4 kHz over {PERF_SECONDS:g} s of invokes after 20 warm-ups, native CPU"}
     for layer in layers:
         paths = _programs(layer, work)
         for (runtime, precision), path in paths.items():
@@ -265,10 +268,23 @@ def measure(work: Path, layers: tuple[ConvLayer, ...] = LAYERS, runtimes: tuple[
                 row["perf"] = perf(runtime, path, work)
             rows.append(row)
             print(f"{layer.name} {runtime} {precision}: {row['callgrind']['ir_per_invoke']} Ir", flush=True)
-    return {"rows": rows, "cpu_flags": _cpu_flags(), "versions": _versions(),
-            "how": "one thread; callgrind: Ir of each of 3 invokes after 3 warm-up invokes, collected inside "
-                   f"{' / '.join(INVOKE_FUNCTION.values())} only (valgrind's CPU: no AVX-512); perf: cpu-clock "
-                   f"samples at 4 kHz over {PERF_SECONDS:g} s of invokes after 20 warm-ups, native CPU"}
+            if save is not None:
+                save(result)
+    return result
+
+
+def _compilers() -> dict[str, str]:
+    """{runtime: the compiler its XNNPACK object's .comment section names} (GCC and clang allocate registers
+    differently in the same intrinsics kernel)."""
+    import importlib.util
+
+    out = {}
+    for runtime, package in (("litert", "ai_edge_litert"), ("executorch", "executorch")):
+        root = Path(list(importlib.util.find_spec(package).submodule_search_locations)[0])
+        obj = next(root.rglob(XNNPACK_OBJECT[runtime]))
+        text = run_process(["readelf", "-p", ".comment", str(obj)], what="readelf").stdout.decode()
+        out[runtime] = "; ".join(re.findall(r"\]\s+(.+)", text))
+    return out
 
 
 def _cpu_flags() -> list[str]:
@@ -290,12 +306,14 @@ def _top_kernel(hot: list) -> str:
 
 def _mix(hot: dict) -> str:
     shares = hot.get("shares", {})
-    return ", ".join(f"{c} {shares[c]:.0%}" for c in ("vpdpbusd", "zmm", "ymm", "xmm") if shares.get(c)) or "-"
+    mix = ", ".join(f"{c} {shares[c]:.0%}" for c in ("vpdpbusd", "zmm", "ymm", "xmm") if shares.get(c)) or "-"
+    return f"{mix}; spills {hot['vector_stack_share']:.0%}" if "vector_stack_share" in hot else mix
 
 
 def markdown(result: dict) -> str:
     """One row per layer x runtime x precision: callgrind Ir per invoke and kernel, perf's native kernel and ISA."""
-    lines = [f"CPU flags: {' '.join(result['cpu_flags'])}; {result['versions']}; {result['how']}.", "",
+    lines = [f"CPU flags: {' '.join(result['cpu_flags'])}; {result['versions']}; XNNPACK built by "
+             f"{result['compilers']}; {result['how']}.", "",
              "| layer | runtime | precision | Ir per invoke (callgrind) | top kernel under callgrind "
              "| hot XNNPACK code under callgrind | top kernel native (perf) | hot XNNPACK code native (perf) "
              "| VNNI natively |",
@@ -310,6 +328,11 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _save(result: dict, out: Path) -> None:
+    atomic_write_json(out, result)
+    atomic_write_bytes(out.with_suffix(".md"), (markdown(result) + "\n").encode())
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         runtime, model, warmup, runs, maps, *perf_out = sys.argv[2:]
@@ -320,11 +343,9 @@ def main() -> int:
     parser.add_argument("--no-perf", action="store_true", help="callgrind only (where perf cannot sample)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        result = measure(Path(tmp), with_perf=not args.no_perf)
-    atomic_write_json(args.out, result)
-    table = markdown(result)
-    atomic_write_bytes(args.out.with_suffix(".md"), (table + "\n").encode())
-    print(table)
+        result = measure(Path(tmp), with_perf=not args.no_perf, save=lambda r: _save(r, args.out))
+    _save(result, args.out)
+    print(markdown(result))
     print(args.out)
     return 0
 

@@ -12,9 +12,10 @@ calibrated on uniform [0, 6) inputs, the range a ReLU6 before the layer leaves.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+if TYPE_CHECKING:  # torch loads in the functions that build: a LiteRT child process of the evidence needs ConvLayer
+    import torch
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,16 @@ class ConvLayer:
 
 def calibration(layer: ConvLayer, count: int = 8) -> torch.Tensor:
     """`count` NCHW inputs, uniform in [0, 6), the same for every call."""
+    import torch
+
     shape = (count, layer.channels_in, layer.size, layer.size)
     return 6 * torch.rand(*shape, generator=torch.Generator().manual_seed(0))
 
 
 def torch_module(layer: ConvLayer) -> torch.nn.Module:
     """The layer as a torch module in eval mode (padding kernel // 2 on every side)."""
+    import torch
+
     out = layer.channels_out or layer.channels_in
     groups = layer.channels_in if layer.depthwise else 1
     conv = torch.nn.Conv2d(layer.channels_in, out, layer.kernel, layer.stride, layer.kernel // 2, groups=groups)
@@ -66,6 +71,7 @@ def executorch_programs(layer: ConvLayer) -> dict[str, bytes]:
 
 def litert_models(layer: ConvLayer) -> dict[str, bytes]:
     """{"fp32": .tflite bytes, "int8": .tflite bytes} of the layer through TensorFlow's converter ("same" padding)."""
+    import numpy as np
     import tensorflow as tf
 
     if layer.depthwise:
