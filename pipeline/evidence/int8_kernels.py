@@ -301,7 +301,11 @@ def _versions() -> dict[str, str]:
 
 
 def _top_kernel(hot: list) -> str:
-    return next((name for name, *_ in hot if name.startswith("xnn_")), hot[0][0] if hot else "-")
+    """The hottest function and its share or Ir; hidden ones (0x...) are named by their start in the wheel's .so."""
+    if not hot:
+        return "-"
+    name, _, amount = hot[0]
+    return f"{name} ({amount:.0%})" if isinstance(amount, float) else f"{name} ({amount / 1e6:.2f} M)"
 
 
 def _mix(hot: dict) -> str:
@@ -314,8 +318,8 @@ def markdown(result: dict) -> str:
     """One row per layer x runtime x precision: callgrind Ir per invoke and kernel, perf's native kernel and ISA."""
     lines = [f"CPU flags: {' '.join(result['cpu_flags'])}; {result['versions']}; XNNPACK built by "
              f"{result['compilers']}; {result['how']}.", "",
-             "| layer | runtime | precision | Ir per invoke (callgrind) | top kernel under callgrind "
-             "| hot XNNPACK code under callgrind | top kernel native (perf) | hot XNNPACK code native (perf) "
+             "| layer | runtime | precision | Ir per invoke (callgrind) | top function under callgrind (Ir) "
+             "| hot XNNPACK code under callgrind | top function native (perf share) | hot XNNPACK code native (perf) "
              "| VNNI natively |",
              "|---|---|---|---:|---|---|---|---|---|"]
     for r in result["rows"]:
@@ -341,7 +345,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="JSON path; the markdown table goes beside it (.md)")
     parser.add_argument("--no-perf", action="store_true", help="callgrind only (where perf cannot sample)")
+    parser.add_argument("--table", action="store_true", help="rebuild the markdown from the JSON, measure nothing")
     args = parser.parse_args()
+    if args.table:
+        _save(json.loads(args.out.read_text()), args.out)
+        print(args.out.with_suffix(".md").read_text())
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         result = measure(Path(tmp), with_perf=not args.no_perf, save=lambda r: _save(r, args.out))
     _save(result, args.out)
