@@ -89,7 +89,7 @@ evidence-fallback: setup    ## int8 float fallback on a model built to break int
 evidence-et-int8: setup     ## where the int8 .pte of EfficientNet-Lite0 spends its time, fp32 vs int8 per operator (about 12 min)
 	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.evidence.executorch_int8_profile build/experiments/executorch_int8_profile.json --tflite
 
-evidence-int8-kernels: setup ## which XNNPACK microkernels LiteRT and ExecuTorch run per conv layer, fp32/int8: callgrind Ir + perf (about 45 min)
+evidence-int8-kernels: setup ## which XNNPACK microkernels LiteRT and ExecuTorch run per conv layer, fp32/int8: callgrind Ir + perf (about 25 min)
 	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.evidence.int8_kernels build/evidence/int8_kernels.json
 
 evidence-int8-fidelity: setup ## why PT2E int8 EfficientNet-Lite0 agreed less with fp32: candidates one at a time, per-layer SQNR (about 30 min)
