@@ -79,7 +79,7 @@ bench-large: setup          ## EfficientNet-Lite0 + MobileNetV2 at 224x224, fp32
 bench-arrays: setup         ## peak memory and time of checking, splitting and slicing a 2 GB array set (dataset = "arrays"; SIZE_MB=...): build/experiments/bench_arrays.json
 	$(PY) -m pipeline.evidence.bench_arrays build/experiments/bench_arrays.json $(or $(SIZE_MB),2048)
 
-.PHONY: evidence-qdq evidence-geffnet evidence-fallback evidence-et-int8 evidence-int8-fidelity evidence-hostile
+.PHONY: evidence-qdq evidence-geffnet evidence-fallback evidence-et-int8 evidence-int8-fidelity evidence-hostile evidence-int8-kernels
 evidence-qdq: setup         ## measure whether QAT ranges survive Q/DQ ONNX -> onnx2tf (run `make demo` first)
 	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.evidence.qdq_through_onnx2tf build/runs/$(RECIPE)__$(TARGET)
 
@@ -88,6 +88,9 @@ evidence-fallback: setup    ## int8 float fallback on a model built to break int
 
 evidence-et-int8: setup     ## where the int8 .pte of EfficientNet-Lite0 spends its time, fp32 vs int8 per operator (about 12 min)
 	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.evidence.executorch_int8_profile build/experiments/executorch_int8_profile.json --tflite
+
+evidence-int8-kernels: setup ## which XNNPACK microkernels LiteRT and ExecuTorch run per conv layer, fp32/int8: callgrind Ir + perf (about 25 min)
+	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.evidence.int8_kernels build/evidence/int8_kernels.json
 
 evidence-int8-fidelity: setup ## why PT2E int8 EfficientNet-Lite0 agreed less with fp32: candidates one at a time, per-layer SQNR (about 30 min)
 	TORCHAO_FORCE_SKIP_LOADING_SO_FILES=1 $(PY) -m pipeline.evidence.int8_fidelity build/experiments/int8_fidelity.json --layers

@@ -160,46 +160,25 @@ def _litert_ms(model_bytes: bytes, rounds: int = 5, runs: int = 50) -> float:
     return float(np.median(p50s))
 
 
-def _litert_depthwise(size: int, channels: int, kernel: int, stride: int) -> dict[str, float]:
-    import tensorflow as tf
-
-    layers = tf.keras.Sequential([tf.keras.Input((size, size, channels), batch_size=1),
-                                  tf.keras.layers.DepthwiseConv2D(kernel, stride, padding="same"),
-                                  tf.keras.layers.ReLU(6.0)])
-    converter = tf.lite.TFLiteConverter.from_keras_model(layers)
-    fp32 = converter.convert()
-    rng = np.random.default_rng(0)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([6 * rng.random((1, size, size, channels), dtype=np.float32)]
-                                                for _ in range(8))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = converter.inference_output_type = tf.int8
-    return {"fp32": _litert_ms(fp32), "int8": _litert_ms(converter.convert())}
-
-
 def depthwise_table(work: Path) -> list[dict]:
     """One depthwise conv + ReLU6 per EfficientNet-Lite0 shape: ExecuTorch's kernel time (ETDump) fp32 and int8
     against LiteRT's one-op invoke fp32 and int8 (both runtimes use XNNPACK, each its own build)."""
-    import torch.nn as nn
-
-    from pipeline.compression.quantization import ptq
-    from pipeline.converters.executorch_lowering import lower
+    from pipeline.evidence.single_layer import ConvLayer, calibration, executorch_programs, litert_models
     from pipeline.measure.executorch_ops import profile_program
 
     rows = []
     for size, channels, kernel, stride in DEPTHWISE:
-        layer = nn.Sequential(nn.Conv2d(channels, channels, kernel, stride, kernel // 2, groups=channels),
-                              nn.ReLU6()).eval()
-        calib = 6 * torch.rand(8, channels, size, size, generator=torch.Generator().manual_seed(0))
+        layer = ConvLayer(size, channels, None, kernel, stride)
+        x = calibration(layer)[:1]
         row: dict = {"shape": f"{size}x{size}x{channels} k{kernel} s{stride}"}
-        for precision, m in (("fp32", layer), ("int8", ptq(layer, calib))):
+        for precision, program in executorch_programs(layer).items():
             path = work / f"depthwise-{precision}.pte"
-            path.write_bytes(lower(m, calib[:1])[0])
-            kernels = profile_program(path, calib[:1], runs=100, threads=1)["kernels"]
+            path.write_bytes(program)
+            kernels = profile_program(path, x, runs=100, threads=1)["kernels"]
             conv = next(k for k in kernels if k["kernel"].startswith("Convolution"))
             row[f"executorch_{precision}_ms"], row[f"executorch_{precision}_kernel"] = conv["p50_ms"], conv["kernel"]
-        litert = _litert_depthwise(size, channels, kernel, stride)
-        row["litert_fp32_ms"], row["litert_int8_ms"] = litert["fp32"], litert["int8"]
+        litert = litert_models(layer)
+        row["litert_fp32_ms"], row["litert_int8_ms"] = _litert_ms(litert["fp32"]), _litert_ms(litert["int8"])
         rows.append(row)
         print(f"depthwise {row['shape']}: done", flush=True)
     return rows
