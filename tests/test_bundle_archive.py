@@ -251,16 +251,9 @@ def test_a_source_date_epoch_tar_and_gzip_cannot_store_stops_release_before_the_
 
 def _archive_dated(tmp_path: Path, mtime: float) -> Path:
     """The small bundle packed with every member's mtime set to `mtime` (pax stores any number)."""
-    root = _tree(tmp_path / "src" / NAME)
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for p in [root, *sorted(root.rglob("*"))]:
-            info = tar.gettarinfo(p, f"{NAME}/{p.relative_to(root).as_posix()}".rstrip("/."))
-            info.mtime = mtime
-            tar.addfile(info, p.open("rb") if p.is_file() else None)
-    path = tmp_path / "dated.tar.gz"
-    path.write_bytes(gzip.compress(raw.getvalue()))
-    return path
+    from pipeline.evidence.hostile_cases import bundle_archive_dated
+
+    return bundle_archive_dated(_tree(tmp_path / "src" / NAME), tmp_path / "dated.tar.gz", mtime)
 
 
 @pytest.mark.parametrize("mtime", [10**22 + 1, -(10**22), 1e300])

@@ -17,53 +17,16 @@ import numpy as np
 import pytest
 from conftest import cli
 
-from pipeline.artifacts.artifact import Artifact
 from pipeline.artifacts.preprocess import InputSpec
 from pipeline.core.errors import UserError
+from pipeline.evidence.hostile_cases import NAME, OUTPUTS, PTE, good_bundle  # the evidence tool's bundle: one builder
 from pipeline.release import archive, checksums, samples
 from pipeline.release.verify import verify
-
-NAME = "hostile-0.1.0-host"
-SPEC = InputSpec(height=4, width=4, channels=1, mean=(0.5,), std=(0.5,))
-PTE = "models/pte-fp32.pte"
-OUTPUTS = "samples/outputs/pte-fp32.npy"
-
-
-def _tiny_pte() -> bytes:
-    import torch
-
-    from pipeline.converters.executorch_lowering import lower
-
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)).eval()
-    return lower(model, torch.zeros(1, 1, 4, 4))[0]
-
-
-def _artifact_entry(model: bytes) -> dict:
-    return {"name": "pte-fp32", "file": PTE, "format": "pte", "precision": "fp32", "layout": "NCHW",
-            "input_shape": [1, 1, 4, 4], "input_dtype": "float32", "input_quantization": None,
-            "output_quantization": None, "sha256": hashlib.sha256(model).hexdigest(), "sample_outputs": OUTPUTS}
 
 
 @pytest.fixture(scope="module")
 def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("bundle") / NAME
-    (root / "models").mkdir(parents=True)
-    model = _tiny_pte()
-    (root / PTE).write_bytes(model)
-    pictures = np.random.default_rng(0).integers(0, 256, (4, 4, 4), dtype=np.uint8)
-    entries = samples.write_pictures(root, pictures, np.array([0, 1, 2, 0]))
-    (root / "samples" / "outputs").mkdir()
-    x = samples.inputs(root, entries, SPEC)
-    y = samples.outputs(Artifact("pte-fp32", str(root / PTE), "pte", "fp32", "NCHW", (1, 1, 4, 4)), x)[0]
-    (root / OUTPUTS).write_bytes(samples.npy_bytes(y))
-    meta = {"schema": "phone-pipeline/bundle/1",
-            "model": {"name": "hostile", "version": "0.1.0", "task": "image-classification"},
-            "input": SPEC.to_dict(), "labels": ["a", "b", "c"], "output": {"kind": "logits", "classes": 3},
-            "artifacts": [_artifact_entry(model)], "samples": entries}
-    (root / "metadata.json").write_text(json.dumps(meta, indent=2))
-    checksums.write(root)
-    return root
+    return good_bundle(tmp_path_factory.mktemp("bundle") / NAME)
 
 
 def _copy(good: Path, tmp_path: Path) -> Path:
