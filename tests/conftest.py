@@ -158,3 +158,25 @@ def android_refusal(metadata: Path, tmp_path: Path) -> str:
                            str(tmp_path / "out.bin")], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0, proc.stdout
     return proc.stderr.splitlines()[0]
+
+
+def conv_relu6_programs(folder: Path, shape: tuple[int, ...], stride: int = 1, calibration: int = 8) -> dict[str, Path]:
+    """A real fp32 and int8 (PTQ) XNNPACK .pte of one small conv -> ReLU6 -> depthwise -> 1x1 -> linear network,
+    made by the pipeline's own functions: {"fp32": path, "int8": path}."""
+    import torch
+    import torch.nn as nn
+
+    from pipeline.compression.quantization import ptq
+    from pipeline.converters.executorch_lowering import lower
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(shape[1], 8, 3, stride=stride, padding=1), nn.ReLU6(),
+                          nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.ReLU6(), nn.Conv2d(8, 16, 1),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10)).eval()
+    calib = torch.randn(calibration, *shape[1:])
+    out = {}
+    for precision, m in (("fp32", model), ("int8", ptq(model, calib))):
+        out[precision] = folder / f"{precision}.pte"
+        out[precision].write_bytes(lower(m, calib[:1])[0])
+    return out

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import conv_relu6_programs
 
 from pipeline.artifacts.artifact import Artifact, sha256_file
 from pipeline.measure.executorch_ops import OVERHEAD
@@ -64,34 +65,12 @@ def test_an_int8_artifact_without_a_timed_float_source_is_not_judged():
 SHAPE = (1, 3, 32, 32)
 
 
-def _tiny():
-    import torch
-    import torch.nn as nn
-
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU6(), nn.Conv2d(8, 8, 3, padding=1, groups=8),
-                         nn.ReLU6(), nn.Conv2d(8, 16, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(16, 10)).eval()
-
-
 @pytest.fixture(scope="module")
 def programs(tmp_path_factory) -> dict[str, Artifact]:
     """A real fp32 and int8 .pte of one small conv network, lowered by the pipeline's own functions."""
-    import torch
-
-    from pipeline.compression.quantization import ptq
-    from pipeline.converters.executorch_lowering import lower
-
-    torch.set_num_threads(1)
-    folder = tmp_path_factory.mktemp("programs")
-    model, calib = _tiny(), torch.randn(8, *SHAPE[1:])
-    out = {}
-    for precision, m in (("fp32", model), ("int8", ptq(model, calib))):
-        name = "pte-fp32" if precision == "fp32" else "pte-int8-ptq"
-        path = folder / f"{name}.pte"
-        path.write_bytes(lower(m, calib[:1])[0])
-        out[name] = _artifact(name, path, "pte", precision)
-    return out
+    paths = conv_relu6_programs(tmp_path_factory.mktemp("programs"), SHAPE)
+    return {"pte-fp32": _artifact("pte-fp32", paths["fp32"], "pte", "fp32"),
+            "pte-int8-ptq": _artifact("pte-int8-ptq", paths["int8"], "pte", "int8")}
 
 
 def _artifact(name: str, path: Path, fmt: str, precision: str) -> Artifact:

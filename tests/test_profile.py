@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
+from conftest import conv_relu6_programs
 
 from pipeline.artifacts.artifact import Artifact, sha256_file
 from tests.networks import assert_outputs_differ_per_input, varied_inputs
@@ -19,26 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SHAPE = (1, 3, 224, 224)  # the photos recipe's input: the CLI feeds one of its evaluation pictures
 
 
-def _tiny() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.ReLU6(), nn.Conv2d(8, 8, 3, padding=1, groups=8),
-                         nn.ReLU6(), nn.Conv2d(8, 16, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(16, 10)).eval()
-
-
 @pytest.fixture(scope="module")
 def programs(tmp_path_factory) -> dict[str, Path]:
-    from pipeline.compression.quantization import ptq
-    from pipeline.converters.executorch_lowering import lower
-
-    torch.set_num_threads(1)
-    folder = tmp_path_factory.mktemp("programs")
-    model, calib = _tiny(), torch.randn(4, *SHAPE[1:])
-    out = {}
-    for name, m in (("fp32", model), ("int8", ptq(model, calib))):
-        out[name] = folder / f"{name}.pte"
-        out[name].write_bytes(lower(m, calib[:1])[0])
-    return out
+    return conv_relu6_programs(tmp_path_factory.mktemp("programs"), SHAPE, stride=4, calibration=4)
 
 
 def _profile(path: Path) -> dict:
