@@ -18,7 +18,7 @@ def export(model: torch.nn.Module, example: torch.Tensor | list[torch.Tensor], p
     examples = as_list(example)
     input_names = input_names or (["input"] if len(examples) == 1 else [f"input_{i}" for i in range(len(examples))])
     with torch.no_grad():
-        returned = model.eval()(*examples)
+        returned = _in_eval_mode(model)(*examples)
     if output_names is None:
         output_names = flat_outputs(returned)[0]
     # a one-tensor model is exported as it is (its graph's names are the module's own, which debug reads)
@@ -28,3 +28,12 @@ def export(model: torch.nn.Module, example: torch.Tensor | list[torch.Tensor], p
         program = torch.onnx.export(wrapped, tuple(examples), dynamo=True, opset_version=opset, verbose=False,
                                     input_names=input_names, output_names=output_names)
     program.save(str(path), external_data=False)
+
+
+def _in_eval_mode(model: torch.nn.Module) -> torch.nn.Module:
+    """`model.eval()`, except for the module of a torch.export program (a PT2E int8 reference), which refuses eval()
+    and is exported in the mode it was captured in."""
+    try:
+        return model.eval()
+    except NotImplementedError:
+        return model
