@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from pipeline.artifacts.artifact import Artifact
 
 IMAGE_LAYOUTS = ("NCHW", "NHWC")
+# the layout of a file's tensor whose channels come last (onnx2tf moves them there), by rank
+CHANNELS_LAST = {3: "NWC", 4: "NHWC", 5: "NDHWC"}
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,8 @@ import numpy as np
 
 from pipeline.artifacts.artifact import Artifact
 from pipeline.artifacts.preprocess import quantize_int8
-from pipeline.artifacts.tensors import TensorSpec, inputs_of, outputs_of
+from pipeline.artifacts.tensors import CHANNELS_LAST, TensorSpec, inputs_of, outputs_of
 
-CHANNELS_LAST = ("NWC", "NHWC", "NDHWC")  # layouts of a file's tensor whose channels come last
 RUNTIME_OF_FORMAT = {"torch": "torch", "pt2": "torch", "onnx": "onnxruntime", "tflite": "litert", "pte": "executorch"}
 # Runtimes that live in torch's process: torch's or ExecuTorch's process-wide thread pools, `import torch` to start
 TORCH_LINKED = ("torch", "executorch")
@@ -67,7 +66,7 @@ def from_tensor_output(y: np.ndarray, spec: TensorSpec) -> np.ndarray:
         y = ((y.astype(np.float32) - q["zero_point"]) * np.float32(q["scale"])).astype(np.float32)
     else:
         y = y.astype(np.float32, copy=False)
-    if spec.layout in CHANNELS_LAST and y.ndim == len(spec.layout):  # onnx2tf moved the channels last: back
+    if spec.layout in CHANNELS_LAST.values() and y.ndim == len(spec.layout):  # onnx2tf moved the channels last: back
         return np.moveaxis(y, -1, 1)
     return y
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from pipeline import data
 from pipeline.artifacts.artifact import Artifact, artifact_name, derived, finalize
-from pipeline.artifacts.tensors import TensorSpec, inputs_of, outputs_of
+from pipeline.artifacts.tensors import CHANNELS_LAST, TensorSpec, inputs_of, outputs_of
 from pipeline.converters import onnx2tf_adapter
 from pipeline.core.errors import ToolError, UserError
 from pipeline.data import calibration_photos
@@ -51,7 +51,6 @@ def kept_layout(src: Artifact) -> tuple[str, ...]:
     return tuple(s.name for s in inputs_of(src) if s.layout != "NCHW" and 3 <= len(s.shape) <= 5)
 
 
-CHANNELS_LAST = {3: "NWC", 4: "NHWC", 5: "NDHWC"}
 
 
 def _file_layout(file_shape: list[int], model_shape: tuple[int, ...], what: str, src: Artifact) -> str:
