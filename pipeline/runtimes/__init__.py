@@ -59,13 +59,17 @@ def to_artifact_input(x: np.ndarray, artifact: Artifact) -> np.ndarray:
     return to_tensor_input(x, inputs_of(artifact)[0])
 
 
+def dequantized(y: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """An integer output with a scale and zero point -> float32; any other output as the file returns it."""
+    if spec.quantization and np.issubdtype(y.dtype, np.integer):
+        q = spec.quantization
+        return ((y.astype(np.float32) - q["zero_point"]) * np.float32(q["scale"])).astype(np.float32)
+    return y
+
+
 def from_tensor_output(y: np.ndarray, spec: TensorSpec) -> np.ndarray:
     """One raw output -> float32 in reference form (dequantized; an NHWC image output back to NCHW)."""
-    if spec.quantization:
-        q = spec.quantization
-        y = ((y.astype(np.float32) - q["zero_point"]) * np.float32(q["scale"])).astype(np.float32)
-    else:
-        y = y.astype(np.float32, copy=False)
+    y = dequantized(y, spec).astype(np.float32, copy=False)
     if spec.layout in CHANNELS_LAST.values() and y.ndim == len(spec.layout):  # onnx2tf moved the channels last: back
         return np.moveaxis(y, -1, 1)
     return y

@@ -32,7 +32,7 @@ from pipeline.devices import Device, device_for
 from pipeline.devices.run_model import run_model
 from pipeline.measure.stats import latency_summary
 from pipeline.recipe.config import Config
-from pipeline.runtimes import RUNTIME_OF_FORMAT, open_session, to_artifact_inputs
+from pipeline.runtimes import RUNTIME_OF_FORMAT, dequantized, open_session, to_artifact_inputs
 from pipeline.runtimes.tflite_file import file_order
 from pipeline.stages.contract import Context, RunFlags, Stage, StageOutput
 
@@ -65,14 +65,6 @@ def device_artifacts(ctx: Context) -> tuple[list[Artifact], dict[str, str]]:
             continue
         chosen.append(art)
     return chosen, left_out
-
-
-def from_file_output(y: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """An integer output with a scale and zero point -> float32; any other output as the file returns it."""
-    if spec.quantization and np.issubdtype(y.dtype, np.integer):
-        q = spec.quantization
-        return ((y.astype(np.float32) - q["zero_point"]) * np.float32(q["scale"])).astype(np.float32)
-    return y
 
 
 def positions(art: Artifact) -> tuple[list[int], list[int]]:
@@ -149,8 +141,8 @@ def measure(device: Device, art: Artifact, xs: list[np.ndarray], labels: np.ndar
     if len(specs) != len(host):
         raise ToolError(f"{art.name}: its metadata records {len(specs)} outputs, the file returns {len(host)}")
     from_device = [result.outputs[out_pos.index(j)] for j in range(len(specs))]  # back to the model's order
-    device_out = [from_file_output(y, s).reshape(h.shape) for y, h, s in zip(from_device, host, specs, strict=True)]
-    host_out = [from_file_output(h, s) for h, s in zip(host, specs, strict=True)]
+    device_out = [dequantized(y, s).reshape(h.shape) for y, h, s in zip(from_device, host, specs, strict=True)]
+    host_out = [dequantized(h, s) for h, s in zip(host, specs, strict=True)]
     info = result.device_info
     try:
         thermal_after = device.probe().thermal_millicelsius
