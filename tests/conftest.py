@@ -78,10 +78,10 @@ ci_rel_width = 0.25
     return path
 
 
-def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """Run the CLI in a fresh process, as a user would."""
+def cli(*args: str, cwd: Path = ROOT, timeout: float = 1200) -> subprocess.CompletedProcess:
+    """Run the CLI in a fresh process, as a user would (`timeout` guards against a hang, not a slow machine)."""
     return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=1200)
+                          timeout=timeout)
 
 
 @pytest.fixture(scope="session")
