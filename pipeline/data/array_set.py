@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.artifacts.tensors import TensorSpec
-from pipeline.core.errors import DataError
+from pipeline.core.errors import DataError, shown
 from pipeline.data import array_cache
 from pipeline.data.array_files import BLOCK_BYTES, ArrayRef, check_finite, drop, mapped, npy_file, read_all
 from pipeline.data.source import Split
@@ -76,7 +76,7 @@ def check_pair(train: ArraySet, val: ArraySet) -> None:
     for name, ref in val.inputs.items():
         other = train.inputs[name]
         if ref.shape[1:] != other.shape[1:] or ref.dtype != other.dtype:
-            raise DataError(ref.label, f"input {name!r} is {ref.dtype} {list(ref.shape[1:])} per sample but "
+            raise DataError(ref.label, f"input '{shown(name)}' is {ref.dtype} {list(ref.shape[1:])} per sample but "
                             f"{other.label} is {other.dtype} {list(other.shape[1:])}; both splits need the same")
     if (train.targets is None) != (val.targets is None):
         missing = val if val.targets is None else train

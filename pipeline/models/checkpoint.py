@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from pipeline.artifacts.artifact import Artifact, atomic_write_bytes
 from pipeline.artifacts.model_io import as_list, flat_outputs
-from pipeline.core.errors import UserError
+from pipeline.core.errors import UserError, shown
 from pipeline.models import sources
 from pipeline.models.reshape import fit_to_state_dict
 
@@ -74,8 +74,8 @@ def load_state_dict(model: nn.Module, path: Path, pruned: bool = False) -> nn.Mo
                         "save it with torch.save(model.state_dict(), path)")
     for name, value in state.items():
         if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise UserError(f"{path}: tensor {name!r} holds NaN or infinite values; these weights cannot give a "
-                            "usable model (check the training run that saved them)")
+            raise UserError(f"{shown(path)}: tensor '{shown(name)}' holds NaN or infinite values; these weights "
+                            "cannot give a usable model (check the training run that saved them)")
     if pruned:
         fit_to_state_dict(model, state)
     try:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from pipeline.core.errors import ConfigError, UserError
+from pipeline.core.errors import ConfigError, UserError, shown
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def build(spec: dict, pretrained: bool = False) -> nn.Module:
         key = _unexpected_keyword(exc)
         if key is not None:
             raise ConfigError(spec.get("recipe", "recipe"), f"model.settings.{key}",
-                              f"{describe(spec)} takes no setting {key!r}") from None
+                              f"{describe(spec)} takes no setting '{shown(key)}'") from None
         raise _builder_error(spec, exc) from None
     except Exception as exc:  # the user's factory may raise anything
         raise _builder_error(spec, exc) from None

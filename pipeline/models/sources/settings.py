@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import ConfigError, shown
 
 
 def accepted(fn: Callable) -> set[str] | None:
@@ -30,4 +30,4 @@ def check_settings(fn: Callable, settings: dict, recipe_path: Path, what: str) -
         if key not in names:
             close = difflib.get_close_matches(key, sorted(names), n=1)
             tip = f" (did you mean {close[0]!r}?)" if close else f" (it takes: {', '.join(sorted(names)) or 'none'})"
-            raise ConfigError(recipe_path, f"model.settings.{key}", f"{what} takes no setting {key!r}{tip}")
+            raise ConfigError(recipe_path, f"model.settings.{key}", f"{what} takes no setting '{shown(key)}'{tip}")
