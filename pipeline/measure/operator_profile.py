@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from pipeline.artifacts.artifact import Artifact
+from pipeline.recipe.config import Config
 
 SCHEMA = "phone-pipeline/profile/1"
 FORMATS = ("pte", "tflite")
@@ -43,6 +44,17 @@ def record(art: Artifact, x: np.ndarray, runs: int, threads: int) -> dict:
         raise ValueError(f"a {art.format} artifact has no per-operator profile here ({', '.join(FORMATS)} have)")
     return {"schema": SCHEMA, "artifact": identity(art), "profile": result,
             "seconds": round(time.perf_counter() - start, 2)}
+
+
+def evaluation_input(recipe: Config, art: Artifact) -> np.ndarray | None:
+    """What `record` runs `art` on: one batch of the recipe's evaluation pictures in reference layout for a .pte;
+    None for a .tflite, whose op table reads the file only."""
+    from pipeline import data
+    from pipeline.runtimes import batch_size
+
+    if art.format != "pte":
+        return None
+    return data.to_tensor(data.eval_split(recipe, batch_size(art)).images, data.input_spec(recipe))
 
 
 def failed(art: Artifact, why: str) -> dict:

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline import data
 from pipeline.artifacts.manifest import find_artifact
 from pipeline.core.errors import UserError, artifact_failed, shown
 from pipeline.engine.recipes import recipe_of
-from pipeline.measure.operator_profile import FORMATS, record
+from pipeline.measure.operator_profile import FORMATS, evaluation_input, record
 
 
 def profile(run_dir: Path, name: str, runs: int = 20, threads: int = 1,
@@ -30,16 +29,11 @@ def profile(run_dir: Path, name: str, runs: int = 20, threads: int = 1,
     profile it shows. A .pte's input comes from the recipe's data: `recipe` (`--recipe`), or the bundled recipe the
     manifest names (`engine.recipes.recipe_of`)."""
     from pipeline.measure import profile_page
-    from pipeline.runtimes import batch_size
-
     manifest, _, art = find_artifact(run_dir, name, companions=False)
     if art.format not in FORMATS:
         raise UserError(f"{shown(art.name)}: a {art.format} artifact cannot be profiled per operator; profile supports "
                         f"{' and '.join(f'.{f}' for f in FORMATS)} artifacts")
-    x = None
-    if art.format == "pte":
-        config = recipe_of(manifest, run_dir, recipe)
-        x = data.to_tensor(data.eval_split(config, batch_size(art)).images, data.input_spec(config))
+    x = evaluation_input(recipe_of(manifest, run_dir, recipe), art) if art.format == "pte" else None
     try:
         rec = record(art, x, runs, threads)
     except UserError:

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import data
 from pipeline.artifacts.artifact import Artifact
 from pipeline.artifacts.manifest import artifacts
 from pipeline.core.errors import shown
 from pipeline.measure import profile_page
-from pipeline.measure.operator_profile import FORMATS, failed, record
+from pipeline.measure.operator_profile import FORMATS, evaluation_input, failed, record
 from pipeline.recipe.config import Config
 from pipeline.report import int8_payoff
 from pipeline.report import run_report as report
@@ -37,7 +36,7 @@ def run(ctx: Context) -> StageOutput:
     manifest = dict(ctx.manifest or {})
     arts = {n: Artifact.from_dict(a) for n, a in artifacts(manifest).items()}
     profiled = profile_not_paying(report.build(manifest)["artifacts"], arts, ctx.out_dir,
-                                  lambda art: _input(ctx.recipe, art))
+                                  lambda art: evaluation_input(ctx.recipe, art))
     for name, why in profiled.items():
         ctx.log.info("%s: profiled per operator (%s)", name, why)
     path = report.write(ctx.out_dir, manifest)
@@ -63,14 +62,6 @@ def profile_not_paying(rows: list[dict], arts: dict[str, Artifact], run_dir: Pat
             profile_page.write(run_dir / "profile", rec)
             done[name] = rec.get("error") or "done"
     return done
-
-
-def _input(recipe: Config, art: Artifact) -> np.ndarray | None:
-    from pipeline.runtimes import batch_size
-
-    if art.format != "pte":
-        return None  # LiteRT's op table reads the file only
-    return data.to_tensor(data.eval_split(recipe, batch_size(art)).images, data.input_spec(recipe))
 
 
 STAGE = Stage("report", "report.md, report.json and the accuracy/latency plot", ("evaluate", "benchmark"),
